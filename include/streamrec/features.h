@@ -1,0 +1,77 @@
+// Per-customer features, maintained incrementally: every update is O(1) in the number of past
+// events (the per-customer item, channel and service-type tables are bounded by FeatureOptions).
+// The state itself is the protobuf message streamrec.v1.CustomerState (proto/streamrec/v1/
+// state.proto), which is also its RocksDB encoding.
+#ifndef STREAMREC_FEATURES_H_
+#define STREAMREC_FEATURES_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "streamrec/catalog.h"
+#include "streamrec/event.h"
+#include "streamrec/status.h"
+#include "streamrec/v1/state.pb.h"
+
+namespace streamrec {
+
+using CustomerState = v1::CustomerState;
+using ItemStats = v1::ItemStats;
+
+struct FeatureOptions {
+  // Per-customer item table bound. When full, the entry with the fewest purchases (oldest on a
+  // tie) is dropped to make room. Larger: better re-offer/ownership recall, bigger state.
+  int max_items_per_customer = 64;
+  // Bound of the channel and service-type count tables (distinct values kept per customer).
+  int max_channels = 16;
+  int max_service_types = 16;
+  // Half-life of decayed spend (and item popularity), in days of event time.
+  double spend_half_life_days = 30.0;
+};
+
+// A customer nobody has seen yet: cluster -1, zero counts.
+CustomerState NewCustomerState(std::string_view customer_id);
+
+// Applies one validated event to `state`. `item` is the catalogue entry of the event's item, or
+// nullptr when the item is unknown (then no service type is counted). Pure: depends on the
+// arguments only. Out-of-order events (older than the last seen) are folded in correctly for
+// totals and counts; gaps are counted between baskets as they arrive.
+void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const CatalogItem* item,
+                CustomerState* state);
+
+// Applies one event to the global statistics of its item (`stats.item_id` must match).
+// `new_buyer` says the customer had not bought this item before.
+void ApplyItemEvent(const FeatureOptions& options, const PurchaseEvent& event, bool new_buyer,
+                    ItemStats* stats);
+
+// Exponential decay factor for `elapsed_ms` of event time at the given half-life (1 for <= 0).
+double DecayFactor(int64_t elapsed_ms, double half_life_days);
+
+// Decayed spend of `state` seen at event time `now_ms`.
+double DecayedSpendAt(const CustomerState& state, int64_t now_ms, double half_life_days);
+
+// nullptr when the customer has no entry for `item_id` (never bought, or evicted by the bound).
+const v1::ItemCount* FindItem(const CustomerState& state, std::string_view item_id);
+
+// Derived figures used by models and reports.
+struct DerivedFeatures {
+  double recency_days = 0;       // now - last purchase
+  double frequency = 0;          // baskets
+  double monetary = 0;           // total spend
+  double avg_spend = 0;          // spend per basket
+  double avg_discount = 0;       // discount / (spend + discount)
+  double mean_gap_days = 0;      // mean days between baskets (0 with one basket)
+  double tenure_days = 0;        // last purchase - first purchase
+};
+DerivedFeatures Derive(const CustomerState& state, int64_t now_ms);
+
+// Encoding of states in the store: one format byte, then the protobuf. Decoding a value of
+// another format version fails with NotSupported naming both versions.
+constexpr uint8_t kStateFormatVersion = 1;
+std::string EncodeState(const google::protobuf::MessageLite& message);
+Status DecodeState(std::string_view bytes, google::protobuf::MessageLite* message);
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_FEATURES_H_

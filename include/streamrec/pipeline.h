@@ -1,0 +1,108 @@
+// Pipeline: the micro-batch core shared by every source (Kafka, file replay, evaluation).
+//   decode -> group by customer -> MultiGet states -> update features and item statistics ->
+//   assign segments -> recommend for changed customers -> one atomic write of states, item
+//   statistics, the source position and outbox records.
+// It knows nothing of Kafka or RocksDB: the store, segmenter and recommender are injected.
+#ifndef STREAMREC_PIPELINE_H_
+#define STREAMREC_PIPELINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "streamrec/catalog.h"
+#include "streamrec/decoder.h"
+#include "streamrec/features.h"
+#include "streamrec/recommender.h"
+#include "streamrec/segmenter.h"
+#include "streamrec/state_store.h"
+#include "streamrec/status.h"
+#include "streamrec/v1/events.pb.h"
+#include "streamrec/v1/state.pb.h"
+
+namespace streamrec {
+
+struct PipelineOptions {
+  // Name of the source whose positions this pipeline stores (e.g. "file:events.csv" or a topic).
+  std::string source_name = "file";
+  FeatureOptions features;
+  RecommenderOptions recommend;
+};
+
+// One raw record of a source partition. The views must stay valid during ProcessBatch.
+struct SourceRecord {
+  uint64_t offset = 0;
+  std::string_view key;
+  std::string_view payload;
+};
+
+struct InvalidRecord {
+  uint64_t offset = 0;
+  Status status;
+};
+
+struct BatchResult {
+  uint64_t records = 0;           // records consumed (valid + invalid)
+  uint64_t events = 0;            // valid events applied
+  uint64_t customers_changed = 0;
+  uint64_t new_customers = 0;
+  uint64_t lists_published = 0;   // lists that differed from the last published, sent to outbox
+  uint64_t segment_changes = 0;
+  int64_t watermark_ms = 0;       // max event time applied so far in the partition
+  std::vector<InvalidRecord> invalid;
+};
+
+class Pipeline {
+ public:
+  // None of the pointers are owned; all must outlive the pipeline. `catalog` may be null.
+  Pipeline(PipelineOptions options, StateStore* store, const Catalog* catalog,
+           Segmenter* segmenter, Recommender* recommender);
+
+  // Loads the global item statistics from the store. REQUIRES: called once before ProcessBatch.
+  Status Open();
+
+  // The stored position of `partition` (a zero position when none is stored).
+  StatusOr<v1::SourcePosition> Position(uint32_t partition);
+
+  // Applies `records` of `partition`, decoded by `decoder`, as one atomic micro-batch. Records
+  // must follow each other in offset order; offsets below the stored position are skipped
+  // (already applied), so re-delivery after a crash is harmless. On error nothing of the batch
+  // is stored and the in-memory item statistics are reloaded from the store.
+  Status ProcessBatch(uint32_t partition, const std::vector<SourceRecord>& records,
+                      Decoder* decoder, BatchResult* result);
+
+  const ItemStatsTable& item_stats() const { return items_; }
+  const PipelineOptions& options() const { return options_; }
+
+ private:
+  Status LoadItems();
+
+  PipelineOptions options_;
+  StateStore* store_;
+  const Catalog* catalog_;
+  Segmenter* segmenter_;
+  Recommender* recommender_;
+  ItemStatsTable items_;
+  std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
+};
+
+// JSON form of a list, one line, in the shape of `streamrec replay --recs-out`:
+// {"customer_id":"…","version":N,"as_of":"<ISO-8601>","segment":"…","cluster":N,
+//  "group":"treatment"|"control","items":[{"item_id":"…","score":X,"strategy":"…","reason":"…"}]}
+std::string RecommendationListToJson(const v1::RecommendationList& list);
+
+// Publishes the outbox records of `partition` in sequence order with `publish`, then calls
+// `sync` (may be null; e.g. flush a file) and deletes the chunk of records published. Returns
+// the number published. At-least-once: a crash between publish and delete publishes those
+// records again on the next drain.
+StatusOr<uint64_t> DrainOutbox(StateStore* store, uint32_t partition,
+                               const std::function<Status(const v1::OutboxRecord&)>& publish,
+                               const std::function<Status()>& sync = nullptr);
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_PIPELINE_H_

@@ -1,0 +1,43 @@
+// Segmenter: puts customers into segments. The consumer thread hands it each micro-batch's
+// changed customers; it writes cluster, segment and model version into their states.
+// (The K-Means engine replaces the placeholder RFM rule segmenter.)
+#ifndef STREAMREC_SEGMENTER_H_
+#define STREAMREC_SEGMENTER_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "streamrec/features.h"
+
+namespace streamrec {
+
+struct SegmentInfo {
+  int32_t cluster = -1;
+  std::string name;
+  std::string description;  // how a customer gets here / what to do with them
+};
+
+class Segmenter {
+ public:
+  virtual ~Segmenter() = default;
+  // Assigns every state in `changed` at event time `now_ms`, setting cluster, segment and
+  // model_version. May update an online model. Called from one thread at a time.
+  virtual void AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) = 0;
+  virtual uint64_t model_version() const = 0;
+  // The segments this segmenter can assign, in cluster order.
+  virtual std::vector<SegmentInfo> Segments() const = 0;
+};
+
+// Placeholder until the K-Means engine: a fixed rule on baskets and spend.
+//   0 New            one basket
+//   1 Promising      2-3 baskets
+//   2 Loyal          4+ baskets
+//   3 Champions      10+ baskets and spend in the top tier (>= champion_spend)
+std::unique_ptr<Segmenter> NewRfmRuleSegmenter(double champion_spend = 1000.0);
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_SEGMENTER_H_

@@ -1,0 +1,115 @@
+// StateStore: the durable home of streamrec's state. An ordered key-value store with column
+// families and atomic multi-column write sets — RocksDB in production (OpenRocksStateStore),
+// an in-memory map in tests (NewMemStateStore). The core never sees RocksDB headers.
+#ifndef STREAMREC_STATE_STORE_H_
+#define STREAMREC_STATE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "streamrec/status.h"
+
+namespace streamrec {
+
+// Column families. Per-partition data (customers, positions, outbox) is keyed by partition
+// first, so a partition's state can be scanned, dropped or handed over on its own.
+enum class Column : int {
+  kCustomers = 0,  // PartitionKey(p, customer_id) -> CustomerState
+  kItems,          // item_id -> ItemStats (global)
+  kModel,          // model versions (global)
+  kPositions,      // PositionKey(source, p) -> SourcePosition
+  kOutbox,         // OutboxKey(p, seq) -> OutboxRecord
+  kMeta,           // name -> value (format version, ...)
+};
+constexpr int kNumColumns = 6;
+// "customers", "items", "model", "positions", "outbox", "meta".
+const char* ColumnName(Column column);
+
+// Fixed-width big-endian partition prefix + customer id: keys sort by partition.
+std::string PartitionKey(uint32_t partition, std::string_view id);
+std::string PartitionPrefix(uint32_t partition);
+std::string OutboxKey(uint32_t partition, uint64_t sequence);
+std::string PositionKey(std::string_view source, uint32_t partition);
+
+// A set of puts and deletes applied atomically by StateStore::Write.
+class WriteSet {
+ public:
+  void Put(Column column, std::string key, std::string value);
+  void Delete(Column column, std::string key);
+  size_t size() const { return ops_.size(); }
+  bool empty() const { return ops_.empty(); }
+  void Clear() { ops_.clear(); }
+
+  struct Op {
+    Column column;
+    bool is_delete;
+    std::string key;
+    std::string value;
+  };
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  // NotFound when absent.
+  virtual Status Get(Column column, std::string_view key, std::string* value) = 0;
+  // Looks up `keys` at one consistent point; (*found)[i] says whether (*values)[i] is set.
+  virtual Status MultiGet(Column column, const std::vector<std::string>& keys,
+                          std::vector<std::string>* values, std::vector<bool>* found) = 0;
+  // Applies every operation of `writes` or none.
+  virtual Status Write(const WriteSet& writes) = 0;
+  // Visits the keys starting with `prefix` in key order, on a consistent snapshot taken at the
+  // call; stops early when `visit` returns false.
+  virtual Status Scan(Column column, std::string_view prefix,
+                      const std::function<bool(std::string_view key, std::string_view value)>&
+                          visit) = 0;
+  // Makes everything written so far durable (memtable flush); a no-op in memory.
+  virtual Status Flush() = 0;
+  // Approximate bytes on disk (0 in memory).
+  virtual uint64_t ApproximateSize() = 0;
+};
+
+struct StoreOptions {
+  // Directory of the RocksDB instance; created when missing.
+  std::string path;
+  // fsync the write-ahead log on every batch commit. true: a machine crash loses nothing;
+  // false (default): a process crash loses nothing, a power loss may lose the last batches
+  // (they are then re-read from the source, since positions are in the same batch).
+  bool sync_wal = false;
+  // Block cache for reads, MiB. Hot customers' states live here.
+  int block_cache_mb = 256;
+  // Block compression: "none", "snappy", "lz4" or "zstd".
+  std::string compression = "lz4";
+  // Write buffer (memtable) size per column family, MiB.
+  int write_buffer_mb = 64;
+};
+
+// Opens (creating if needed) a RocksDB store with all column families, then checks the store's
+// format version (meta "format_version"): a store written by an incompatible version fails with
+// NotSupported naming the directory and both versions. A new store is stamped with ours.
+StatusOr<std::unique_ptr<StateStore>> OpenRocksStateStore(const StoreOptions& options);
+
+// An in-memory store with the same semantics (tests, evaluation). Stamped like a RocksDB one.
+std::unique_ptr<StateStore> NewMemStateStore();
+
+// The store format this build writes. Bump when an encoding changes incompatibly.
+constexpr uint32_t kStoreFormatVersion = 1;
+// Stamps an empty store with kStoreFormatVersion, or checks the stamp of an existing one.
+Status CheckStoreFormat(StateStore* store, std::string_view where);
+
+// A digest of all customer states and item statistics (hex, 32 characters): two stores with
+// equal digests hold the same customer and item state byte for byte.
+StatusOr<std::string> StateDigest(StateStore* store);
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_STATE_STORE_H_

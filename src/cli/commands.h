@@ -1,0 +1,59 @@
+// The streamrec subcommands. main.cc registers them; each Run* returns the process exit code:
+// 0 success, 1 runtime failure, 2 bad configuration or usage.
+#ifndef STREAMREC_SRC_CLI_COMMANDS_H_
+#define STREAMREC_SRC_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace streamrec::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+
+// Set by SIGINT/SIGTERM; long commands stop at the next batch boundary.
+std::atomic<bool>& StopFlag();
+
+struct ReplayArgs {
+  std::string config_path;
+  std::string input;
+  std::string state_dir;
+  std::string recs_out;
+  std::string summary_json;
+  std::string catalog;
+  bool quiet = false;
+};
+void AddReplayCommand(CLI::App& app, ReplayArgs* args, int* exit_code);
+
+struct GenerateArgs {
+  uint64_t customers = 10000;
+  uint64_t events = 100000;
+  uint64_t seed = 42;
+  std::string out;
+  std::string catalog_out;
+};
+void AddGenerateCommand(CLI::App& app, GenerateArgs* args, int* exit_code);
+
+struct DemoArgs {
+  std::string config_path;
+  uint64_t customers = 20000;
+  uint64_t events = 200000;
+  uint64_t seed = 42;
+  std::string work_dir;
+  int samples = 3;
+};
+void AddDemoCommand(CLI::App& app, DemoArgs* args, int* exit_code);
+
+struct ConfigArgs {
+  bool print_defaults = false;
+  std::string check;
+};
+void AddConfigCommand(CLI::App& app, ConfigArgs* args, int* exit_code);
+
+}  // namespace streamrec::cli
+
+#endif  // STREAMREC_SRC_CLI_COMMANDS_H_

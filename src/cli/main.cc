@@ -1,0 +1,35 @@
+// streamrec: wires the subcommands; the work is done in the library and src/cli/*_command.cc.
+#include <csignal>
+
+#include "cli/commands.h"
+
+namespace {
+extern "C" void OnSignal(int) { streamrec::cli::StopFlag().store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  CLI::App app{"streamrec: streaming customer segmentation and upsell/cross-sell recommendations"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "streamrec 0.1.0");
+  int exit_code = streamrec::cli::kExitOk;
+
+  streamrec::cli::ReplayArgs replay;
+  streamrec::cli::GenerateArgs generate;
+  streamrec::cli::DemoArgs demo;
+  streamrec::cli::ConfigArgs config;
+  streamrec::cli::AddReplayCommand(app, &replay, &exit_code);
+  streamrec::cli::AddGenerateCommand(app, &generate, &exit_code);
+  streamrec::cli::AddDemoCommand(app, &demo, &exit_code);
+  streamrec::cli::AddConfigCommand(app, &config, &exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : streamrec::cli::kExitConfig;
+  }
+  return exit_code;
+}

@@ -1,0 +1,447 @@
+#include "streamrec/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include "streamrec/time_util.h"
+
+extern char** environ;
+
+namespace streamrec {
+
+namespace {
+
+// One configuration key: how to parse it into a Config and how to print its value.
+struct KeySpec {
+  std::string path;
+  std::string doc;
+  std::function<Status(Config*, const std::string&)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+Status BadValue(const std::string& path, const std::string& value, const std::string& expected) {
+  return Status::InvalidArgument("configuration key '" + path + "': bad value '" + value +
+                                 "' (expected " + expected + ")");
+}
+
+std::string FormatDouble(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, end);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string QuoteIfNeeded(const std::string& s) {
+  if (s.empty()) return "\"\"";
+  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+           c == '/';
+  });
+  if (plain && s != "true" && s != "false" && s != "null") return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+template <typename Access>
+KeySpec IntKey(std::string path, std::string doc, Access access, int64_t min, int64_t max) {
+  KeySpec k{path, std::move(doc), nullptr, nullptr};
+  k.set = [=](Config* c, const std::string& v) -> Status {
+    int64_t parsed = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+    if (ec != std::errc() || end != v.data() + v.size()) return BadValue(path, v, "an integer");
+    if (parsed < min || parsed > max) {
+      return BadValue(path, v, "an integer in [" + std::to_string(min) + ", " +
+                                   std::to_string(max) + "]");
+    }
+    access(*c) = static_cast<std::remove_reference_t<decltype(access(*c))>>(parsed);
+    return Status::OK();
+  };
+  k.get = [=](const Config& c) { return std::to_string(access(const_cast<Config&>(c))); };
+  return k;
+}
+
+template <typename Access>
+KeySpec DoubleKey(std::string path, std::string doc, Access access, double min, double max) {
+  KeySpec k{path, std::move(doc), nullptr, nullptr};
+  k.set = [=](Config* c, const std::string& v) -> Status {
+    double parsed = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+    if (ec != std::errc() || end != v.data() + v.size() || !std::isfinite(parsed)) {
+      return BadValue(path, v, "a number");
+    }
+    if (parsed < min || parsed > max) {
+      return BadValue(path, v, "a number in [" + FormatDouble(min) + ", " + FormatDouble(max) + "]");
+    }
+    access(*c) = parsed;
+    return Status::OK();
+  };
+  k.get = [=](const Config& c) { return FormatDouble(access(const_cast<Config&>(c))); };
+  return k;
+}
+
+template <typename Access>
+KeySpec BoolKey(std::string path, std::string doc, Access access) {
+  KeySpec k{path, std::move(doc), nullptr, nullptr};
+  k.set = [=](Config* c, const std::string& v) -> Status {
+    std::string lower = v;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    if (lower == "true" || lower == "yes" || lower == "on" || lower == "1") {
+      access(*c) = true;
+    } else if (lower == "false" || lower == "no" || lower == "off" || lower == "0") {
+      access(*c) = false;
+    } else {
+      return BadValue(path, v, "true or false");
+    }
+    return Status::OK();
+  };
+  k.get = [=](const Config& c) { return std::string(access(const_cast<Config&>(c)) ? "true" : "false"); };
+  return k;
+}
+
+// A string; when `allowed` is not empty the value must be one of them.
+template <typename Access>
+KeySpec StringKey(std::string path, std::string doc, Access access,
+                  std::vector<std::string> allowed = {}) {
+  KeySpec k{path, std::move(doc), nullptr, nullptr};
+  k.set = [=](Config* c, const std::string& v) -> Status {
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return BadValue(path, v, "one of " + list);
+    }
+    access(*c) = v;
+    return Status::OK();
+  };
+  k.get = [=](const Config& c) { return QuoteIfNeeded(access(const_cast<Config&>(c))); };
+  return k;
+}
+
+const char* TimestampFormatName(TimestampFormat f) {
+  switch (f) {
+    case TimestampFormat::kAuto: return "auto";
+    case TimestampFormat::kIso8601: return "iso8601";
+    case TimestampFormat::kEpochSeconds: return "epoch_s";
+    case TimestampFormat::kEpochMillis: return "epoch_ms";
+  }
+  return "auto";
+}
+
+const std::vector<KeySpec>& Schema() {
+  static const std::vector<KeySpec> kSchema = [] {
+    std::vector<KeySpec> s;
+    // input
+    s.push_back(StringKey("input.format",
+                          "record format: csv (header row), json (one object per line/message), "
+                          "protobuf (streamrec.v1.PurchaseEvent; Kafka only)",
+                          [](Config& c) -> std::string& { return c.input.format; },
+                          {"csv", "json", "protobuf"}));
+    {
+      KeySpec k{"input.timestamp_format",
+                "auto (ISO-8601 text, or epoch seconds < 1e11 <= epoch ms), iso8601, epoch_s, "
+                "epoch_ms",
+                nullptr, nullptr};
+      k.set = [](Config* c, const std::string& v) -> Status {
+        for (auto f : {TimestampFormat::kAuto, TimestampFormat::kIso8601,
+                       TimestampFormat::kEpochSeconds, TimestampFormat::kEpochMillis}) {
+          if (v == TimestampFormatName(f)) {
+            c->input.decoder.timestamp_format = f;
+            return Status::OK();
+          }
+        }
+        return BadValue("input.timestamp_format", v, "one of auto, iso8601, epoch_s, epoch_ms");
+      };
+      k.get = [](const Config& c) {
+        return std::string(TimestampFormatName(c.input.decoder.timestamp_format));
+      };
+      s.push_back(std::move(k));
+    }
+    {
+      KeySpec k{"input.default_zone",
+                "zone of ISO-8601 times written without an offset: UTC or a fixed offset such "
+                "as +07:00",
+                nullptr, nullptr};
+      k.set = [](Config* c, const std::string& v) -> Status {
+        auto offset = ParseUtcOffset(v);
+        if (!offset.ok()) {
+          return BadValue("input.default_zone", v, "UTC or a fixed offset like +07:00");
+        }
+        c->input.default_zone = v;
+        c->input.decoder.default_utc_offset_minutes = *offset;
+        return Status::OK();
+      };
+      k.get = [](const Config& c) { return QuoteIfNeeded(c.input.default_zone); };
+      s.push_back(std::move(k));
+    }
+    s.push_back(BoolKey("input.allow_negative_quantity",
+                        "accept quantity < 0 (returns); otherwise such records are invalid",
+                        [](Config& c) -> bool& { return c.input.decoder.allow_negative_quantity; }));
+    {
+      KeySpec k{"input.csv_delimiter", "CSV field delimiter (one character)", nullptr, nullptr};
+      k.set = [](Config* c, const std::string& v) -> Status {
+        std::string d = v == "\\t" ? "\t" : v;
+        if (d.size() != 1 || d == "\"" || d == "\n") {
+          return BadValue("input.csv_delimiter", v, "one character other than a quote");
+        }
+        c->input.decoder.csv_delimiter = d[0];
+        return Status::OK();
+      };
+      k.get = [](const Config& c) {
+        char d = c.input.decoder.csv_delimiter;
+        return d == '\t' ? std::string("\"\\t\"") : QuoteIfNeeded(std::string(1, d));
+      };
+      s.push_back(std::move(k));
+    }
+    s.push_back(IntKey("input.min_event_time_ms",
+                       "events before this time (ms since epoch) are rejected as absurd",
+                       [](Config& c) -> int64_t& { return c.input.decoder.min_event_time_ms; }, 0,
+                       std::numeric_limits<int64_t>::max()));
+    s.push_back(IntKey("input.max_event_time_ms",
+                       "events after this time (ms since epoch) are rejected as absurd",
+                       [](Config& c) -> int64_t& { return c.input.decoder.max_event_time_ms; }, 1,
+                       std::numeric_limits<int64_t>::max()));
+    struct FieldSpec {
+      const char* name;
+      std::string FieldNames::*member;
+    };
+    for (const FieldSpec& f : std::initializer_list<FieldSpec>{
+             {"event_id", &FieldNames::event_id},
+             {"customer_id", &FieldNames::customer_id},
+             {"item_id", &FieldNames::item_id},
+             {"event_time", &FieldNames::event_time},
+             {"quantity", &FieldNames::quantity},
+             {"unit_price", &FieldNames::unit_price},
+             {"amount", &FieldNames::amount},
+             {"discount", &FieldNames::discount},
+             {"channel", &FieldNames::channel},
+             {"currency", &FieldNames::currency}}) {
+      auto member = f.member;
+      s.push_back(StringKey(std::string("input.fields.") + f.name,
+                            std::string("source field (JSON key / CSV column) carrying ") + f.name,
+                            [member](Config& c) -> std::string& {
+                              return c.input.decoder.fields.*member;
+                            }));
+    }
+    // state
+    s.push_back(StringKey("state.dir", "RocksDB directory (replay: --state-dir overrides)",
+                          [](Config& c) -> std::string& { return c.state.path; }));
+    s.push_back(BoolKey("state.sync_wal",
+                        "fsync the write-ahead log at every batch commit (survives power loss; "
+                        "slower)",
+                        [](Config& c) -> bool& { return c.state.sync_wal; }));
+    s.push_back(IntKey("state.block_cache_mb", "RocksDB block cache, MiB",
+                       [](Config& c) -> int& { return c.state.block_cache_mb; }, 8, 1 << 20));
+    s.push_back(IntKey("state.write_buffer_mb", "RocksDB memtable size per column family, MiB",
+                       [](Config& c) -> int& { return c.state.write_buffer_mb; }, 1, 1 << 16));
+    s.push_back(StringKey("state.compression", "block compression",
+                          [](Config& c) -> std::string& { return c.state.compression; },
+                          {"none", "snappy", "lz4", "zstd"}));
+    // features
+    s.push_back(IntKey("features.max_items_per_customer",
+                       "distinct items remembered per customer (least bought dropped first)",
+                       [](Config& c) -> int& { return c.features.max_items_per_customer; }, 1,
+                       4096));
+    s.push_back(IntKey("features.max_channels", "distinct channels counted per customer",
+                       [](Config& c) -> int& { return c.features.max_channels; }, 1, 256));
+    s.push_back(IntKey("features.max_service_types",
+                       "distinct service types / categories counted per customer",
+                       [](Config& c) -> int& { return c.features.max_service_types; }, 1, 256));
+    s.push_back(DoubleKey("features.spend_half_life_days",
+                          "half-life of decayed spend and item popularity counts, days",
+                          [](Config& c) -> double& { return c.features.spend_half_life_days; },
+                          0.01, 36500));
+    // pipeline
+    s.push_back(IntKey("pipeline.batch_size", "records per micro-batch",
+                       [](Config& c) -> int& { return c.pipeline.batch_size; }, 1, 1000000));
+    // recommend
+    s.push_back(IntKey("recommend.list_length", "items per recommendation list",
+                       [](Config& c) -> int& { return c.recommend.list_length; }, 1, 1000));
+    s.push_back(DoubleKey("recommend.popularity_half_life_days",
+                          "half-life of item popularity when ranking, days",
+                          [](Config& c) -> double& { return c.recommend.popularity_half_life_days; },
+                          0.01, 36500));
+    s.push_back(BoolKey("recommend.exclude_owned", "never offer an item the customer bought",
+                        [](Config& c) -> bool& { return c.recommend.exclude_owned; }));
+    s.push_back(DoubleKey("recommend.control_share",
+                          "share of customers in the control group (hash of the customer id)",
+                          [](Config& c) -> double& { return c.recommend.control_share; }, 0, 1));
+    // segments
+    s.push_back(DoubleKey("segments.champion_spend",
+                          "rule segmenter: spend that makes a 10+-basket customer a Champion",
+                          [](Config& c) -> double& { return c.segments.champion_spend; }, 0,
+                          1e15));
+    // catalog
+    s.push_back(StringKey("catalog.path", "catalogue CSV (item attributes); empty: none",
+                          [](Config& c) -> std::string& { return c.catalog_path; }));
+    return s;
+  }();
+  return kSchema;
+}
+
+const KeySpec* FindKey(const std::string& path) {
+  for (const KeySpec& k : Schema()) {
+    if (k.path == path) return &k;
+  }
+  return nullptr;
+}
+
+Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::string& file,
+                 Config* config) {
+  if (!node.IsMap()) {
+    return Status::InvalidArgument("configuration '" + file + "': '" +
+                                   (prefix.empty() ? std::string("top level") : prefix) +
+                                   "' must be a mapping");
+  }
+  for (const auto& entry : node) {
+    std::string key = entry.first.as<std::string>();
+    std::string path = prefix.empty() ? key : prefix + "." + key;
+    const YAML::Node& value = entry.second;
+    if (value.IsMap()) {
+      bool is_section = false;
+      for (const KeySpec& k : Schema()) {
+        if (k.path.rfind(path + ".", 0) == 0) {
+          is_section = true;
+          break;
+        }
+      }
+      if (!is_section) {
+        return Status::InvalidArgument("configuration '" + file + "': unknown key '" + path + "'");
+      }
+      STREAMREC_RETURN_IF_ERROR(ApplyNode(value, path, file, config));
+      continue;
+    }
+    const KeySpec* spec = FindKey(path);
+    if (spec == nullptr) {
+      return Status::InvalidArgument("configuration '" + file + "': unknown key '" + path + "'");
+    }
+    if (value.IsSequence()) {
+      return Status::InvalidArgument("configuration '" + file + "': key '" + path +
+                                     "' takes a single value, not a list");
+    }
+    std::string text = value.IsNull() ? "" : value.as<std::string>();
+    Status s = spec->set(config, text);
+    if (!s.ok()) return Status::InvalidArgument("configuration '" + file + "': " + s.message());
+  }
+  return Status::OK();
+}
+
+Status Validate(const Config& c) {
+  const FieldNames& f = c.input.decoder.fields;
+  for (auto [name, value] : {std::pair<const char*, const std::string*>{"customer_id", &f.customer_id},
+                             {"item_id", &f.item_id},
+                             {"event_time", &f.event_time}}) {
+    if (value->empty()) {
+      return Status::InvalidArgument(std::string("configuration key 'input.fields.") + name +
+                                     "': must name a source field (it is required)");
+    }
+  }
+  if (c.input.decoder.min_event_time_ms >= c.input.decoder.max_event_time_ms) {
+    return Status::InvalidArgument("configuration keys 'input.min_event_time_ms' (" +
+                                   std::to_string(c.input.decoder.min_event_time_ms) +
+                                   ") and 'input.max_event_time_ms' (" +
+                                   std::to_string(c.input.decoder.max_event_time_ms) +
+                                   "): min must be below max");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Environment ProcessEnvironment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+StatusOr<Config> LoadConfig(const std::string& path, const Environment& env) {
+  Config config;
+  if (!path.empty()) {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(path);
+    } catch (const YAML::BadFile&) {
+      return Status::InvalidArgument("configuration '" + path + "': cannot read the file");
+    } catch (const YAML::Exception& e) {
+      return Status::InvalidArgument("configuration '" + path + "': " + e.what());
+    }
+    if (root.IsDefined() && !root.IsNull()) {
+      try {
+        STREAMREC_RETURN_IF_ERROR(ApplyNode(root, "", path, &config));
+      } catch (const YAML::Exception& e) {
+        return Status::InvalidArgument("configuration '" + path + "': " + e.what());
+      }
+    }
+  }
+  static const std::string kPrefix = "STREAMREC_";
+  for (const auto& [name, value] : env) {
+    if (name.rfind(kPrefix, 0) != 0 || name.find("__") == std::string::npos) continue;
+    std::string key = name.substr(kPrefix.size());
+    std::string dotted;
+    for (size_t i = 0; i < key.size(); ++i) {
+      if (key.compare(i, 2, "__") == 0) {
+        dotted.push_back('.');
+        ++i;
+      } else {
+        dotted.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(key[i]))));
+      }
+    }
+    const KeySpec* spec = FindKey(dotted);
+    if (spec == nullptr) {
+      return Status::InvalidArgument("environment variable " + name +
+                                     " does not name a configuration key ('" + dotted + "')");
+    }
+    Status s = spec->set(&config, value);
+    if (!s.ok()) {
+      return Status::InvalidArgument("environment variable " + name + ": " + s.message());
+    }
+  }
+  STREAMREC_RETURN_IF_ERROR(Validate(config));
+  return config;
+}
+
+std::string DefaultConfigYaml() {
+  Config defaults;
+  std::ostringstream out;
+  out << "# streamrec configuration: every key with its default.\n"
+      << "# Override any key with STREAMREC_<PATH> (upper case, '.' as \"__\"),\n"
+      << "# e.g. STREAMREC_STATE__BLOCK_CACHE_MB=512.\n";
+  std::vector<std::string> open;  // currently open sections
+  for (const KeySpec& k : Schema()) {
+    std::vector<std::string> parts;
+    std::stringstream ss(k.path);
+    for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+    size_t common = 0;
+    while (common < open.size() && common + 1 < parts.size() && open[common] == parts[common]) {
+      ++common;
+    }
+    open.resize(common);
+    for (size_t i = common; i + 1 < parts.size(); ++i) {
+      if (i == 0) out << "\n";
+      out << std::string(2 * i, ' ') << parts[i] << ":\n";
+      open.push_back(parts[i]);
+    }
+    std::string indent(2 * (parts.size() - 1), ' ');
+    out << indent << "# " << k.doc << "\n"
+        << indent << parts.back() << ": " << k.get(defaults) << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace streamrec

@@ -1,0 +1,277 @@
+#include "streamrec/pipeline.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "json_writer.h"
+#include "streamrec/time_util.h"
+
+namespace streamrec {
+
+Pipeline::Pipeline(PipelineOptions options, StateStore* store, const Catalog* catalog,
+                   Segmenter* segmenter, Recommender* recommender)
+    : options_(std::move(options)),
+      store_(store),
+      catalog_(catalog),
+      segmenter_(segmenter),
+      recommender_(recommender) {}
+
+Status Pipeline::Open() { return LoadItems(); }
+
+Status Pipeline::LoadItems() {
+  items_.clear();
+  Status decode_status;
+  STREAMREC_RETURN_IF_ERROR(
+      store_->Scan(Column::kItems, "", [&](std::string_view key, std::string_view value) {
+        ItemStats stats;
+        decode_status = DecodeState(value, &stats);
+        if (!decode_status.ok()) return false;
+        items_.emplace(std::string(key), std::move(stats));
+        return true;
+      }));
+  return decode_status;
+}
+
+StatusOr<v1::SourcePosition> Pipeline::Position(uint32_t partition) {
+  auto it = positions_.find(partition);
+  if (it != positions_.end()) return it->second;
+  v1::SourcePosition position;
+  std::string value;
+  Status s = store_->Get(Column::kPositions, PositionKey(options_.source_name, partition), &value);
+  if (s.ok()) {
+    STREAMREC_RETURN_IF_ERROR(DecodeState(value, &position));
+  } else if (s.IsNotFound()) {
+    position.set_source(options_.source_name);
+    position.set_partition(partition);
+  } else {
+    return s;
+  }
+  positions_[partition] = position;
+  return position;
+}
+
+Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord>& records,
+                              Decoder* decoder, BatchResult* result) {
+  *result = BatchResult();
+  auto position_or = Position(partition);
+  if (!position_or.ok()) return position_or.status();
+  v1::SourcePosition position = std::move(position_or).value();
+
+  // 1. Decode; skip what an earlier run already applied.
+  std::vector<PurchaseEvent> events;
+  events.reserve(records.size());
+  uint64_t next_offset = position.next_offset();
+  PurchaseEvent event;
+  for (const SourceRecord& record : records) {
+    if (record.offset < position.next_offset()) continue;
+    ++result->records;
+    next_offset = record.offset + 1;
+    Status s = decoder->Decode(record.payload, &event);
+    if (!s.ok()) {
+      result->invalid.push_back(InvalidRecord{record.offset, std::move(s)});
+      continue;
+    }
+    events.push_back(std::move(event));
+  }
+  if (result->records == 0) {
+    result->watermark_ms = position.watermark_ms();
+    return Status::OK();
+  }
+
+  // 2. Group by customer, in order of first appearance (deterministic).
+  std::unordered_map<std::string_view, size_t> index;
+  std::vector<std::string> keys;
+  std::vector<size_t> owner(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto [it, inserted] = index.emplace(events[i].customer_id, keys.size());
+    if (inserted) keys.push_back(PartitionKey(partition, events[i].customer_id));
+    owner[i] = it->second;
+  }
+
+  // 3. Load the batch's customers in one MultiGet.
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  STREAMREC_RETURN_IF_ERROR(store_->MultiGet(Column::kCustomers, keys, &values, &found));
+  std::vector<CustomerState> states(keys.size());
+  for (size_t c = 0; c < keys.size(); ++c) {
+    if (found[c]) {
+      Status s = DecodeState(values[c], &states[c]);
+      if (!s.ok()) {
+        return Status::Corruption("customer '" + keys[c].substr(4) + "': " + s.message());
+      }
+    } else {
+      ++result->new_customers;
+    }
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    CustomerState& state = states[owner[i]];
+    if (state.customer_id().empty()) state = NewCustomerState(events[i].customer_id);
+  }
+
+  // 4. Features and item statistics, event by event in arrival order.
+  std::vector<int32_t> old_cluster(states.size());
+  std::vector<std::string> old_segment(states.size());
+  for (size_t c = 0; c < states.size(); ++c) {
+    old_cluster[c] = states[c].cluster();
+    old_segment[c] = states[c].segment();
+  }
+  std::vector<ItemStats*> dirty_items;
+  std::unordered_set<const ItemStats*> dirty_seen;
+  int64_t watermark = position.watermark_ms();
+  for (size_t i = 0; i < events.size(); ++i) {
+    const PurchaseEvent& e = events[i];
+    CustomerState& state = states[owner[i]];
+    const CatalogItem* item = catalog_ != nullptr ? catalog_->Find(e.item_id) : nullptr;
+    bool new_buyer = FindItem(state, e.item_id) == nullptr;
+    ApplyEvent(options_.features, e, item, &state);
+    auto [it, inserted] = items_.try_emplace(e.item_id);
+    if (inserted) it->second.set_item_id(e.item_id);
+    if (dirty_seen.insert(&it->second).second) dirty_items.push_back(&it->second);
+    ApplyItemEvent(options_.features, e, new_buyer, &it->second);
+    watermark = std::max(watermark, e.event_time_ms);
+  }
+
+  // 5. Segments.
+  std::vector<CustomerState*> changed;
+  changed.reserve(states.size());
+  for (auto& state : states) changed.push_back(&state);
+  segmenter_->AssignBatch(changed, watermark);
+
+  // 6. Lists, and 7. one atomic write.
+  WriteSet writes;
+  recommender_->BeginBatch(items_, watermark);
+  std::vector<Recommendation> list;
+  uint64_t outbox_seq = position.outbox_seq();
+  for (size_t c = 0; c < states.size(); ++c) {
+    CustomerState& state = states[c];
+    if (state.cluster() != old_cluster[c] || state.segment() != old_segment[c]) {
+      ++result->segment_changes;
+      v1::OutboxRecord record;
+      record.set_topic_kind("segment-changes");
+      record.set_key(state.customer_id());
+      v1::SegmentChange* change = record.mutable_segment_change();
+      change->set_customer_id(state.customer_id());
+      change->set_from_cluster(old_cluster[c]);
+      change->set_from_segment(old_segment[c]);
+      change->set_to_cluster(state.cluster());
+      change->set_to_segment(state.segment());
+      change->set_model_version(state.model_version());
+      change->set_event_time_ms(state.last_time_ms());
+      writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
+    }
+    recommender_->Recommend(state, &list);
+    uint64_t hash = ListContentHash(list);
+    if (state.list_version() == 0 || hash != state.list_hash()) {
+      state.set_list_version(state.list_version() + 1);
+      state.set_list_hash(hash);
+      state.set_list_as_of_ms(watermark);
+      v1::OutboxRecord record;
+      record.set_topic_kind("recommendations");
+      record.set_key(state.customer_id());
+      v1::RecommendationList* out = record.mutable_list();
+      out->set_customer_id(state.customer_id());
+      out->set_version(state.list_version());
+      out->set_as_of_ms(watermark);
+      out->set_segment(state.segment());
+      out->set_cluster(state.cluster());
+      out->set_group(InControlGroup(state.customer_id(), options_.recommend.control_share)
+                         ? v1::RecommendationList::CONTROL
+                         : v1::RecommendationList::TREATMENT);
+      out->set_model_version(state.model_version());
+      for (const Recommendation& r : list) {
+        v1::RecommendedItem* item = out->add_items();
+        item->set_item_id(r.item_id);
+        item->set_score(r.score);
+        item->set_strategy(r.strategy);
+        item->set_reason(r.reason);
+      }
+      writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
+      ++result->lists_published;
+    }
+    writes.Put(Column::kCustomers, std::move(keys[c]), EncodeState(state));
+  }
+  for (const ItemStats* stats : dirty_items) {
+    writes.Put(Column::kItems, stats->item_id(), EncodeState(*stats));
+  }
+
+  position.set_next_offset(next_offset);
+  position.set_events(position.events() + events.size());
+  position.set_invalid(position.invalid() + result->invalid.size());
+  position.set_lists_published(position.lists_published() + result->lists_published);
+  position.set_outbox_seq(outbox_seq);
+  position.set_watermark_ms(watermark);
+  position.set_customers(position.customers() + result->new_customers);
+  writes.Put(Column::kPositions, PositionKey(options_.source_name, partition),
+             EncodeState(position));
+
+  Status s = store_->Write(writes);
+  if (!s.ok()) {
+    // Nothing of the batch is stored: forget the in-memory effects too.
+    positions_.erase(partition);
+    Status reload = LoadItems();
+    if (!reload.ok()) return Status::IOError(s.message() + "; reloading items: " + reload.message());
+    return s;
+  }
+  positions_[partition] = position;
+  result->events = events.size();
+  result->customers_changed = states.size();
+  result->watermark_ms = watermark;
+  return Status::OK();
+}
+
+std::string RecommendationListToJson(const v1::RecommendationList& list) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("customer_id").String(list.customer_id());
+  w.Key("version").Uint(list.version());
+  w.Key("as_of").String(FormatIso8601(list.as_of_ms()));
+  w.Key("segment").String(list.segment());
+  w.Key("cluster").Int(list.cluster());
+  w.Key("group").String(list.group() == v1::RecommendationList::CONTROL ? "control" : "treatment");
+  w.Key("model_version").Uint(list.model_version());
+  w.Key("items").BeginArray();
+  for (const auto& item : list.items()) {
+    w.BeginObject();
+    w.Key("item_id").String(item.item_id());
+    w.Key("score").Double(item.score());
+    w.Key("strategy").String(item.strategy());
+    w.Key("reason").String(item.reason());
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return w.Release();
+}
+
+StatusOr<uint64_t> DrainOutbox(StateStore* store, uint32_t partition,
+                               const std::function<Status(const v1::OutboxRecord&)>& publish,
+                               const std::function<Status()>& sync) {
+  constexpr size_t kChunk = 4096;
+  const std::string prefix = PartitionPrefix(partition);
+  uint64_t published = 0;
+  while (true) {
+    std::vector<std::pair<std::string, v1::OutboxRecord>> chunk;
+    Status decode_status;
+    STREAMREC_RETURN_IF_ERROR(
+        store->Scan(Column::kOutbox, prefix, [&](std::string_view key, std::string_view value) {
+          v1::OutboxRecord record;
+          decode_status = DecodeState(value, &record);
+          if (!decode_status.ok()) return false;
+          chunk.emplace_back(std::string(key), std::move(record));
+          return chunk.size() < kChunk;
+        }));
+    STREAMREC_RETURN_IF_ERROR(decode_status);
+    if (chunk.empty()) return published;
+    WriteSet deletes;
+    for (auto& [key, record] : chunk) {
+      STREAMREC_RETURN_IF_ERROR(publish(record));
+      deletes.Delete(Column::kOutbox, std::move(key));
+    }
+    if (sync) STREAMREC_RETURN_IF_ERROR(sync());
+    STREAMREC_RETURN_IF_ERROR(store->Write(deletes));
+    published += chunk.size();
+  }
+}
+
+}  // namespace streamrec

@@ -1,0 +1,181 @@
+// RocksDB adapter of StateStore. The only file of the core that includes RocksDB headers.
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+
+#include "streamrec/state_store.h"
+
+namespace streamrec {
+
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsNotSupported()) return Status::NotSupported(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTryAgain()) return Status::Busy(msg);
+  return Status::IOError(msg);
+}
+
+StatusOr<rocksdb::CompressionType> ParseCompression(const std::string& name) {
+  if (name == "none") return rocksdb::kNoCompression;
+  if (name == "snappy") return rocksdb::kSnappyCompression;
+  if (name == "lz4") return rocksdb::kLZ4Compression;
+  if (name == "zstd") return rocksdb::kZSTD;
+  return Status::InvalidArgument("state.compression: unknown compression '" + name +
+                                 "' (expected none, snappy, lz4 or zstd)");
+}
+
+class RocksStateStore : public StateStore {
+ public:
+  ~RocksStateStore() override {
+    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    handles_.clear();
+    if (db_ != nullptr) db_->Close().PermitUncheckedError();
+    delete db_;
+  }
+
+  static StatusOr<std::unique_ptr<StateStore>> Open(const StoreOptions& options) {
+    if (options.path.empty()) return Status::InvalidArgument("state directory is not set");
+    auto compression = ParseCompression(options.compression);
+    if (!compression.ok()) return compression.status();
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) {
+      return Status::IOError("cannot create state directory '" + options.path +
+                             "': " + ec.message());
+    }
+
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(options.block_cache_mb) << 20);
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    table.cache_index_and_filter_blocks = true;
+    rocksdb::ColumnFamilyOptions cf_options;
+    cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cf_options.compression = *compression;
+    cf_options.write_buffer_size = static_cast<size_t>(options.write_buffer_mb) << 20;
+
+    rocksdb::DBOptions db_options;
+    db_options.create_if_missing = true;
+    db_options.create_missing_column_families = true;
+    db_options.max_background_jobs = 2;
+    db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+    db_options.keep_log_file_num = 3;
+
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+    for (int c = 0; c < kNumColumns; ++c) {
+      descriptors.emplace_back(ColumnName(static_cast<Column>(c)), cf_options);
+    }
+    auto store = std::unique_ptr<RocksStateStore>(new RocksStateStore());
+    store->sync_ = options.sync_wal;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::Status s =
+        rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &store->db_);
+    if (!s.ok()) {
+      return FromRocks(s, "cannot open state store '" + options.path + "'");
+    }
+    store->handles_ = handles;  // [0] is the default family, then Column order
+    STREAMREC_RETURN_IF_ERROR(CheckStoreFormat(store.get(), options.path));
+    return std::unique_ptr<StateStore>(std::move(store));
+  }
+
+  Status Get(Column column, std::string_view key, std::string* value) override {
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(column), key, value);
+    if (s.IsNotFound()) return Status::NotFound(std::string(ColumnName(column)) + " key");
+    return FromRocks(s, "get");
+  }
+
+  Status MultiGet(Column column, const std::vector<std::string>& keys,
+                  std::vector<std::string>* values, std::vector<bool>* found) override {
+    const size_t n = keys.size();
+    values->assign(n, std::string());
+    found->assign(n, false);
+    if (n == 0) return Status::OK();
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> pinned(n);
+    std::vector<rocksdb::Status> statuses(n);
+    db_->MultiGet(rocksdb::ReadOptions(), cf(column), n, slices.data(), pinned.data(),
+                  statuses.data());
+    for (size_t i = 0; i < n; ++i) {
+      if (statuses[i].ok()) {
+        (*values)[i].assign(pinned[i].data(), pinned[i].size());
+        (*found)[i] = true;
+      } else if (!statuses[i].IsNotFound()) {
+        return FromRocks(statuses[i], "multiget");
+      }
+    }
+    return Status::OK();
+  }
+
+  Status Write(const WriteSet& writes) override {
+    rocksdb::WriteBatch batch;
+    for (const auto& op : writes.ops()) {
+      rocksdb::Status s = op.is_delete ? batch.Delete(cf(op.column), op.key)
+                                       : batch.Put(cf(op.column), op.key, op.value);
+      if (!s.ok()) return FromRocks(s, "write batch");
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync_;
+    return FromRocks(db_->Write(wo, &batch), "write");
+  }
+
+  Status Scan(Column column, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& visit) override {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(column)));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      rocksdb::Slice key = it->key();
+      if (!key.starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
+      rocksdb::Slice value = it->value();
+      if (!visit(std::string_view(key.data(), key.size()),
+                 std::string_view(value.data(), value.size()))) {
+        break;
+      }
+    }
+    return FromRocks(it->status(), "scan");
+  }
+
+  Status Flush() override {
+    rocksdb::FlushOptions fo;
+    std::vector<rocksdb::ColumnFamilyHandle*> families(handles_.begin() + 1, handles_.end());
+    return FromRocks(db_->Flush(fo, families), "flush");
+  }
+
+  uint64_t ApproximateSize() override {
+    uint64_t total = 0;
+    for (size_t i = 1; i < handles_.size(); ++i) {
+      uint64_t v = 0;
+      if (db_->GetIntProperty(handles_[i], "rocksdb.total-sst-files-size", &v)) total += v;
+      if (db_->GetIntProperty(handles_[i], "rocksdb.cur-size-all-mem-tables", &v)) total += v;
+    }
+    return total;
+  }
+
+ private:
+  RocksStateStore() = default;
+  rocksdb::ColumnFamilyHandle* cf(Column column) const {
+    return handles_[static_cast<size_t>(column) + 1];
+  }
+
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  bool sync_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<StateStore>> OpenRocksStateStore(const StoreOptions& options) {
+  return RocksStateStore::Open(options);
+}
+
+}  // namespace streamrec

@@ -1,0 +1,50 @@
+// Shared test helpers: Status assertions, temporary directories, shared data paths.
+#ifndef STREAMREC_TESTS_TESTUTIL_TEST_UTIL_H_
+#define STREAMREC_TESTS_TESTUTIL_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "streamrec/status.h"
+
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    const ::streamrec::Status _s = (expr);                           \
+    ASSERT_TRUE(_s.ok()) << #expr << " -> " << _s.ToString();        \
+  } while (0)
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
+    const ::streamrec::Status _s = (expr);                           \
+    EXPECT_TRUE(_s.ok()) << #expr << " -> " << _s.ToString();        \
+  } while (0)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                          \
+  auto lhs##_or = (expr);                                                        \
+  ASSERT_TRUE(lhs##_or.ok()) << #expr << " -> " << lhs##_or.status().ToString(); \
+  auto lhs = std::move(lhs##_or).value()
+
+namespace streamrec::testing {
+
+// A fresh, empty directory under $TMPDIR (or /tmp) removed when the object goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// ../shared/data, as seen from the source tree (compiled in by CMake).
+std::string SharedDataDir();
+// Writes `content` to `path`; fails the test on error.
+void WriteFile(const std::string& path, const std::string& content);
+std::string ReadFile(const std::string& path);
+
+}  // namespace streamrec::testing
+
+#endif  // STREAMREC_TESTS_TESTUTIL_TEST_UTIL_H_
