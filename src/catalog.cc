@@ -50,9 +50,9 @@ enum Column : int {
 };
 
 constexpr std::array<std::string_view, kNumColumns> kColumnNames = {
-    "item_id",        "name",     "description",   "service_type", "category",
-    "max_speed_mbps", "min_speed_mbps", "quota_mb", "price",        "charging",
-    "validity_days",  "channels", "non_product",   "recommendable",
+    "item_id",        "name",           "description", "service_type",  "category",
+    "max_speed_mbps", "min_speed_mbps", "quota_mb",    "price",         "charging",
+    "validity_days",  "channels",       "non_product", "recommendable",
 };
 
 constexpr std::string_view kWriteHeader =
@@ -80,8 +80,7 @@ std::optional<double> ParseNonNegative(std::string_view text) {
   text = Trim(text);
   double value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(value) ||
-      value < 0) {
+  if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(value) || value < 0) {
     return std::nullopt;
   }
   return value;
@@ -205,10 +204,9 @@ StatusOr<Catalog> Catalog::LoadCsv(const std::string& path) {
     item.service_type = std::string(Trim(field(kServiceType)));
     if (item.service_type.empty()) item.service_type = std::string(Trim(field(kCategory)));
 
-    for (auto [column, target] : {std::pair{kMaxSpeed, &item.max_speed_mbps},
-                                  std::pair{kMinSpeed, &item.min_speed_mbps},
-                                  std::pair{kQuota, &item.quota_mb},
-                                  std::pair{kPrice, &item.price}}) {
+    for (auto [column, target] :
+         {std::pair{kMaxSpeed, &item.max_speed_mbps}, std::pair{kMinSpeed, &item.min_speed_mbps},
+          std::pair{kQuota, &item.quota_mb}, std::pair{kPrice, &item.price}}) {
       if (Trim(field(column)).empty()) continue;
       std::optional<double> value = ParseNonNegative(field(column));
       if (!value) return bad(column);

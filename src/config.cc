@@ -308,14 +308,14 @@ Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::s
     std::string key = entry.first.as<std::string>();
     std::string path = prefix.empty() ? key : prefix + "." + key;
     const YAML::Node& value = entry.second;
-    if (value.IsMap()) {
-      bool is_section = false;
-      for (const KeySpec& k : Schema()) {
-        if (k.path.rfind(path + ".", 0) == 0) {
-          is_section = true;
-          break;
-        }
+    bool is_section = false;
+    for (const KeySpec& k : Schema()) {
+      if (k.path.rfind(path + ".", 0) == 0) {
+        is_section = true;
+        break;
       }
+    }
+    if (value.IsMap()) {
       if (!is_section) {
         return Status::InvalidArgument("configuration '" + file + "': unknown key '" + path + "'");
       }
@@ -323,6 +323,10 @@ Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::s
       continue;
     }
     const KeySpec* spec = FindKey(path);
+    if (spec == nullptr && is_section) {
+      return Status::InvalidArgument("configuration '" + file + "': '" + path +
+                                     "' is a section and must be a mapping of keys");
+    }
     if (spec == nullptr) {
       return Status::InvalidArgument("configuration '" + file + "': unknown key '" + path + "'");
     }

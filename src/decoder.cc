@@ -49,23 +49,34 @@ enum Slot : int {
 
 // Names of the PurchaseEvent fields, as error messages call them.
 constexpr std::array<const char*, kNumSlots> kSlotNames = {
-    "event_id", "customer_id", "item_id",  "event_time", "quantity",
-    "unit_price", "amount",    "discount", "channel",    "currency",
+    "event_id",   "customer_id", "item_id",  "event_time", "quantity",
+    "unit_price", "amount",      "discount", "channel",    "currency",
 };
 
 const std::string& SourceName(const FieldNames& f, Slot slot) {
   switch (slot) {
-    case kEventId: return f.event_id;
-    case kCustomerId: return f.customer_id;
-    case kItemId: return f.item_id;
-    case kEventTime: return f.event_time;
-    case kQuantity: return f.quantity;
-    case kUnitPrice: return f.unit_price;
-    case kAmount: return f.amount;
-    case kDiscount: return f.discount;
-    case kChannel: return f.channel;
-    case kCurrency: return f.currency;
-    case kNumSlots: break;
+    case kEventId:
+      return f.event_id;
+    case kCustomerId:
+      return f.customer_id;
+    case kItemId:
+      return f.item_id;
+    case kEventTime:
+      return f.event_time;
+    case kQuantity:
+      return f.quantity;
+    case kUnitPrice:
+      return f.unit_price;
+    case kAmount:
+      return f.amount;
+    case kDiscount:
+      return f.discount;
+    case kChannel:
+      return f.channel;
+    case kCurrency:
+      return f.currency;
+    case kNumSlots:
+      break;
   }
   return f.event_id;  // unreachable
 }
@@ -138,8 +149,7 @@ Status BadValue(const FieldNames& f, Slot slot, std::string_view shown_value, bo
 }
 
 Status Missing(const FieldNames& f, Slot slot) {
-  return Status::InvalidArgument("missing " + std::string(kSlotNames[slot]) +
-                                 FieldSuffix(f, slot));
+  return Status::InvalidArgument("missing " + std::string(kSlotNames[slot]) + FieldSuffix(f, slot));
 }
 
 // Resets every field of *e, keeping string capacity for the next record.
@@ -441,9 +451,8 @@ class CsvDecoder final : public Decoder {
     STREAMREC_RETURN_IF_ERROR(SplitCsvLine(record, options_.csv_delimiter, &cells_));
     if (cells_.size() < min_columns_) {
       return Status::InvalidArgument("CSV line has " + std::to_string(cells_.size()) +
-                                     " columns, expected at least " +
-                                     std::to_string(min_columns_) + ": '" + Excerpt(record) +
-                                     "'");
+                                     " columns, expected at least " + std::to_string(min_columns_) +
+                                     ": '" + Excerpt(record) + "'");
     }
     const FieldNames& f = options_.fields;
     auto cell = [this](Slot slot) -> std::string_view {
@@ -472,8 +481,8 @@ class CsvDecoder final : public Decoder {
  private:
   DecoderOptions options_;
   std::array<int, kNumSlots> columns_;
-  size_t min_columns_ = 0;           // a line must have at least this many cells
-  std::vector<std::string> cells_;   // reused between records
+  size_t min_columns_ = 0;          // a line must have at least this many cells
+  std::vector<std::string> cells_;  // reused between records
 };
 
 }  // namespace
@@ -484,10 +493,10 @@ Status ValidateEvent(const DecoderOptions& options, PurchaseEvent* event) {
 
   if (event->event_time_ms < options.min_event_time_ms ||
       event->event_time_ms > options.max_event_time_ms) {
-    return Status::InvalidArgument(
-        "event_time " + FormatIso8601(event->event_time_ms) + " out of range [" +
-        FormatIso8601(options.min_event_time_ms) + ", " +
-        FormatIso8601(options.max_event_time_ms) + "]" + FieldSuffix(f, kEventTime));
+    return Status::InvalidArgument("event_time " + FormatIso8601(event->event_time_ms) +
+                                   " out of range [" + FormatIso8601(options.min_event_time_ms) +
+                                   ", " + FormatIso8601(options.max_event_time_ms) + "]" +
+                                   FieldSuffix(f, kEventTime));
   }
 
   const double q = event->quantity;

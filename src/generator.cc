@@ -54,8 +54,8 @@ constexpr std::array<std::string_view, kNumServiceTypes> kServiceTypeLabels = {
 
 constexpr int kNumChannels = 5;
 enum Channel : uint8_t { kApp, kUssd, kRetail, kWeb, kCallCentre };
-constexpr std::array<std::string_view, kNumChannels> kChannelNames = {"app", "ussd", "retail", "web",
-                                                                      "call_centre"};
+constexpr std::array<std::string_view, kNumChannels> kChannelNames = {"app", "ussd", "retail",
+                                                                      "web", "call_centre"};
 constexpr uint8_t kAllChannels = 0x1F;
 constexpr uint8_t Bit(Channel c) { return static_cast<uint8_t>(1u << c); }
 
@@ -70,6 +70,8 @@ struct PackageSpec {
 };
 
 // The core catalogue. Within a (service type, charging) group packages form a ladder by price.
+// Columns: type, quota_mb, validity_days, recurring, price_idr, max_speed_mbps, min_speed_mbps.
+// clang-format off
 constexpr PackageSpec kCorePackages[] = {
     // normal_internet, one-time top-ups
     {kNormalInternet, 500, 1, false, 2500, 10, 1},
@@ -122,6 +124,7 @@ constexpr PackageSpec kCorePackages[] = {
     {kRoaming, 10240, 30, false, 400000, 50, 3},
     {kRoaming, 20480, 30, false, 650000, 50, 3},
 };
+// clang-format on
 constexpr int kNumCorePackages = static_cast<int>(std::size(kCorePackages));
 // Upper bound on app-exclusive variants, whatever options.catalog_size asks for.
 constexpr int kMaxCatalogSize = 100000;
@@ -133,10 +136,10 @@ enum class Window : uint8_t { kWhole, kLapsing, kNewJoiner };
 
 struct Persona {
   std::string_view name;
-  double share;       // fraction of subscribers
-  double intensity;   // relative purchase rate (1 = average-ish)
+  double share;                                   // fraction of subscribers
+  double intensity;                               // relative purchase rate (1 = average-ish)
   std::array<double, kNumServiceTypes> type_mix;  // one-time purchases
-  double tier;        // preferred rung, 0 = cheapest .. 1 = most expensive
+  double tier;                      // preferred rung, 0 = cheapest .. 1 = most expensive
   double subscription_probability;  // chance of holding a recurring package
   double upgrade_probability;       // per purchase: move one step up the ladder
   double promo_affinity;            // multiplies the per-channel promotion chance
@@ -144,6 +147,9 @@ struct Persona {
   Window window;
 };
 
+// Columns: name, share, intensity, type_mix {NI, SOC, STR, GAM, RM}, tier, subscription,
+// upgrade, promo affinity, channel_mix {app, ussd, retail, web, call_centre}, window.
+// clang-format off
 constexpr Persona kPersonas[] = {
     {"heavy_streamer", 0.15, 1.6, {0.20, 0.05, 0.70, 0.03, 0.02}, 0.70, 0.80, 0.04, 1.0,
      {0.65, 0.05, 0.05, 0.20, 0.05}, Window::kWhole},
@@ -162,6 +168,7 @@ constexpr Persona kPersonas[] = {
     {"new_joiner", 0.12, 1.0, {0.40, 0.30, 0.15, 0.15, 0.00}, 0.25, 0.25, 0.10, 1.2,
      {0.50, 0.25, 0.20, 0.05, 0.00}, Window::kNewJoiner},
 };
+// clang-format on
 constexpr int kNumPersonas = static_cast<int>(std::size(kPersonas));
 
 // Lapsing subscribers stop at U[kLapseFrom, kLapseTo) x span; new joiners start at
@@ -185,8 +192,8 @@ constexpr int64_t kLocalUtcOffsetS = 7 * 3600;
 constexpr double kNightShiftProbability = 0.75;
 // Ladder position of a one-time purchase: the preferred rung, one rung off with this chance.
 constexpr double kRungJitterProbability = 0.25;
-constexpr double kTierStep = 0.12;        // an upgrade moves the preferred position this far
-constexpr double kTierSpread = 0.15;      // per-subscriber spread around the persona's tier
+constexpr double kTierStep = 0.12;    // an upgrade moves the preferred position this far
+constexpr double kTierSpread = 0.15;  // per-subscriber spread around the persona's tier
 
 constexpr std::string_view kMsisdnPrefix = "62811";
 constexpr uint64_t kMsisdnMultiplier = 7654321;  // coprime with 10: a bijection mod 10^d
@@ -295,9 +302,8 @@ PackageTable BuildPackages(const TelcoGeneratorOptions& options) {
     CatalogItem item;
     item.item_id = std::string(kServiceTypeCodes[spec.type]) + "-" + QuotaCode(spec.quota_mb) +
                    "-" + std::to_string(spec.validity_days) + "D";
-    item.name = std::string(kServiceTypeLabels[spec.type]) + " " + QuotaLabel(spec.quota_mb) +
-                " " + std::to_string(spec.validity_days) +
-                (spec.validity_days == 1 ? " day" : " days") +
+    item.name = std::string(kServiceTypeLabels[spec.type]) + " " + QuotaLabel(spec.quota_mb) + " " +
+                std::to_string(spec.validity_days) + (spec.validity_days == 1 ? " day" : " days") +
                 (spec.recurring ? " (monthly)" : "");
     item.service_type = std::string(kServiceTypeNames[spec.type]);
     item.max_speed_mbps = spec.max_speed_mbps;
@@ -310,8 +316,8 @@ PackageTable BuildPackages(const TelcoGeneratorOptions& options) {
     item.channels = ChannelList(mask);
     item.recommendable = true;
     auto index = static_cast<uint32_t>(table.packages.size());
-    table.packages.push_back({spec.type, spec.recurring, spec.validity_days,
-                              spec.price_idr * 100, mask, {}});
+    table.packages.push_back(
+        {spec.type, spec.recurring, spec.validity_days, spec.price_idr * 100, mask, {}});
     table.catalog.Add(std::move(item));
     (spec.recurring ? table.recurring_ladder : table.one_time_ladder)[spec.type].push_back(index);
     if (!spec.recurring) one_time_core.push_back(index);
@@ -334,8 +340,8 @@ PackageTable BuildPackages(const TelcoGeneratorOptions& options) {
     if (round > 1) item.item_id += std::to_string(round);
     item.name += " (app exclusive)";
     // Rounded to 100 IDR.
-    auto price_idr = static_cast<int64_t>(
-        std::llround(item.price * kAppVariantPriceFactor / 100.0) * 100);
+    auto price_idr =
+        static_cast<int64_t>(std::llround(item.price * kAppVariantPriceFactor / 100.0) * 100);
     item.price = static_cast<double>(price_idr);
     item.channels = ChannelList(Bit(kApp));
     Package package = table.packages[base];
@@ -500,8 +506,7 @@ class FeedSimulation {
   void ScheduleRenewal(CustomerState* c, int64_t now_s);
   uint32_t PickOneTimePackage(CustomerState* c, int* channel);
   int PickChannel(const Persona& persona, uint8_t mask);
-  int64_t DrawDiscountCents(const Persona& persona, int channel, int64_t price_cents,
-                            double scale);
+  int64_t DrawDiscountCents(const Persona& persona, int channel, int64_t price_cents, double scale);
   void AppendEvent(uint32_t customer, uint32_t package, int64_t time_s, int channel,
                    int64_t discount_cents);
 
@@ -567,10 +572,9 @@ void FeedSimulation::InitCustomers() {
       c.subscription_channel = static_cast<uint8_t>(PickChannel(persona, package.channel_mask));
       const double validity_s = package.validity_days * 86400.0;
       // Existing subscribers are mid-cycle; new joiners subscribe within their first week.
-      c.next_renewal_s =
-          start_s + static_cast<int64_t>(persona.window == Window::kNewJoiner
-                                             ? random_.Uniform(0, 7 * 86400.0)
-                                             : random_.Uniform(0, validity_s));
+      c.next_renewal_s = start_s + static_cast<int64_t>(persona.window == Window::kNewJoiner
+                                                            ? random_.Uniform(0, 7 * 86400.0)
+                                                            : random_.Uniform(0, validity_s));
       const double renewal_rate = 1.0 / package.validity_days;
       one_time_rate = std::max(rate_per_day - renewal_rate, 0.2 * rate_per_day);
     }
@@ -645,8 +649,8 @@ uint32_t FeedSimulation::PickOneTimePackage(CustomerState* c, int* channel) {
   return package;
 }
 
-int64_t FeedSimulation::DrawDiscountCents(const Persona& persona, int channel,
-                                          int64_t price_cents, double scale) {
+int64_t FeedSimulation::DrawDiscountCents(const Persona& persona, int channel, int64_t price_cents,
+                                          double scale) {
   if (!random_.Bernoulli(kPromoChance[channel] * persona.promo_affinity * scale)) return 0;
   const double percent = kPromoPercent[random_.Categorical(kPromoPercentWeight)];
   // Whole hundreds of IDR, at least 100 IDR, never the whole price.
@@ -654,8 +658,8 @@ int64_t FeedSimulation::DrawDiscountCents(const Persona& persona, int channel,
   return std::min<int64_t>(std::max<int64_t>(discount, 10000), price_cents / 2);
 }
 
-void FeedSimulation::AppendEvent(uint32_t customer, uint32_t package, int64_t time_s,
-                                 int channel, int64_t discount_cents) {
+void FeedSimulation::AppendEvent(uint32_t customer, uint32_t package, int64_t time_s, int channel,
+                                 int64_t discount_cents) {
   const uint64_t msisdn =
       (static_cast<uint64_t>(customer) * kMsisdnMultiplier + kMsisdnOffset) % msisdn_modulus_;
   const int64_t price_cents = table_.packages[package].price_cents;
@@ -716,7 +720,9 @@ Status FeedSimulation::Run(LineWriter* writer, const GeneratorProgress& progress
         const Package& held = table_.packages[c.subscription];
         const std::vector<uint32_t>& ladder = table_.recurring_ladder[held.type];
         auto it = std::find(ladder.begin(), ladder.end(), static_cast<uint32_t>(c.subscription));
-        if (it != ladder.end() && it + 1 != ladder.end()) c.subscription = static_cast<int32_t>(*(it + 1));
+        if (it != ladder.end() && it + 1 != ladder.end()) {
+          c.subscription = static_cast<int32_t>(*(it + 1));
+        }
       }
       package = static_cast<uint32_t>(c.subscription);
       channel = c.subscription_channel;
@@ -742,11 +748,15 @@ Status FeedSimulation::Run(LineWriter* writer, const GeneratorProgress& progress
     heap_.ReplaceTop({std::min(c.next_one_time_s, c.next_renewal_s), top.customer});
 
     ++written;
-    if (block_.size() >= kBlockBytes) STREAMREC_RETURN_IF_ERROR(flush_block());
-    if (progress && written % kProgressEvery == 0) progress(written, options_.events);
+    // Progress counts events handed to the writer; a last call reports completion.
+    const bool report = progress && written % kProgressEvery == 0;
+    if (block_.size() >= kBlockBytes || report) STREAMREC_RETURN_IF_ERROR(flush_block());
+    if (report) progress(written, options_.events);
   }
   STREAMREC_RETURN_IF_ERROR(flush_block());
-  if (progress && written % kProgressEvery != 0) progress(written, options_.events);
+  if (progress && written > 0 && written % kProgressEvery != 0) {
+    progress(written, options_.events);
+  }
   return Status::OK();
 }
 
@@ -762,9 +772,9 @@ Status GenerateTelcoFeed(const TelcoGeneratorOptions& options, const std::string
     return Status::InvalidArgument("generator: customers must be >= 1 when events > 0 (got 0)");
   }
   if (options.customers > kMaxCustomers) {
-    return Status::InvalidArgument("generator: customers must be <= " +
-                                   std::to_string(kMaxCustomers) + " (got " +
-                                   std::to_string(options.customers) + ")");
+    return Status::InvalidArgument(
+        "generator: customers must be <= " + std::to_string(kMaxCustomers) + " (got " +
+        std::to_string(options.customers) + ")");
   }
   const PackageTable table = BuildPackages(options);
   STREAMREC_RETURN_IF_ERROR(table.catalog.WriteCsv(catalog_path));

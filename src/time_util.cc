@@ -255,8 +255,8 @@ StatusOr<int64_t> ParseIso8601(std::string_view original, std::string_view s,
     }
   }
   int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second -
-                    static_cast<int64_t>(offset_minutes) * 60;
+  int64_t seconds =
+      days * 86400 + hour * 3600 + minute * 60 + second - static_cast<int64_t>(offset_minutes) * 60;
   return seconds * kMillisPerSecond + millis;
 }
 
@@ -266,10 +266,10 @@ int64_t DaysFromCivil(int64_t year, unsigned month, unsigned day) {
   // Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms", days_from_civil.
   const int64_t y = year - (month <= 2 ? 1 : 0);
   const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;                                            // [0, 399]
-  const int64_t mp = month > 2 ? month - 3 : month + 9;                         // [0, 11]
-  const int64_t doy = (153 * mp + 2) / 5 + static_cast<int64_t>(day) - 1;      // [0, 365]
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                   // [0, 146096]
+  const int64_t yoe = y - era * 400;                                       // [0, 399]
+  const int64_t mp = month > 2 ? month - 3 : month + 9;                    // [0, 11]
+  const int64_t doy = (153 * mp + 2) / 5 + static_cast<int64_t>(day) - 1;  // [0, 365]
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;               // [0, 146096]
   return era * 146097 + doe - 719468;
 }
 
@@ -300,8 +300,8 @@ StatusOr<int> ParseUtcOffset(std::string_view text) {
     return Status::InvalidArgument(msg);
   };
   // "UTC+07:00" and "GMT-5" are accepted as their offsets.
-  if (s.size() >= 3 && (EqualsIgnoreCase(s.substr(0, 3), "UTC") ||
-                        EqualsIgnoreCase(s.substr(0, 3), "GMT")) &&
+  if (s.size() >= 3 &&
+      (EqualsIgnoreCase(s.substr(0, 3), "UTC") || EqualsIgnoreCase(s.substr(0, 3), "GMT")) &&
       (s.size() == 3 || s[3] == '+' || s[3] == '-')) {
     s.remove_prefix(3);
   }
@@ -335,12 +335,12 @@ std::string FormatIso8601(int64_t time_ms) {
   // Howard Hinnant's civil_from_days.
   const int64_t z = days + 719468;
   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;                                    // [0, 146096]
+  const int64_t doe = z - era * 146097;                                       // [0, 146096]
   const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);             // [0, 365]
-  const int64_t mp = (5 * doy + 2) / 153;                                  // [0, 11]
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;                        // [1, 31]
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                         // [1, 12]
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+  const int64_t mp = (5 * doy + 2) / 153;                                     // [0, 11]
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;                           // [1, 31]
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                            // [1, 12]
   const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
 
   std::string out;

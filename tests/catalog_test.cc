@@ -17,8 +17,7 @@ using ::streamrec::testing::TempDir;
 using ::streamrec::testing::WriteFile;
 
 TEST(CatalogTest, LoadsSharedRetailItems) {
-  ASSERT_OK_AND_ASSIGN(catalog,
-                       Catalog::LoadCsv(SharedDataDir() + "/online_retail/items.csv"));
+  ASSERT_OK_AND_ASSIGN(catalog, Catalog::LoadCsv(SharedDataDir() + "/online_retail/items.csv"));
   EXPECT_GE(catalog.size(), 3000u);
 
   const CatalogItem* postage = catalog.Find("POST");
@@ -173,10 +172,14 @@ TEST(CatalogTest, BadValueErrorNamesFileLineAndColumn) {
     std::string column;
     std::string value;
   };
-  const Case cases[] = {{"price", "x"},           {"price", "-5"},
-                        {"quota_mb", "1e400"},    {"max_speed_mbps", "12abc"},
-                        {"charging", "monthly"},  {"validity_days", "2.5"},
-                        {"recommendable", "maybe"}, {"non_product", "2"}};
+  const Case cases[] = {{"price", "x"},
+                        {"price", "-5"},
+                        {"quota_mb", "1e400"},
+                        {"max_speed_mbps", "12abc"},
+                        {"charging", "monthly"},
+                        {"validity_days", "2.5"},
+                        {"recommendable", "maybe"},
+                        {"non_product", "2"}};
   TempDir dir;
   const std::string path = dir.File("bad.csv");
   for (const Case& c : cases) {
@@ -185,8 +188,7 @@ TEST(CatalogTest, BadValueErrorNamesFileLineAndColumn) {
     auto loaded = Catalog::LoadCsv(path);
     ASSERT_FALSE(loaded.ok());
     EXPECT_TRUE(loaded.status().IsInvalidArgument());
-    EXPECT_EQ(loaded.status().message(),
-              path + ":4: bad " + c.column + " '" + c.value + "'");
+    EXPECT_EQ(loaded.status().message(), path + ":4: bad " + c.column + " '" + c.value + "'");
   }
 }
 

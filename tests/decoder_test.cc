@@ -1,7 +1,7 @@
 #include "streamrec/decoder.h"
 
-#include <google/protobuf/stubs/logging.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/stubs/logging.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -231,10 +231,10 @@ class DecoderJsonTest : public ::testing::Test {
 };
 
 TEST_F(DecoderJsonTest, CanonicalRecord) {
-  PurchaseEvent e = Decode(
-      R"({"event_id":"536365-1","customer_id":"17850","item_id":"85123A",)"
-      R"("timestamp":"2010-12-01T08:26:00","quantity":6,"unit_price":2.55,"amount":15.3,)"
-      R"("discount":0.5,"channel":" Online ","currency":"GBP"})");
+  PurchaseEvent e =
+      Decode(R"({"event_id":"536365-1","customer_id":"17850","item_id":"85123A",)"
+             R"("timestamp":"2010-12-01T08:26:00","quantity":6,"unit_price":2.55,"amount":15.3,)"
+             R"("discount":0.5,"channel":" Online ","currency":"GBP"})");
   EXPECT_EQ(e.event_id, "536365-1");
   EXPECT_EQ(e.customer_id, "17850");
   EXPECT_EQ(e.item_id, "85123A");
@@ -255,7 +255,7 @@ TEST_F(DecoderJsonTest, TelcoMappingWithIntegerMsisdn) {
       TelcoOptions());
   EXPECT_EQ(e.customer_id, "6281234567890");  // no exponent, no ".0"
   EXPECT_EQ(e.item_id, "PKG_10GB_30D");
-  EXPECT_EQ(e.event_time_ms, kTelcoMs);       // local Jakarta time
+  EXPECT_EQ(e.event_time_ms, kTelcoMs);  // local Jakarta time
   EXPECT_EQ(e.channel, "ussd");
   EXPECT_THAT(e.amount, Optional(50000.0));
   EXPECT_FALSE(e.unit_price.has_value());
@@ -266,11 +266,9 @@ TEST_F(DecoderJsonTest, TelcoMappingWithIntegerMsisdn) {
 TEST_F(DecoderJsonTest, TelcoMissingMsisdnNamesTheField) {
   EXPECT_EQ(Error(R"({"PACKAGE_CODE":"P1","BUY_DATE":"2023-05-01 10:15:00"})", TelcoOptions()),
             "missing customer_id (field 'MSISDN')");
-  EXPECT_EQ(Error(R"({"MSISDN":null,"PACKAGE_CODE":"P1","BUY_DATE":"2023-05-01"})",
-                  TelcoOptions()),
+  EXPECT_EQ(Error(R"({"MSISDN":null,"PACKAGE_CODE":"P1","BUY_DATE":"2023-05-01"})", TelcoOptions()),
             "missing customer_id (field 'MSISDN')");
-  EXPECT_EQ(Error(R"({"MSISDN":"  ","PACKAGE_CODE":"P1","BUY_DATE":"2023-05-01"})",
-                  TelcoOptions()),
+  EXPECT_EQ(Error(R"({"MSISDN":"  ","PACKAGE_CODE":"P1","BUY_DATE":"2023-05-01"})", TelcoOptions()),
             "missing customer_id (field 'MSISDN')");
   EXPECT_EQ(Error(R"({"MSISDN":"62812","BUY_DATE":"2023-05-01"})", TelcoOptions()),
             "missing item_id (field 'PACKAGE_CODE')");
@@ -283,14 +281,15 @@ TEST_F(DecoderJsonTest, TelcoMissingMsisdnNamesTheField) {
 }
 
 TEST_F(DecoderJsonTest, IdsMayBeIntegersOrIntegralFloats) {
-  PurchaseEvent big = Decode(
-      R"({"customer_id":18446744073709551615,"item_id":-42,"timestamp":"2011-12-09"})");
+  PurchaseEvent big =
+      Decode(R"({"customer_id":18446744073709551615,"item_id":-42,"timestamp":"2011-12-09"})");
   EXPECT_EQ(big.customer_id, "18446744073709551615");
   EXPECT_EQ(big.item_id, "-42");
-  PurchaseEvent pandas = Decode(R"({"customer_id":17850.0,"item_id":"A","timestamp":"2011-12-09"})");
+  PurchaseEvent pandas =
+      Decode(R"({"customer_id":17850.0,"item_id":"A","timestamp":"2011-12-09"})");
   EXPECT_EQ(pandas.customer_id, "17850");
-  PurchaseEvent channel_code = Decode(
-      R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","channel":3})");
+  PurchaseEvent channel_code =
+      Decode(R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","channel":3})");
   EXPECT_EQ(channel_code.channel, "3");
 }
 
@@ -303,36 +302,36 @@ TEST_F(DecoderJsonTest, WrongTypesNameTheFieldAndShowTheValue) {
   std::string bool_id = Error(R"({"customer_id":"1","item_id":true,"timestamp":"2011-12-09"})");
   EXPECT_THAT(bool_id, HasSubstr("bad item_id true (field 'item_id')"));
 
-  std::string object_quantity = Error(
-      R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","quantity":{"a":1}})");
+  std::string object_quantity =
+      Error(R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","quantity":{"a":1}})");
   EXPECT_THAT(object_quantity, HasSubstr("quantity"));
   EXPECT_THAT(object_quantity, HasSubstr(R"({"a":1})"));
   EXPECT_THAT(object_quantity, HasSubstr("expected a number"));
 
-  std::string array_price = Error(
-      R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","unit_price":[1,2]})");
+  std::string array_price =
+      Error(R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","unit_price":[1,2]})");
   EXPECT_THAT(array_price, HasSubstr("bad unit_price [1,2] (field 'unit_price')"));
 
   std::string bool_time = Error(R"({"customer_id":"1","item_id":"A","timestamp":false})");
   EXPECT_THAT(bool_time, HasSubstr("bad event_time false (field 'timestamp')"));
 
-  std::string object_channel = Error(
-      R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","channel":{"x":[]}})");
+  std::string object_channel =
+      Error(R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","channel":{"x":[]}})");
   EXPECT_THAT(object_channel, HasSubstr(R"(bad channel {"x":[]} (field 'channel'))"));
 }
 
 TEST_F(DecoderJsonTest, NumbersAsStringsEmptyAndNullAreAbsent) {
-  PurchaseEvent strings = Decode(
-      R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","quantity":"3",)"
-      R"("unit_price":" 12.5 ","amount":"+37.5","discount":"0"})");
+  PurchaseEvent strings =
+      Decode(R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","quantity":"3",)"
+             R"("unit_price":" 12.5 ","amount":"+37.5","discount":"0"})");
   EXPECT_EQ(strings.quantity, 3);
   EXPECT_THAT(strings.unit_price, Optional(12.5));
   EXPECT_THAT(strings.amount, Optional(37.5));
   EXPECT_EQ(strings.discount, 0);
 
-  PurchaseEvent absent = Decode(
-      R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","quantity":"",)"
-      R"("unit_price":null,"amount":"","discount":null,"channel":null})");
+  PurchaseEvent absent =
+      Decode(R"({"customer_id":"1","item_id":"A","timestamp":"2011-12-09","quantity":"",)"
+             R"("unit_price":null,"amount":"","discount":null,"channel":null})");
   EXPECT_EQ(absent.quantity, 1.0);
   EXPECT_FALSE(absent.unit_price.has_value());
   EXPECT_FALSE(absent.amount.has_value());
@@ -363,8 +362,8 @@ TEST_F(DecoderJsonTest, EventTimeAsNumbers) {
   auto at = [this](std::string_view time_json, TimestampFormat format) {
     DecoderOptions options;
     options.timestamp_format = format;
-    std::string json = R"({"customer_id":"1","item_id":"A","timestamp":)" +
-                       std::string(time_json) + "}";
+    std::string json =
+        R"({"customer_id":"1","item_id":"A","timestamp":)" + std::string(time_json) + "}";
     return Decode(json, options).event_time_ms;
   };
   const auto kAuto = TimestampFormat::kAuto;
@@ -387,8 +386,8 @@ TEST_F(DecoderJsonTest, EventTimeErrorsNameValueAndField) {
   EXPECT_THAT(number_for_iso, HasSubstr("bad event_time 1291191960 (field 'timestamp')"));
   EXPECT_THAT(number_for_iso, HasSubstr("ISO-8601"));
 
-  std::string bad_month = Error(R"({"MSISDN":"1","PACKAGE_CODE":"A","BUY_DATE":"2023-13-01"})",
-                                TelcoOptions());
+  std::string bad_month =
+      Error(R"({"MSISDN":"1","PACKAGE_CODE":"A","BUY_DATE":"2023-13-01"})", TelcoOptions());
   EXPECT_EQ(bad_month, "bad event time '2023-13-01': month 13 out of range (field 'BUY_DATE')");
 
   DecoderOptions millis;
@@ -403,9 +402,8 @@ TEST_F(DecoderJsonTest, EventTimeErrorsNameValueAndField) {
 }
 
 TEST_F(DecoderJsonTest, NegativeQuantityRejectedByDefaultAcceptedWithOption) {
-  const char* json =
-      R"({"customer_id":"14527","item_id":"D","timestamp":"2010-12-01T09:41:00",)"
-      R"("quantity":-1,"unit_price":27.5,"amount":-27.5})";
+  const char* json = R"({"customer_id":"14527","item_id":"D","timestamp":"2010-12-01T09:41:00",)"
+                     R"("quantity":-1,"unit_price":27.5,"amount":-27.5})";
   EXPECT_THAT(Error(json), HasSubstr("bad quantity -1 (field 'quantity')"));
   DecoderOptions returns;
   returns.allow_negative_quantity = true;
@@ -451,15 +449,14 @@ TEST_F(DecoderJsonTest, DecodeOverwritesEveryFieldOfTheOutput) {
 }
 
 TEST_F(DecoderJsonTest, IgnoresUnknownKeysAndTakesFirstDuplicate) {
-  PurchaseEvent e = Decode(
-      R"({"nested":{"customer_id":"inner"},"customer_id":"outer","customer_id":"second",)"
-      R"("item_id":"A","timestamp":"2011-12-09","extra":[1,{"x":null}]})");
+  PurchaseEvent e =
+      Decode(R"({"nested":{"customer_id":"inner"},"customer_id":"outer","customer_id":"second",)"
+             R"("item_id":"A","timestamp":"2011-12-09","extra":[1,{"x":null}]})");
   EXPECT_EQ(e.customer_id, "outer");
 }
 
 TEST_F(DecoderJsonTest, KeysAreCaseSensitive) {
-  EXPECT_EQ(Error(R"({"msisdn":"1","PACKAGE_CODE":"A","BUY_DATE":"2023-05-01"})",
-                  TelcoOptions()),
+  EXPECT_EQ(Error(R"({"msisdn":"1","PACKAGE_CODE":"A","BUY_DATE":"2023-05-01"})", TelcoOptions()),
             "missing customer_id (field 'MSISDN')");
 }
 
@@ -543,9 +540,10 @@ TEST(DecoderCsvTest, TelcoMapping) {
       MakeCsv("MSISDN,PACKAGE_CODE,BUY_DATE,CHANNEL,PRICE,REGION", options);
   ASSERT_NE(decoder, nullptr);
   PurchaseEvent e;
-  ASSERT_OK(decoder->Decode("6281234567890,PKG_10GB_30D,2023-05-01 10:15:00,MyTelkomsel,50000,"
-                            "JAVA",
-                            &e));
+  ASSERT_OK(
+      decoder->Decode("6281234567890,PKG_10GB_30D,2023-05-01 10:15:00,MyTelkomsel,50000,"
+                      "JAVA",
+                      &e));
   EXPECT_EQ(e.customer_id, "6281234567890");
   EXPECT_EQ(e.item_id, "PKG_10GB_30D");
   EXPECT_EQ(e.event_time_ms, kTelcoMs);
@@ -573,8 +571,7 @@ TEST(DecoderCsvTest, HeaderLacksRequiredColumn) {
   StatusOr<std::unique_ptr<Decoder>> no_time =
       NewCsvDecoder(DecoderOptions(), "customer_id,item_id,quantity");
   ASSERT_FALSE(no_time.ok());
-  EXPECT_THAT(no_time.status().message(),
-              HasSubstr("lacks column 'timestamp' for event_time"));
+  EXPECT_THAT(no_time.status().message(), HasSubstr("lacks column 'timestamp' for event_time"));
 
   // A header split on the wrong delimiter is one column; the message hints at that.
   StatusOr<std::unique_ptr<Decoder>> semicolons =
@@ -618,13 +615,12 @@ TEST(DecoderCsvTest, CaseSensitiveMatchWinsOverCaseInsensitive) {
 TEST(DecoderCsvTest, QuotedFieldsWithCommasAndQuotes) {
   DecoderOptions options;
   options.fields.event_id = "invoice";
-  std::unique_ptr<Decoder> decoder = MakeCsv(
-      "invoice,customer_id,item_id,timestamp,quantity,unit_price,amount,channel", options);
+  std::unique_ptr<Decoder> decoder =
+      MakeCsv("invoice,customer_id,item_id,timestamp,quantity,unit_price,amount,channel", options);
   ASSERT_NE(decoder, nullptr);
   PurchaseEvent e;
   ASSERT_OK(decoder->Decode(
-      R"("536365","17850","85123A, ""red""","2010-12-01 08:26:00","6","2.55",,"Web, mobile")",
-      &e));
+      R"("536365","17850","85123A, ""red""","2010-12-01 08:26:00","6","2.55",,"Web, mobile")", &e));
   EXPECT_EQ(e.event_id, "536365");
   EXPECT_EQ(e.item_id, "85123A, \"red\"");
   EXPECT_EQ(e.quantity, 6);

@@ -68,8 +68,8 @@ void ReadFeed(const std::string& path, std::string* header, std::vector<Row>* ro
   while (reader->Next(&line)) {
     ASSERT_OK(SplitCsvLine(line, ',', &f));
     ASSERT_EQ(f.size(), 9u) << line;
-    rows->push_back({f[0], f[1], f[2], f[3], ToDouble(f[4]), ToDouble(f[5]), f[6], ToDouble(f[7]),
-                     f[8]});
+    rows->push_back(
+        {f[0], f[1], f[2], f[3], ToDouble(f[4]), ToDouble(f[5]), f[6], ToDouble(f[7]), f[8]});
   }
   ASSERT_OK(reader->status());
 }
@@ -308,10 +308,9 @@ TEST(GeneratorTest, ReportsProgressEvery100kEvents) {
   options.customers = 20000;
   options.events = 250000;
   std::vector<std::pair<uint64_t, uint64_t>> calls;
-  ASSERT_OK(GenerateTelcoFeed(options, dir.File("events.csv"), dir.File("catalog.csv"),
-                              [&](uint64_t done, uint64_t total) {
-                                calls.emplace_back(done, total);
-                              }));
+  ASSERT_OK(
+      GenerateTelcoFeed(options, dir.File("events.csv"), dir.File("catalog.csv"),
+                        [&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); }));
   const std::vector<std::pair<uint64_t, uint64_t>> expected = {
       {100000, 250000}, {200000, 250000}, {250000, 250000}};
   EXPECT_EQ(calls, expected);

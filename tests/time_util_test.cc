@@ -166,8 +166,7 @@ TEST(TimeUtilTest, IsoSyntaxErrorsNameTheValue) {
   EXPECT_THAT(IsoError("2011-12-09_10:00"), HasSubstr("expected 'T' or ' '"));
   EXPECT_THAT(IsoError("2011-12-09 10:00:0"), HasSubstr("expected two second digits"));
   EXPECT_THAT(IsoError("2011-12-09 10:00:00."), HasSubstr("digits after the decimal point"));
-  EXPECT_THAT(IsoError("2011-12-09 10:00:00 UTC"),
-              HasSubstr("unexpected ' UTC' after the time"));
+  EXPECT_THAT(IsoError("2011-12-09 10:00:00 UTC"), HasSubstr("unexpected ' UTC' after the time"));
   EXPECT_THAT(IsoError("2011-12-09 10:00:00Zjunk"), HasSubstr("unexpected 'Zjunk'"));
   EXPECT_THAT(IsoError("2011-12-09T10:00:00+25:00"), HasSubstr("bad UTC offset"));
   EXPECT_THAT(IsoError("2011-12-09T10:00:00+07:60"), HasSubstr("minute 60 out of range"));
@@ -261,8 +260,7 @@ TEST(TimeUtilTest, AutoRejectsNeitherIsoNorNumber) {
   // '-' in position 4 selects ISO, so ISO errors are reported.
   StatusOr<int64_t> bad_iso = Auto("2011-13-01 10:00");
   ASSERT_FALSE(bad_iso.ok());
-  EXPECT_EQ(bad_iso.status().message(),
-            "bad event time '2011-13-01 10:00': month 13 out of range");
+  EXPECT_EQ(bad_iso.status().message(), "bad event time '2011-13-01 10:00': month 13 out of range");
   // Day-first dates are not guessed at.
   StatusOr<int64_t> day_first = Auto("09/12/2011 12:50");
   ASSERT_FALSE(day_first.ok());
@@ -277,11 +275,11 @@ TEST(TimeUtilTest, ParseUtcOffsetAcceptedForms) {
     int minutes;
   };
   const Case cases[] = {
-      {"UTC", 0},         {"utc", 0},          {"Z", 0},          {"", 0},
-      {"  ", 0},          {"+07:00", 420},     {"-0530", -330},   {"+7", 420},
-      {"07:00", 420},     {"-05:30", -330},    {"+0545", 345},    {"+14:00", 840},
-      {"-12", -720},      {"UTC+07:00", 420},  {"GMT-5", -300},   {"+00:00", 0},
-      {"0", 0},           {" +09:30 ", 570},
+      {"UTC", 0},     {"utc", 0},         {"Z", 0},        {"", 0},
+      {"  ", 0},      {"+07:00", 420},    {"-0530", -330}, {"+7", 420},
+      {"07:00", 420}, {"-05:30", -330},   {"+0545", 345},  {"+14:00", 840},
+      {"-12", -720},  {"UTC+07:00", 420}, {"GMT-5", -300}, {"+00:00", 0},
+      {"0", 0},       {" +09:30 ", 570},
   };
   for (const Case& c : cases) {
     StatusOr<int> offset = ParseUtcOffset(c.text);
@@ -297,8 +295,8 @@ TEST(TimeUtilTest, ParseUtcOffsetRejectsZoneNamesAndBadOffsets) {
   EXPECT_THAT(iana.status().message(), HasSubstr("'Asia/Jakarta'"));
   EXPECT_THAT(iana.status().message(), HasSubstr("only fixed offsets"));
 
-  for (const char* bad : {"WIB", "+25:00", "+07:60", "+7:5", "+123", "+", "--07", "+07:00:00",
-                          "UTC+", "1.5"}) {
+  for (const char* bad :
+       {"WIB", "+25:00", "+07:60", "+7:5", "+123", "+", "--07", "+07:00:00", "UTC+", "1.5"}) {
     StatusOr<int> offset = ParseUtcOffset(bad);
     ASSERT_FALSE(offset.ok()) << bad << " -> " << *offset;
     EXPECT_THAT(offset.status().message(), HasSubstr(std::string("'") + bad + "'"));

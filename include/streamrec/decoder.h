@@ -78,7 +78,8 @@ StatusOr<std::unique_ptr<Decoder>> NewCsvDecoder(const DecoderOptions& options,
                                                  std::string_view header_line);
 
 // Checks the invariants every decoder enforces (ids present, time in range, quantity and
-// prices sane, finite numbers) and fills the derived amount. Exposed for tests and for
+// prices sane, finite numbers) and normalises the channel (trimmed, lower case). An absent
+// amount stays absent: PurchaseEvent::PaidAmount() derives it. Exposed for tests and for
 // sources that build events themselves.
 Status ValidateEvent(const DecoderOptions& options, PurchaseEvent* event);
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start, command 2: install what is missing, build, run every test (ctest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake --preset default >/dev/null
+cmake --build --preset default -j"$(nproc)"
+ctest --preset default

@@ -1,0 +1,124 @@
+#include "streamrec/config.h"
+
+#include <gtest/gtest.h>
+
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+using testing::TempDir;
+using testing::WriteFile;
+
+StatusOr<Config> LoadText(const std::string& yaml, const Environment& env = {}) {
+  TempDir dir;
+  std::string path = dir.File("c.yaml");
+  WriteFile(path, yaml);
+  return LoadConfig(path, env);
+}
+
+void ExpectError(const StatusOr<Config>& c, const std::vector<std::string>& parts) {
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(c.status().IsInvalidArgument()) << c.status().ToString();
+  for (const auto& p : parts) {
+    EXPECT_NE(c.status().message().find(p), std::string::npos)
+        << "'" << p << "' not in: " << c.status().message();
+  }
+}
+
+TEST(ConfigTest, DefaultsWithoutFile) {
+  ASSERT_OK_AND_ASSIGN(c, LoadConfig("", {}));
+  EXPECT_EQ(c.input.format, "csv");
+  EXPECT_EQ(c.input.decoder.fields.customer_id, "customer_id");
+  EXPECT_EQ(c.input.decoder.fields.event_time, "timestamp");
+  EXPECT_EQ(c.pipeline.batch_size, 5000);
+  EXPECT_EQ(c.recommend.list_length, 10);
+  EXPECT_FALSE(c.state.sync_wal);
+}
+
+TEST(ConfigTest, TelcoFieldMappingAndZone) {
+  ASSERT_OK_AND_ASSIGN(c, LoadText(R"(
+input:
+  format: json
+  default_zone: "+07:00"
+  fields:
+    customer_id: MSISDN
+    item_id: PACKAGE_CODE
+    event_time: BUY_DATE
+    channel: CHANNEL
+    amount: PRICE
+state:
+  sync_wal: true
+  block_cache_mb: 512
+  compression: zstd
+)"));
+  EXPECT_EQ(c.input.format, "json");
+  EXPECT_EQ(c.input.decoder.default_utc_offset_minutes, 420);
+  EXPECT_EQ(c.input.decoder.fields.customer_id, "MSISDN");
+  EXPECT_EQ(c.input.decoder.fields.amount, "PRICE");
+  EXPECT_TRUE(c.state.sync_wal);
+  EXPECT_EQ(c.state.block_cache_mb, 512);
+  EXPECT_EQ(c.state.compression, "zstd");
+}
+
+TEST(ConfigTest, UnknownKeyIsNamed) {
+  ExpectError(LoadText("state:\n  block_cache: 5\n"), {"unknown key", "state.block_cache"});
+  ExpectError(LoadText("nosuch: 1\n"), {"unknown key", "nosuch"});
+  ExpectError(LoadText("input:\n  fields:\n    msisdn: X\n"), {"input.fields.msisdn"});
+}
+
+TEST(ConfigTest, WrongTypeAndRangeNameKeyAndValue) {
+  ExpectError(LoadText("state:\n  block_cache_mb: lots\n"), {"state.block_cache_mb", "'lots'", "integer"});
+  ExpectError(LoadText("state:\n  block_cache_mb: 1\n"), {"state.block_cache_mb", "'1'", "[8,"});
+  ExpectError(LoadText("state:\n  sync_wal: maybe\n"), {"state.sync_wal", "'maybe'"});
+  ExpectError(LoadText("recommend:\n  control_share: 1.5\n"), {"recommend.control_share", "'1.5'"});
+  ExpectError(LoadText("state:\n  compression: brotli\n"), {"state.compression", "'brotli'", "zstd"});
+  ExpectError(LoadText("input:\n  default_zone: Asia/Jakarta\n"), {"input.default_zone", "Asia/Jakarta"});
+  ExpectError(LoadText("state: 5\n"), {"state", "mapping"});
+  ExpectError(LoadText("pipeline:\n  batch_size: [1, 2]\n"), {"pipeline.batch_size", "list"});
+}
+
+TEST(ConfigTest, RequiredFieldCannotBeEmptied) {
+  ExpectError(LoadText("input:\n  fields:\n    customer_id: \"\"\n"), {"input.fields.customer_id"});
+}
+
+TEST(ConfigTest, EnvironmentOverridesFile) {
+  Environment env{{"STREAMREC_STATE__BLOCK_CACHE_MB", "1024"},
+                  {"STREAMREC_INPUT__FIELDS__CUSTOMER_ID", "MSISDN"},
+                  {"STREAMREC_TEST_CRASH_AT", "ignored: no double underscore"},
+                  {"HOME", "/root"}};
+  ASSERT_OK_AND_ASSIGN(c, LoadText("state:\n  block_cache_mb: 64\n", env));
+  EXPECT_EQ(c.state.block_cache_mb, 1024);
+  EXPECT_EQ(c.input.decoder.fields.customer_id, "MSISDN");
+}
+
+TEST(ConfigTest, BadEnvironmentOverrideNamesTheVariable) {
+  ExpectError(LoadConfig("", {{"STREAMREC_STATE__BLOCK_CACHE", "1"}}),
+              {"STREAMREC_STATE__BLOCK_CACHE", "state.block_cache"});
+  ExpectError(LoadConfig("", {{"STREAMREC_PIPELINE__BATCH_SIZE", "0"}}),
+              {"STREAMREC_PIPELINE__BATCH_SIZE", "pipeline.batch_size", "'0'"});
+}
+
+TEST(ConfigTest, MissingOrBrokenFile) {
+  ExpectError(LoadConfig("/nonexistent/streamrec.yaml", {}), {"/nonexistent/streamrec.yaml"});
+  ExpectError(LoadText("state: [unclosed\n"), {"c.yaml"});
+}
+
+TEST(ConfigTest, PrintedDefaultsLoadBackToDefaults) {
+  std::string yaml = DefaultConfigYaml();
+  EXPECT_NE(yaml.find("block_cache_mb: 256"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("# "), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(loaded, LoadText(yaml));
+  ASSERT_OK_AND_ASSIGN(defaults, LoadConfig("", {}));
+  // Printing the loaded config again gives the same text: every key round-trips.
+  (void)defaults;
+  EXPECT_EQ(loaded.state.block_cache_mb, defaults.state.block_cache_mb);
+  EXPECT_EQ(loaded.input.decoder.csv_delimiter, ',');
+  EXPECT_EQ(loaded.input.decoder.fields.event_time, "timestamp");
+  EXPECT_EQ(loaded.recommend.control_share, defaults.recommend.control_share);
+  EXPECT_EQ(loaded.input.decoder.max_event_time_ms, defaults.input.decoder.max_event_time_ms);
+  EXPECT_EQ(loaded.catalog_path, "");
+}
+
+}  // namespace
+}  // namespace streamrec

@@ -1,0 +1,151 @@
+#include "streamrec/state_store.h"
+
+#include <gtest/gtest.h>
+
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+using testing::TempDir;
+
+// The same contract for both stores.
+class StateStoreContractTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) {
+      StoreOptions options;
+      options.path = dir_.File("db");
+      auto store = OpenRocksStateStore(options);
+      ASSERT_TRUE(store.ok()) << store.status().ToString();
+      store_ = std::move(store).value();
+    } else {
+      store_ = NewMemStateStore();
+    }
+  }
+  TempDir dir_;
+  std::unique_ptr<StateStore> store_;
+};
+
+TEST_P(StateStoreContractTest, PutGetMultiGetDeleteScan) {
+  WriteSet w;
+  w.Put(Column::kCustomers, PartitionKey(1, "b"), "vb");
+  w.Put(Column::kCustomers, PartitionKey(1, "a"), "va");
+  w.Put(Column::kCustomers, PartitionKey(2, "a"), "v2a");
+  w.Put(Column::kItems, "a", "item");
+  ASSERT_OK(store_->Write(w));
+
+  std::string value;
+  ASSERT_OK(store_->Get(Column::kCustomers, PartitionKey(1, "a"), &value));
+  EXPECT_EQ(value, "va");
+  EXPECT_TRUE(store_->Get(Column::kItems, "zz", &value).IsNotFound());
+  // Column families are separate key spaces.
+  EXPECT_TRUE(store_->Get(Column::kItems, PartitionKey(1, "a"), &value).IsNotFound());
+
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  ASSERT_OK(store_->MultiGet(Column::kCustomers,
+                             {PartitionKey(1, "a"), PartitionKey(1, "x"), PartitionKey(2, "a")},
+                             &values, &found));
+  EXPECT_EQ(found, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(values[0], "va");
+  EXPECT_EQ(values[2], "v2a");
+
+  std::vector<std::string> keys;
+  ASSERT_OK(store_->Scan(Column::kCustomers, PartitionPrefix(1),
+                         [&](std::string_view k, std::string_view) {
+                           keys.emplace_back(k.substr(4));
+                           return true;
+                         }));
+  EXPECT_EQ(keys, (std::vector<std::string>{"a", "b"}));
+
+  WriteSet d;
+  d.Delete(Column::kCustomers, PartitionKey(1, "a"));
+  ASSERT_OK(store_->Write(d));
+  EXPECT_TRUE(store_->Get(Column::kCustomers, PartitionKey(1, "a"), &value).IsNotFound());
+}
+
+TEST_P(StateStoreContractTest, OutboxKeysSortBySequence) {
+  WriteSet w;
+  for (uint64_t seq : {300u, 2u, 70000u, 1u}) w.Put(Column::kOutbox, OutboxKey(0, seq), std::to_string(seq));
+  ASSERT_OK(store_->Write(w));
+  std::vector<std::string> order;
+  ASSERT_OK(store_->Scan(Column::kOutbox, PartitionPrefix(0), [&](std::string_view, std::string_view v) {
+    order.emplace_back(v);
+    return true;
+  }));
+  EXPECT_EQ(order, (std::vector<std::string>{"1", "2", "300", "70000"}));
+}
+
+TEST_P(StateStoreContractTest, DigestCoversCustomersAndItemsOnly) {
+  auto empty = StateDigest(store_.get());
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->size(), 32u);
+  WriteSet w;
+  w.Put(Column::kOutbox, OutboxKey(0, 1), "x");
+  ASSERT_OK(store_->Write(w));
+  EXPECT_EQ(*StateDigest(store_.get()), *empty);
+  WriteSet c;
+  c.Put(Column::kCustomers, PartitionKey(0, "a"), "1");
+  ASSERT_OK(store_->Write(c));
+  std::string with_a = *StateDigest(store_.get());
+  EXPECT_NE(with_a, *empty);
+  WriteSet c2;
+  c2.Put(Column::kCustomers, PartitionKey(0, "a"), "2");
+  ASSERT_OK(store_->Write(c2));
+  EXPECT_NE(*StateDigest(store_.get()), with_a);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, StateStoreContractTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "RocksDB" : "Memory"; });
+
+TEST(RocksStateStoreTest, DataSurvivesReopen) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.File("db");
+  options.sync_wal = true;
+  options.compression = "zstd";
+  {
+    ASSERT_OK_AND_ASSIGN(store, OpenRocksStateStore(options));
+    WriteSet w;
+    w.Put(Column::kPositions, PositionKey("file", 0), "pos");
+    ASSERT_OK(store->Write(w));
+  }
+  ASSERT_OK_AND_ASSIGN(store, OpenRocksStateStore(options));
+  std::string value;
+  ASSERT_OK(store->Get(Column::kPositions, PositionKey("file", 0), &value));
+  EXPECT_EQ(value, "pos");
+}
+
+TEST(RocksStateStoreTest, IncompatibleFormatVersionFailsClearly) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.File("db");
+  {
+    ASSERT_OK_AND_ASSIGN(store, OpenRocksStateStore(options));
+    WriteSet w;
+    w.Put(Column::kMeta, "format_version", "99");
+    ASSERT_OK(store->Write(w));
+  }
+  auto reopened = OpenRocksStateStore(options);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_TRUE(reopened.status().IsNotSupported());
+  const std::string& m = reopened.status().message();
+  EXPECT_NE(m.find("format version 99"), std::string::npos) << m;
+  EXPECT_NE(m.find("format version " + std::to_string(kStoreFormatVersion)), std::string::npos) << m;
+  EXPECT_NE(m.find(options.path), std::string::npos) << m;
+}
+
+TEST(RocksStateStoreTest, BadCompressionNamesTheKey) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.File("db");
+  options.compression = "brotli";
+  auto store = OpenRocksStateStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("state.compression"), std::string::npos);
+  EXPECT_NE(store.status().message().find("brotli"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace streamrec
