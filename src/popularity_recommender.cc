@@ -25,7 +25,6 @@ class PopularityRecommender : public Recommender {
     // Keep enough candidates that removing the customer's owned items still fills a list.
     const size_t keep = static_cast<size_t>(options_.list_length) * 8 + 64;
     ranked_.clear();
-    total_decayed_ = 0;
     for (const auto& [id, stats] : items) {
       if (catalog_ != nullptr) {
         const CatalogItem* item = catalog_->Find(id);
@@ -33,18 +32,17 @@ class PopularityRecommender : public Recommender {
       }
       double score = stats.decayed_count() *
                      DecayFactor(now_ms - stats.last_time_ms(), options_.popularity_half_life_days);
-      total_decayed_ += score;
       ranked_.push_back({&id, score});
     }
-    auto better = [](const Ranked& a, const Ranked& b) {
+    // A total order (score, then id), and the normalising sum taken in that order: the result
+    // must not depend on the hash table's iteration order, which differs between a table built
+    // incrementally and one loaded from the store after a restart.
+    std::sort(ranked_.begin(), ranked_.end(), [](const Ranked& a, const Ranked& b) {
       return a.score > b.score || (a.score == b.score && *a.id < *b.id);
-    };
-    if (ranked_.size() > keep) {
-      std::partial_sort(ranked_.begin(), ranked_.begin() + keep, ranked_.end(), better);
-      ranked_.resize(keep);
-    } else {
-      std::sort(ranked_.begin(), ranked_.end(), better);
-    }
+    });
+    total_decayed_ = 0;
+    for (const Ranked& r : ranked_) total_decayed_ += r.score;
+    if (ranked_.size() > keep) ranked_.resize(keep);
   }
 
   void Recommend(const CustomerState& customer, std::vector<Recommendation>* out) override {

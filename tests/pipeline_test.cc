@@ -1,0 +1,237 @@
+#include "streamrec/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "testutil/fault_store.h"
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+constexpr const char* kHeader = "customer_id,item_id,timestamp,quantity,unit_price,amount,channel";
+
+// Owns a store, decoder, segmenter, recommender and pipeline over an in-memory store.
+class Harness {
+ public:
+  explicit Harness(StateStore* store = nullptr) : own_store_(NewMemStateStore()) {
+    store_ = store != nullptr ? store : own_store_.get();
+    options_.recommend.list_length = 3;
+    options_.recommend.control_share = 0.0;
+    decoder_ = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
+    segmenter_ = NewRfmRuleSegmenter();
+    recommender_ = NewPopularityRecommender(options_.recommend, nullptr);
+    pipeline_ = std::make_unique<Pipeline>(options_, store_, nullptr, segmenter_.get(),
+                                           recommender_.get());
+    EXPECT_OK(pipeline_->Open());
+  }
+
+  Status Run(const std::vector<std::string>& lines, uint64_t first_offset, BatchResult* result) {
+    lines_ = lines;
+    std::vector<SourceRecord> records;
+    for (size_t i = 0; i < lines_.size(); ++i) {
+      records.push_back(SourceRecord{first_offset + i, {}, lines_[i]});
+    }
+    return pipeline_->ProcessBatch(0, records, decoder_.get(), result);
+  }
+
+  std::vector<v1::OutboxRecord> Drain() {
+    std::vector<v1::OutboxRecord> out;
+    auto n = DrainOutbox(store_, 0, [&](const v1::OutboxRecord& r) {
+      out.push_back(r);
+      return Status::OK();
+    });
+    EXPECT_TRUE(n.ok());
+    return out;
+  }
+
+  CustomerState Customer(const std::string& id) {
+    std::string value;
+    CustomerState state;
+    EXPECT_OK(store_->Get(Column::kCustomers, PartitionKey(0, id), &value));
+    EXPECT_OK(DecodeState(value, &state));
+    return state;
+  }
+
+  StateStore* store() { return store_; }
+  Pipeline& pipeline() { return *pipeline_; }
+
+ private:
+  std::unique_ptr<StateStore> own_store_;
+  StateStore* store_;
+  PipelineOptions options_;
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<Segmenter> segmenter_;
+  std::unique_ptr<Recommender> recommender_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::vector<std::string> lines_;
+};
+
+std::vector<std::string> Lists(const std::vector<v1::OutboxRecord>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) {
+    if (r.payload_case() == v1::OutboxRecord::kList) out.push_back(r.key());
+  }
+  return out;
+}
+
+TEST(PipelineTest, AppliesBatchAndStoresPositionAtomically) {
+  Harness h;
+  BatchResult r;
+  ASSERT_OK(h.Run({"c1,A,2011-01-01 10:00:00,1,2.0,2.0,web",
+                   "c1,B,2011-01-01 10:00:00,1,3.0,3.0,web",
+                   "c2,A,2011-01-02 10:00:00,2,2.0,4.0,",
+                   "c3,,2011-01-02 10:00:00,1,1,1,",   // invalid: no item
+                   "c2,B,2011-01-03 10:00:00,1,,,"},  // valid: no price
+                  0, &r));
+  EXPECT_EQ(r.records, 5u);
+  EXPECT_EQ(r.events, 4u);
+  ASSERT_EQ(r.invalid.size(), 1u);
+  EXPECT_EQ(r.invalid[0].offset, 3u);
+  EXPECT_NE(r.invalid[0].status.message().find("item_id"), std::string::npos);
+  EXPECT_EQ(r.new_customers, 2u);
+  EXPECT_EQ(r.customers_changed, 2u);
+  EXPECT_EQ(r.lists_published, 2u);
+
+  CustomerState c1 = h.Customer("c1");
+  EXPECT_EQ(c1.purchase_count(), 1u);
+  EXPECT_DOUBLE_EQ(c1.total_spend(), 5.0);
+  EXPECT_EQ(c1.segment(), "New");
+  EXPECT_EQ(c1.list_version(), 1u);
+  CustomerState c2 = h.Customer("c2");
+  EXPECT_EQ(c2.purchase_count(), 2u);
+  EXPECT_DOUBLE_EQ(c2.total_spend(), 4.0);  // the unpriced line adds nothing
+  EXPECT_EQ(c2.segment(), "Promising");
+
+  ASSERT_OK_AND_ASSIGN(pos, h.pipeline().Position(0));
+  EXPECT_EQ(pos.next_offset(), 5u);
+  EXPECT_EQ(pos.events(), 4u);
+  EXPECT_EQ(pos.invalid(), 1u);
+  EXPECT_EQ(pos.customers(), 2u);
+
+  std::vector<v1::OutboxRecord> out = h.Drain();
+  EXPECT_EQ(Lists(out), (std::vector<std::string>{"c1", "c2"}));
+  EXPECT_TRUE(h.Drain().empty()) << "drained records are deleted";
+}
+
+TEST(PipelineTest, RedeliveredRecordsAreNotCountedTwice) {
+  Harness h;
+  BatchResult r;
+  std::vector<std::string> batch = {"c1,A,2011-01-01 10:00:00,1,2.0,2.0,web",
+                                    "c1,B,2011-01-02 10:00:00,1,2.0,2.0,web"};
+  ASSERT_OK(h.Run(batch, 0, &r));
+  auto digest = StateDigest(h.store());
+  ASSERT_OK(h.Run(batch, 0, &r));  // the same offsets again (e.g. after a crash)
+  EXPECT_EQ(r.records, 0u);
+  EXPECT_EQ(*StateDigest(h.store()), *digest);
+  // A batch that overlaps: only the new record is applied.
+  ASSERT_OK(h.Run({"c1,B,2011-01-02 10:00:00,1,2.0,2.0,web", "c1,C,2011-01-03 10:00:00,1,2,2,"}, 1,
+                  &r));
+  EXPECT_EQ(r.records, 1u);
+  EXPECT_EQ(h.Customer("c1").event_count(), 3u);
+}
+
+TEST(PipelineTest, ListPublishedOnlyWhenItChangesAndNeverFromTheFuture) {
+  Harness h;
+  BatchResult r;
+  ASSERT_OK(h.Run({"c1,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 11:00:00,1,1,1,"}, 0, &r));
+  auto first = h.Drain();
+  ASSERT_EQ(Lists(first), (std::vector<std::string>{"c1", "c2"}));
+  // c1's list is built at as_of = the batch's newest event; item Z is bought only later.
+  for (const auto& rec : first) {
+    if (rec.payload_case() != v1::OutboxRecord::kList) continue;
+    EXPECT_EQ(rec.list().as_of_ms(), 1293879600000);  // 2011-01-01T11:00:00Z
+    for (const auto& item : rec.list().items()) EXPECT_NE(item.item_id(), "Z");
+  }
+  // c1 buys A again: the popularity list (B, owned A removed) is unchanged -> not published.
+  ASSERT_OK(h.Run({"c1,A,2011-01-02 10:00:00,1,1,1,"}, 2, &r));
+  EXPECT_EQ(r.lists_published, 0u);
+  EXPECT_EQ(h.Customer("c1").list_version(), 1u);
+  // New items change c1's list -> published with version 2.
+  ASSERT_OK(h.Run({"c3,Z,2011-01-03 10:00:00,1,1,1,", "c1,Y,2011-01-03 10:00:00,1,1,1,"}, 3, &r));
+  auto later = h.Drain();
+  std::set<std::string> keys;
+  for (const auto& rec : later) {
+    if (rec.payload_case() != v1::OutboxRecord::kList) continue;
+    keys.insert(rec.key());
+    if (rec.key() == "c1") EXPECT_EQ(rec.list().version(), 2u);
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"c1", "c3"}));
+}
+
+TEST(PipelineTest, SegmentChangesGoToTheOutbox) {
+  Harness h;
+  BatchResult r;
+  ASSERT_OK(h.Run({"c1,A,2011-01-01 10:00:00,1,1,1,"}, 0, &r));
+  EXPECT_EQ(r.segment_changes, 1u);  // unassigned -> New
+  ASSERT_OK(h.Run({"c1,A,2011-01-02 10:00:00,1,1,1,"}, 1, &r));
+  EXPECT_EQ(r.segment_changes, 1u);  // New -> Promising
+  ASSERT_OK(h.Run({"c1,A,2011-01-03 10:00:00,1,1,1,"}, 2, &r));
+  EXPECT_EQ(r.segment_changes, 0u);  // still Promising
+  std::vector<std::string> moves;
+  for (const auto& rec : h.Drain()) {
+    if (rec.payload_case() == v1::OutboxRecord::kSegmentChange) {
+      moves.push_back(rec.segment_change().from_segment() + ">" + rec.segment_change().to_segment());
+    }
+  }
+  EXPECT_EQ(moves, (std::vector<std::string>{">New", "New>Promising"}));
+}
+
+TEST(PipelineTest, FailedWriteLeavesNoTraceAndRetrySucceeds) {
+  std::vector<std::string> b1 = {"c1,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,"};
+  std::vector<std::string> b2 = {"c1,B,2011-01-02 10:00:00,1,1,1,", "c3,A,2011-01-02 10:00:00,1,1,1,"};
+  Harness clean;
+  BatchResult r;
+  ASSERT_OK(clean.Run(b1, 0, &r));
+  ASSERT_OK(clean.Run(b2, 2, &r));
+
+  auto base = NewMemStateStore();
+  testing::FaultInjectingStore faulty(base.get());
+  Harness h(&faulty);
+  ASSERT_OK(h.Run(b1, 0, &r));
+  auto before = StateDigest(base.get());
+  faulty.FailNextWrites(1);
+  Status s = h.Run(b2, 2, &r);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_EQ(*StateDigest(base.get()), *before);
+  ASSERT_OK(h.Run(b2, 2, &r));  // retry of the same batch
+  EXPECT_EQ(*StateDigest(base.get()), *StateDigest(clean.store()));
+  // In-memory item statistics were rolled back too: B counted once.
+  EXPECT_EQ(h.pipeline().item_stats().at("B").count(), 2u);
+}
+
+TEST(PipelineTest, ListJsonShape) {
+  v1::RecommendationList list;
+  list.set_customer_id("17850");
+  list.set_version(3);
+  list.set_as_of_ms(1323435000000);
+  list.set_segment("Loyal");
+  list.set_cluster(2);
+  list.set_group(v1::RecommendationList::CONTROL);
+  auto* item = list.add_items();
+  item->set_item_id("85123A");
+  item->set_score(0.5);
+  item->set_strategy("popularity");
+  item->set_reason("say \"hi\"");
+  EXPECT_EQ(RecommendationListToJson(list),
+            R"({"customer_id":"17850","version":3,"as_of":"2011-12-09T12:50:00Z","segment":"Loyal",)"
+            R"("cluster":2,"group":"control","model_version":0,"items":[{"item_id":"85123A",)"
+            R"("score":0.5,"strategy":"popularity","reason":"say \"hi\""}]})");
+}
+
+TEST(PipelineTest, ControlGroupIsDeterministicAndSized) {
+  int control = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string id = "c" + std::to_string(i);
+    bool in = InControlGroup(id, 0.1);
+    EXPECT_EQ(in, InControlGroup(id, 0.1));
+    control += in;
+  }
+  EXPECT_NEAR(control / 20000.0, 0.1, 0.01);
+  EXPECT_FALSE(InControlGroup("x", 0.0));
+  EXPECT_TRUE(InControlGroup("x", 1.0));
+}
+
+}  // namespace
+}  // namespace streamrec

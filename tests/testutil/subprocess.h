@@ -1,0 +1,29 @@
+// Runs the streamrec binary (or any program) as a child process, for end-to-end tests.
+#ifndef STREAMREC_TESTS_TESTUTIL_SUBPROCESS_H_
+#define STREAMREC_TESTS_TESTUTIL_SUBPROCESS_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace streamrec::testing {
+
+struct ProcessResult {
+  bool exited = false;     // ended by exit()
+  int exit_code = -1;
+  bool signaled = false;   // ended by a signal
+  int signal = 0;
+  std::string output;      // stdout and stderr, interleaved
+};
+
+// Runs `argv` (argv[0] is the program path) with the current environment plus `env`, waits for
+// it and returns how it ended. Output goes through a temporary file (no pipe deadlocks).
+ProcessResult RunProcess(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env = {});
+
+// Path of the streamrec binary built with the tests.
+std::string StreamrecBinary();
+
+}  // namespace streamrec::testing
+
+#endif  // STREAMREC_TESTS_TESTUTIL_SUBPROCESS_H_
