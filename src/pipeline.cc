@@ -244,17 +244,27 @@ std::string RecommendationListToJson(const v1::RecommendationList& list) {
   return w.Release();
 }
 
+uint64_t OutboxSequence(std::string_view key) {
+  uint64_t seq = 0;
+  for (size_t i = key.size() >= 8 ? key.size() - 8 : 0; i < key.size(); ++i) {
+    seq = (seq << 8) | static_cast<unsigned char>(key[i]);
+  }
+  return seq;
+}
+
 StatusOr<uint64_t> DrainOutbox(StateStore* store, uint32_t partition,
                                const std::function<Status(const v1::OutboxRecord&)>& publish,
-                               const std::function<Status()>& sync) {
+                               const std::function<Status()>& sync, uint64_t* cursor) {
   constexpr size_t kChunk = 4096;
   const std::string prefix = PartitionPrefix(partition);
   uint64_t published = 0;
+  uint64_t next = cursor != nullptr ? *cursor : 0;
   while (true) {
     std::vector<std::pair<std::string, v1::OutboxRecord>> chunk;
     Status decode_status;
-    STREAMREC_RETURN_IF_ERROR(
-        store->Scan(Column::kOutbox, prefix, [&](std::string_view key, std::string_view value) {
+    STREAMREC_RETURN_IF_ERROR(store->ScanFrom(
+        Column::kOutbox, prefix, OutboxKey(partition, next),
+        [&](std::string_view key, std::string_view value) {
           v1::OutboxRecord record;
           decode_status = DecodeState(value, &record);
           if (!decode_status.ok()) return false;
@@ -269,7 +279,9 @@ StatusOr<uint64_t> DrainOutbox(StateStore* store, uint32_t partition,
       deletes.Delete(Column::kOutbox, std::move(key));
     }
     if (sync) STREAMREC_RETURN_IF_ERROR(sync());
+    next = OutboxSequence(deletes.ops().back().key) + 1;
     STREAMREC_RETURN_IF_ERROR(store->Write(deletes));
+    if (cursor != nullptr) *cursor = next;
     published += chunk.size();
   }
 }

@@ -97,8 +97,9 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
     return Status::OK();
   };
   auto sync = [&]() -> Status { return recs ? recs->Flush() : Status::OK(); };
+  uint64_t outbox_cursor = 0;
   auto drain = [&]() -> Status {
-    auto n = DrainOutbox(store.get(), kFilePartition, publish, sync);
+    auto n = DrainOutbox(store.get(), kFilePartition, publish, sync, &outbox_cursor);
     return n.ok() ? Status::OK() : n.status();
   };
 

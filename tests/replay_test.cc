@@ -206,6 +206,33 @@ TEST(ReplayEndToEndTest, PrintDefaultsIsValidConfiguration) {
   EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
+TEST(ReplayEndToEndTest, TelcoJsonFeedWithOwnFieldNamesAndZone) {
+  TempDir dir;
+  std::string input = dir.File("telco.jsonl");
+  testing::WriteFile(
+      input,
+      R"({"MSISDN":6281234567890,"PACKAGE_CODE":"NI-10GB-30D","BUY_DATE":"2026-01-15 08:30:00","CHANNEL":"USSD","PRICE":65000})"
+      "\n"
+      R"({"MSISDN":"6281234567890","PACKAGE_CODE":"SOC-2GB-7D","BUY_DATE":"2026-01-20 07:00:00","CHANNEL":"app"})"
+      "\n"
+      R"({"MSISDN":"6281200000001","PACKAGE_CODE":"NI-10GB-30D","BUY_DATE":"not a date","CHANNEL":"app"})"
+      "\n");
+  ProcessResult r = RunProcess({StreamrecBinary(), "replay", "--config",
+                                std::string(STREAMREC_SOURCE_DIR) + "/config/telco-json.yaml",
+                                "--input", input, "--state-dir", dir.File("s"), "--recs-out",
+                                dir.File("r.jsonl"), "--summary-json", dir.File("s.json")});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+  Summary s = ReadSummary(dir.File("s.json"));
+  EXPECT_EQ(s.events, 2u);
+  EXPECT_EQ(s.invalid, 1u);
+  EXPECT_EQ(s.customers, 1u);
+  EXPECT_NE(r.output.find("BUY_DATE"), std::string::npos) << r.output;
+  // 07:00 at UTC+07:00 is midnight UTC: the list's as_of is in UTC.
+  std::string lists = testing::ReadFile(dir.File("r.jsonl"));
+  EXPECT_NE(lists.find(R"("as_of":"2026-01-20T00:00:00Z")"), std::string::npos) << lists;
+  EXPECT_NE(lists.find(R"("customer_id":"6281234567890")"), std::string::npos) << lists;
+}
+
 TEST(ReplayEndToEndTest, TelcoDemoRunsOnGeneratedFeed) {
   TempDir dir;
   ProcessResult r = RunProcess({StreamrecBinary(), "demo", "--events", "20000", "--customers",

@@ -99,9 +99,15 @@ std::string RecommendationListToJson(const v1::RecommendationList& list);
 // `sync` (may be null; e.g. flush a file) and deletes the chunk of records published. Returns
 // the number published. At-least-once: a crash between publish and delete publishes those
 // records again on the next drain.
+// `cursor` (may be null) is the first sequence number that may still be pending: the scan
+// starts there and the cursor is advanced past what was drained. Start it at 0.
 StatusOr<uint64_t> DrainOutbox(StateStore* store, uint32_t partition,
                                const std::function<Status(const v1::OutboxRecord&)>& publish,
-                               const std::function<Status()>& sync = nullptr);
+                               const std::function<Status()>& sync = nullptr,
+                               uint64_t* cursor = nullptr);
+
+// The sequence number of an outbox key made by OutboxKey.
+uint64_t OutboxSequence(std::string_view key);
 
 }  // namespace streamrec
 

@@ -71,7 +71,15 @@ class StateStore {
   // call; stops early when `visit` returns false.
   virtual Status Scan(Column column, std::string_view prefix,
                       const std::function<bool(std::string_view key, std::string_view value)>&
-                          visit) = 0;
+                          visit) {
+    return ScanFrom(column, prefix, prefix, visit);
+  }
+  // Like Scan, starting at the first key >= `start` (which should begin with `prefix`). Queue
+  // readers use it to skip what they consumed: deleted keys stay as tombstones until
+  // compaction, and scanning over them from the prefix would cost O(everything ever queued).
+  virtual Status ScanFrom(Column column, std::string_view prefix, std::string_view start,
+                          const std::function<bool(std::string_view key, std::string_view value)>&
+                              visit) = 0;
   // Makes everything written so far durable (memtable flush); a no-op in memory.
   virtual Status Flush() = 0;
   // Approximate bytes on disk (0 in memory).

@@ -25,6 +25,21 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::IOError(msg);
 }
 
+// The smallest key greater than every key starting with `prefix`; empty when there is none
+// (an empty prefix, or all 0xff).
+std::string PrefixSuccessor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty()) {
+    unsigned char last = static_cast<unsigned char>(s.back());
+    if (last != 0xff) {
+      s.back() = static_cast<char>(last + 1);
+      return s;
+    }
+    s.pop_back();
+  }
+  return s;
+}
+
 StatusOr<rocksdb::CompressionType> ParseCompression(const std::string& name) {
   if (name == "none") return rocksdb::kNoCompression;
   if (name == "snappy") return rocksdb::kSnappyCompression;
@@ -128,12 +143,17 @@ class RocksStateStore : public StateStore {
     return FromRocks(db_->Write(wo, &batch), "write");
   }
 
-  Status Scan(Column column, std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& visit) override {
+  Status ScanFrom(Column column, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& visit) override {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
+    // Bound the iterator to the prefix so it stops at the prefix's end instead of walking on.
+    std::string upper = PrefixSuccessor(prefix);
+    rocksdb::Slice upper_slice(upper);
+    if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(column)));
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    std::string_view from = start < prefix ? prefix : start;
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
       rocksdb::Slice key = it->key();
       if (!key.starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
       rocksdb::Slice value = it->value();

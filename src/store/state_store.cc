@@ -2,6 +2,7 @@
 // digest.
 #include "streamrec/state_store.h"
 
+#include <algorithm>
 #include <map>
 
 namespace streamrec {
@@ -182,10 +183,11 @@ class MemStateStore : public StateStore {
     }
     return Status::OK();
   }
-  Status Scan(Column column, std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& visit) override {
+  Status ScanFrom(Column column, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& visit) override {
     const auto snapshot = columns_[static_cast<int>(column)];
-    for (auto it = snapshot.lower_bound(std::string(prefix)); it != snapshot.end(); ++it) {
+    std::string from = std::max(std::string(prefix), std::string(start));
+    for (auto it = snapshot.lower_bound(from); it != snapshot.end(); ++it) {
       if (it->first.compare(0, prefix.size(), prefix) != 0) break;
       if (!visit(it->first, it->second)) break;
     }

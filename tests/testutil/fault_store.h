@@ -24,9 +24,9 @@ class FaultInjectingStore : public StateStore {
     }
     return base_->Write(w);
   }
-  Status Scan(Column c, std::string_view p,
-              const std::function<bool(std::string_view, std::string_view)>& v) override {
-    return base_->Scan(c, p, v);
+  Status ScanFrom(Column c, std::string_view p, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& v) override {
+    return base_->ScanFrom(c, p, start, v);
   }
   Status Flush() override { return base_->Flush(); }
   uint64_t ApproximateSize() override { return base_->ApproximateSize(); }
