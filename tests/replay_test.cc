@@ -75,7 +75,9 @@ std::map<std::pair<std::string, uint64_t>, std::string> ReadLists(const std::str
       EXPECT_EQ(doc[key].error(), simdjson::SUCCESS) << key << " missing in " << line;
     }
     auto [it, inserted] = lists.emplace(std::make_pair(customer, version), line);
-    if (!inserted) EXPECT_EQ(it->second, line) << "conflicting content for " << customer << " v" << version;
+    if (!inserted) {
+      EXPECT_EQ(it->second, line) << "conflicting content for " << customer << " v" << version;
+    }
   }
   return lists;
 }
