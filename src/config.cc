@@ -282,6 +282,34 @@ const std::vector<KeySpec>& Schema() {
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",
                           [](Config& c) -> double& { return c.segments.champion_spend; }, 0,
                           1e15));
+    // kafka
+    s.push_back(StringKey("kafka.brokers",
+                          "bootstrap.servers; empty: demo uses an embedded cluster, run refuses",
+                          [](Config& c) -> std::string& { return c.kafka.brokers; }));
+    s.push_back(StringKey("kafka.group_id", "consumer group id",
+                          [](Config& c) -> std::string& { return c.kafka.group_id; }));
+    s.push_back(StringKey("kafka.input_topic", "purchases topic",
+                          [](Config& c) -> std::string& { return c.kafka.input_topic; }));
+    s.push_back(StringKey("kafka.output_topic", "recommendations topic (compacted, key = customer)",
+                          [](Config& c) -> std::string& { return c.kafka.output_topic; }));
+    s.push_back(StringKey("kafka.dead_letter_topic", "where undecodable/invalid records go",
+                          [](Config& c) -> std::string& { return c.kafka.dead_letter_topic; }));
+    s.push_back(StringKey("kafka.segment_change_topic", "SegmentChange records",
+                          [](Config& c) -> std::string& { return c.kafka.segment_change_topic; }));
+    s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
+                          [](Config& c) -> std::string& { return c.kafka.output_format; },
+                          {"protobuf", "json"}));
+    s.push_back(StringKey("kafka.assignment_strategy", "partition.assignment.strategy",
+                          [](Config& c) -> std::string& { return c.kafka.assignment_strategy; },
+                          {"cooperative-sticky", "range", "roundrobin", "range,roundrobin"}));
+    s.push_back(IntKey("kafka.max_batch_ms", "a micro-batch closes after this many ms",
+                       [](Config& c) -> int& { return c.kafka.max_batch_ms; }, 1, 60000));
+    s.push_back(IntKey("kafka.max_in_flight",
+                       "unacknowledged output records above which partitions are paused",
+                       [](Config& c) -> int& { return c.kafka.max_in_flight; }, 100, 100000000));
+    s.push_back(BoolKey("kafka.commit_offsets",
+                        "commit consumed offsets to Kafka after each batch (lag monitoring)",
+                        [](Config& c) -> bool& { return c.kafka.commit_offsets; }));
     // catalog
     s.push_back(StringKey("catalog.path", "catalogue CSV (item attributes); empty: none",
                           [](Config& c) -> std::string& { return c.catalog_path; }));
@@ -297,8 +325,40 @@ const KeySpec* FindKey(const std::string& path) {
   return nullptr;
 }
 
+// Sections whose keys are free-form (librdkafka properties passed through).
+std::map<std::string, std::string>* PassThroughSection(const std::string& path, Config* config) {
+  if (path == "kafka.consumer") return &config->kafka.consumer;
+  if (path == "kafka.producer") return &config->kafka.producer;
+  return nullptr;
+}
+
+// Replaces ${NAME} with the environment variable NAME (error naming the key when unset).
+Status ExpandEnvironment(const std::string& path, const Environment& env, std::string* value) {
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t open = value->find("${", pos);
+    if (open == std::string::npos) break;
+    size_t close = value->find('}', open);
+    if (close == std::string::npos) break;
+    std::string name = value->substr(open + 2, close - open - 2);
+    auto it = env.find(name);
+    if (it == env.end()) {
+      return Status::InvalidArgument("configuration key '" + path +
+                                     "' refers to environment variable " + name +
+                                     ", which is not set");
+    }
+    out.append(*value, pos, open - pos);
+    out.append(it->second);
+    pos = close + 1;
+  }
+  out.append(*value, pos, std::string::npos);
+  *value = std::move(out);
+  return Status::OK();
+}
+
 Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::string& file,
-                 Config* config) {
+                 const Environment& env, Config* config) {
   if (!node.IsMap()) {
     return Status::InvalidArgument("configuration '" + file + "': '" +
                                    (prefix.empty() ? std::string("top level") : prefix) +
@@ -308,6 +368,23 @@ Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::s
     std::string key = entry.first.as<std::string>();
     std::string path = prefix.empty() ? key : prefix + "." + key;
     const YAML::Node& value = entry.second;
+    if (auto* section = PassThroughSection(path, config)) {
+      if (!value.IsMap()) {
+        return Status::InvalidArgument("configuration '" + file + "': '" + path +
+                                       "' must be a mapping of librdkafka properties");
+      }
+      for (const auto& prop : value) {
+        std::string name = prop.first.as<std::string>();
+        if (!prop.second.IsScalar()) {
+          return Status::InvalidArgument("configuration '" + file + "': '" + path + "." + name +
+                                         "' must be a single value");
+        }
+        std::string text = prop.second.as<std::string>();
+        STREAMREC_RETURN_IF_ERROR(ExpandEnvironment(path + "." + name, env, &text));
+        (*section)[name] = text;
+      }
+      continue;
+    }
     bool is_section = false;
     for (const KeySpec& k : Schema()) {
       if (k.path.rfind(path + ".", 0) == 0) {
@@ -319,7 +396,7 @@ Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::s
       if (!is_section) {
         return Status::InvalidArgument("configuration '" + file + "': unknown key '" + path + "'");
       }
-      STREAMREC_RETURN_IF_ERROR(ApplyNode(value, path, file, config));
+      STREAMREC_RETURN_IF_ERROR(ApplyNode(value, path, file, env, config));
       continue;
     }
     const KeySpec* spec = FindKey(path);
@@ -335,6 +412,7 @@ Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::s
                                      "' takes a single value, not a list");
     }
     std::string text = value.IsNull() ? "" : value.as<std::string>();
+    STREAMREC_RETURN_IF_ERROR(ExpandEnvironment(path, env, &text));
     Status s = spec->set(config, text);
     if (!s.ok()) return Status::InvalidArgument("configuration '" + file + "': " + s.message());
   }
@@ -363,6 +441,15 @@ Status Validate(const Config& c) {
 
 }  // namespace
 
+bool IsSecretKey(const std::string& key) {
+  std::string lower = key;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  for (const char* word : {"password", "secret", "token", ".key", "key.pem", "credentials"}) {
+    if (lower.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
 Environment ProcessEnvironment() {
   Environment env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -387,7 +474,7 @@ StatusOr<Config> LoadConfig(const std::string& path, const Environment& env) {
     }
     if (root.IsDefined() && !root.IsNull()) {
       try {
-        STREAMREC_RETURN_IF_ERROR(ApplyNode(root, "", path, &config));
+        STREAMREC_RETURN_IF_ERROR(ApplyNode(root, "", path, env, &config));
       } catch (const YAML::Exception& e) {
         return Status::InvalidArgument("configuration '" + path + "': " + e.what());
       }
@@ -445,6 +532,10 @@ std::string DefaultConfigYaml() {
     out << indent << "# " << k.doc << "\n"
         << indent << parts.back() << ": " << k.get(defaults) << "\n";
   }
+  out << "\n# kafka.consumer and kafka.producer: any librdkafka property, passed through, e.g.\n"
+      << "#   kafka:\n#     consumer:\n#       security.protocol: SASL_SSL\n"
+      << "#       sasl.mechanism: SCRAM-SHA-512\n#       sasl.username: streamrec\n"
+      << "#       sasl.password: ${KAFKA_PASSWORD}   # read from the environment, never logged\n";
   return out.str();
 }
 

@@ -63,12 +63,14 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   events.reserve(records.size());
   uint64_t next_offset = position.next_offset();
   PurchaseEvent event;
+  std::vector<const SourceRecord*> dead;
   for (const SourceRecord& record : records) {
     if (record.offset < position.next_offset()) continue;
     ++result->records;
     next_offset = record.offset + 1;
     Status s = decoder->Decode(record.payload, &event);
     if (!s.ok()) {
+      if (options_.dead_letters) dead.push_back(&record);
       result->invalid.push_back(InvalidRecord{record.offset, std::move(s)});
       continue;
     }
@@ -77,6 +79,24 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   if (result->records == 0) {
     result->watermark_ms = position.watermark_ms();
     return Status::OK();
+  }
+  WriteSet writes;
+  uint64_t outbox_seq = position.outbox_seq();
+  for (size_t i = 0; i < dead.size(); ++i) {
+    const SourceRecord& record = *dead[i];
+    const Status& error = result->invalid[i].status;
+    v1::OutboxRecord out;
+    out.set_topic_kind("dead-letters");
+    out.set_key(std::string(record.key));
+    v1::DeadLetter* letter = out.mutable_dead_letter();
+    letter->set_key(std::string(record.key));
+    letter->set_payload(std::string(record.payload));
+    letter->set_error(error.message());
+    letter->set_reason(InvalidReason(error));
+    letter->set_source(options_.source_name);
+    letter->set_partition(partition);
+    letter->set_offset(record.offset);
+    writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(out));
   }
 
   // 2. Group by customer, in order of first appearance (deterministic).
@@ -139,10 +159,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   segmenter_->AssignBatch(changed, watermark);
 
   // 6. Lists, and 7. one atomic write.
-  WriteSet writes;
   recommender_->BeginBatch(items_, watermark);
   std::vector<Recommendation> list;
-  uint64_t outbox_seq = position.outbox_seq();
   for (size_t c = 0; c < states.size(); ++c) {
     CustomerState& state = states[c];
     if (state.cluster() != old_cluster[c] || state.segment() != old_segment[c]) {
@@ -218,6 +236,28 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   result->customers_changed = states.size();
   result->watermark_ms = watermark;
   return Status::OK();
+}
+
+std::string InvalidReason(const Status& status) {
+  const std::string& m = status.message();
+  size_t cut = m.find_first_of("'(:");
+  std::string reason = m.substr(0, cut);
+  while (!reason.empty() && reason.back() == ' ') reason.pop_back();
+  return reason.empty() ? "invalid" : reason;
+}
+
+std::string SegmentChangeToJson(const v1::SegmentChange& change) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("customer_id").String(change.customer_id());
+  w.Key("from_cluster").Int(change.from_cluster());
+  w.Key("from_segment").String(change.from_segment());
+  w.Key("to_cluster").Int(change.to_cluster());
+  w.Key("to_segment").String(change.to_segment());
+  w.Key("model_version").Uint(change.model_version());
+  w.Key("event_time").String(FormatIso8601(change.event_time_ms()));
+  w.EndObject();
+  return w.Release();
 }
 
 std::string RecommendationListToJson(const v1::RecommendationList& list) {

@@ -17,15 +17,6 @@ namespace {
 constexpr uint32_t kFilePartition = 0;
 constexpr int kInvalidExamplesShown = 10;
 
-// "bad quantity 'abc'" -> "bad quantity": the part of a decoder message before the value.
-std::string ReasonOf(const Status& status) {
-  const std::string& m = status.message();
-  size_t cut = m.find_first_of("'(:");
-  std::string reason = m.substr(0, cut);
-  while (!reason.empty() && reason.back() == ' ') reason.pop_back();
-  return reason.empty() ? "invalid" : reason;
-}
-
 bool IsJsonLines(const std::string& format) { return format == "json"; }
 
 }  // namespace
@@ -139,7 +130,7 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
     summary.events_this_run += result.events;
     summary.records_this_run += result.records;
     for (const InvalidRecord& bad : result.invalid) {
-      ++summary.invalid_by_reason[ReasonOf(bad.status)];
+      ++summary.invalid_by_reason[InvalidReason(bad.status)];
       if (options.progress && invalid_shown < kInvalidExamplesShown) {
         // Offsets are data lines; with a header the file line number is offset + 2.
         std::fprintf(options.progress, "%sskipped record %llu (file line %llu): %s\n",

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "streamrec/features.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
@@ -77,23 +78,42 @@ TEST_P(StateStoreContractTest, OutboxKeysSortBySequence) {
   EXPECT_EQ(order, (std::vector<std::string>{"1", "2", "300", "70000"}));
 }
 
-TEST_P(StateStoreContractTest, DigestCoversCustomersAndItemsOnly) {
+TEST_P(StateStoreContractTest, DigestCoversCustomerFeaturesOnly) {
   auto empty = StateDigest(store_.get());
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->size(), 32u);
   WriteSet w;
   w.Put(Column::kOutbox, OutboxKey(0, 1), "x");
+  w.Put(Column::kItems, "A", "y");
   ASSERT_OK(store_->Write(w));
   EXPECT_EQ(*StateDigest(store_.get()), *empty);
+
+  CustomerState state = NewCustomerState("a");
+  state.set_event_count(1);
   WriteSet c;
-  c.Put(Column::kCustomers, PartitionKey(0, "a"), "1");
+  c.Put(Column::kCustomers, PartitionKey(0, "a"), EncodeState(state));
   ASSERT_OK(store_->Write(c));
   std::string with_a = *StateDigest(store_.get());
   EXPECT_NE(with_a, *empty);
+
+  // Publication bookkeeping does not count...
+  state.set_list_version(7);
+  state.set_list_hash(99);
   WriteSet c2;
-  c2.Put(Column::kCustomers, PartitionKey(0, "a"), "2");
+  c2.Put(Column::kCustomers, PartitionKey(0, "a"), EncodeState(state));
   ASSERT_OK(store_->Write(c2));
+  EXPECT_EQ(*StateDigest(store_.get()), with_a);
+  // ...features do.
+  state.set_total_spend(1.5);
+  WriteSet c3;
+  c3.Put(Column::kCustomers, PartitionKey(0, "a"), EncodeState(state));
+  ASSERT_OK(store_->Write(c3));
   EXPECT_NE(*StateDigest(store_.get()), with_a);
+
+  WriteSet bad;
+  bad.Put(Column::kCustomers, PartitionKey(0, "b"), "garbage");
+  ASSERT_OK(store_->Write(bad));
+  EXPECT_FALSE(StateDigest(store_.get()).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StateStoreContractTest, ::testing::Values(false, true),

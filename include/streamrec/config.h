@@ -39,6 +39,31 @@ struct SegmentsConfig {
   double champion_spend = 1000.0;
 };
 
+struct KafkaConfig {
+  // bootstrap.servers. Empty: `streamrec demo` starts an embedded cluster; `run` refuses.
+  std::string brokers;
+  std::string group_id = "streamrec";
+  std::string input_topic = "purchases";
+  std::string output_topic = "recommendations";
+  std::string dead_letter_topic = "purchases-dlq";
+  std::string segment_change_topic = "segment-changes";
+  // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
+  std::string output_format = "protobuf";
+  // partition.assignment.strategy of the consumer group.
+  std::string assignment_strategy = "cooperative-sticky";
+  // A micro-batch closes at pipeline.batch_size records or after this many milliseconds.
+  int max_batch_ms = 200;
+  // Outbox records produced but not yet acknowledged above which partitions are paused.
+  int max_in_flight = 200000;
+  // Commit consumed offsets to Kafka (for lag monitoring; the stored position is the truth).
+  bool commit_offsets = true;
+  // Any librdkafka property, passed through (SASL/SSL among them). Values may be written as
+  // ${ENV_VAR} to read a secret from the environment; values of keys that look secret
+  // (password, secret, key, token) are never logged.
+  std::map<std::string, std::string> consumer;
+  std::map<std::string, std::string> producer;
+};
+
 struct Config {
   InputConfig input;
   StoreOptions state;            // state.*: dir, sync_wal, block_cache_mb, ...
@@ -46,8 +71,12 @@ struct Config {
   PipelineConfig pipeline;
   RecommenderOptions recommend;
   SegmentsConfig segments;
+  KafkaConfig kafka;
   std::string catalog_path;      // catalog.path: catalogue CSV (optional)
 };
+
+// True for librdkafka property names whose values must not be logged.
+bool IsSecretKey(const std::string& key);
 
 using Environment = std::map<std::string, std::string>;
 

@@ -31,7 +31,15 @@ struct PipelineOptions {
   std::string source_name = "file";
   FeatureOptions features;
   RecommenderOptions recommend;
+  // Write every invalid record to the outbox as a dead letter (topic kind "dead-letters"), in
+  // the same atomic batch as the position that skips it: a poison record is never lost and
+  // never blocks its partition.
+  bool dead_letters = false;
 };
+
+// "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting
+// invalid records by reason.
+std::string InvalidReason(const Status& status);
 
 // One raw record of a source partition. The views must stay valid during ProcessBatch.
 struct SourceRecord {
@@ -75,6 +83,10 @@ class Pipeline {
   Status ProcessBatch(uint32_t partition, const std::vector<SourceRecord>& records,
                       Decoder* decoder, BatchResult* result);
 
+  // Drops the cached position of `partition`, so the next use reads the store (a partition
+  // assigned again may have been processed elsewhere meanwhile).
+  void ForgetPosition(uint32_t partition) { positions_.erase(partition); }
+
   const ItemStatsTable& item_stats() const { return items_; }
   const PipelineOptions& options() const { return options_; }
 
@@ -94,6 +106,9 @@ class Pipeline {
 // {"customer_id":"…","version":N,"as_of":"<ISO-8601>","segment":"…","cluster":N,
 //  "group":"treatment"|"control","items":[{"item_id":"…","score":X,"strategy":"…","reason":"…"}]}
 std::string RecommendationListToJson(const v1::RecommendationList& list);
+// {"customer_id":"…","from_cluster":N,"from_segment":"…","to_cluster":N,"to_segment":"…",
+//  "model_version":N,"event_time":"<ISO-8601>"}
+std::string SegmentChangeToJson(const v1::SegmentChange& change);
 
 // Publishes the outbox records of `partition` in sequence order with `publish`, then calls
 // `sync` (may be null; e.g. flush a file) and deletes the chunk of records published. Returns

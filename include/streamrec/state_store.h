@@ -114,8 +114,11 @@ constexpr uint32_t kStoreFormatVersion = 1;
 // Stamps an empty store with kStoreFormatVersion, or checks the stamp of an existing one.
 Status CheckStoreFormat(StateStore* store, std::string_view where);
 
-// A digest of all customer states and item statistics (hex, 32 characters): two stores with
-// equal digests hold the same customer and item state byte for byte.
+// A digest of every customer's state (hex, 32 characters): two stores with equal digests hold
+// the same features, counts and segments for the same customers, byte for byte. Excluded:
+// list publication bookkeeping (version, content hash, as_of), which depends on where
+// micro-batches were cut, and the global item statistics, whose floating-point sums depend on
+// how partitions interleave; a restart or a rebalance legitimately changes both.
 StatusOr<std::string> StateDigest(StateStore* store);
 
 }  // namespace streamrec

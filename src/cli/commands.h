@@ -41,18 +41,48 @@ void AddGenerateCommand(CLI::App& app, GenerateArgs* args, int* exit_code);
 struct DemoArgs {
   std::string config_path;
   uint64_t customers = 20000;
-  uint64_t events = 200000;
+  uint64_t events = 0;            // 0: produce the feed, then run until stopped
+  uint64_t feed_events = 200000;  // feed size when --events is not given
+  double rate = 0;                // events/s produced; 0: as fast as possible (default 5000
+                                  // when running until stopped)
   uint64_t seed = 42;
   std::string work_dir;
   int samples = 3;
+  int brokers = 3;
+  int partitions = 6;
 };
 void AddDemoCommand(CLI::App& app, DemoArgs* args, int* exit_code);
+
+struct RunArgs {
+  std::string config_path;
+  std::string state_dir;
+};
+void AddRunCommand(CLI::App& app, RunArgs* args, int* exit_code);
+
+struct MockKafkaArgs {
+  std::string config_path;
+  int brokers = 3;
+  int partitions = 6;
+};
+void AddMockKafkaCommand(CLI::App& app, MockKafkaArgs* args, int* exit_code);
 
 struct ConfigArgs {
   bool print_defaults = false;
   std::string check;
 };
 void AddConfigCommand(CLI::App& app, ConfigArgs* args, int* exit_code);
+
+struct EvaluateArgs {
+  std::string input;
+  int k = 10;
+  std::string mode = "cross-sell";
+  std::string catalog;
+  std::string recs_out;
+  std::string json_out;
+  std::string config_path;
+  bool quiet = false;
+};
+void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code);
 
 }  // namespace streamrec::cli
 

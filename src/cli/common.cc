@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "kafka/mock_cluster.h"
 
 namespace streamrec::cli {
 
@@ -24,20 +25,31 @@ bool LoadConfigOrReport(const std::string& path, Config* config) {
   return true;
 }
 
-void InstallCrashHook(ReplayOptions* options) {
+std::function<void(const std::string&, uint64_t)> CrashHookFromEnvironment() {
   const char* spec = std::getenv("STREAMREC_TEST_CRASH_AT");
-  if (spec == nullptr || *spec == '\0') return;
+  if (spec == nullptr || *spec == '\0') return nullptr;
   std::string s(spec);
   size_t colon = s.find(':');
-  if (colon == std::string::npos) return;
+  if (colon == std::string::npos) return nullptr;
   std::string point = s.substr(0, colon);
   uint64_t n = std::strtoull(s.c_str() + colon + 1, nullptr, 10);
-  options->fault_hook = [point, n](const std::string& at, uint64_t count) {
+  return [point, n](const std::string& at, uint64_t count) {
     if (at == point && count == n) {
       std::fflush(nullptr);
       std::raise(SIGKILL);
     }
   };
+}
+
+void InstallCrashHook(ReplayOptions* options) { options->fault_hook = CrashHookFromEnvironment(); }
+
+Status CreateServiceTopics(MockKafkaCluster* cluster, const Config& config, int partitions) {
+  STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(config.kafka.input_topic, partitions));
+  for (const std::string* topic : {&config.kafka.output_topic, &config.kafka.dead_letter_topic,
+                                   &config.kafka.segment_change_topic}) {
+    STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(*topic, partitions));
+  }
+  return Status::OK();
 }
 
 void PrintSegmentTable(const std::vector<SegmentProfile>& segments) {

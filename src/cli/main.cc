@@ -20,10 +20,16 @@ int main(int argc, char** argv) {
   streamrec::cli::GenerateArgs generate;
   streamrec::cli::DemoArgs demo;
   streamrec::cli::ConfigArgs config;
+  streamrec::cli::EvaluateArgs evaluate;
+  streamrec::cli::RunArgs run;
+  streamrec::cli::MockKafkaArgs mock_kafka;
   streamrec::cli::AddReplayCommand(app, &replay, &exit_code);
   streamrec::cli::AddGenerateCommand(app, &generate, &exit_code);
   streamrec::cli::AddDemoCommand(app, &demo, &exit_code);
   streamrec::cli::AddConfigCommand(app, &config, &exit_code);
+  streamrec::cli::AddEvaluateCommand(app, &evaluate, &exit_code);
+  streamrec::cli::AddRunCommand(app, &run, &exit_code);
+  streamrec::cli::AddMockKafkaCommand(app, &mock_kafka, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,78 @@
+// Service: the Kafka deployment of the pipeline. Purchases in from a consumer group,
+// recommendations, segment changes and dead letters out through the outbox and an idempotent
+// producer, with the correctness contract of DESIGN.md:
+//   - state effects exactly once: positions live in RocksDB in the batch they produced; on every
+//     assignment the consumer seeks to them (Kafka commits are for lag monitoring only);
+//   - output at least once, never lost: outbox records are deleted only on a successful
+//     delivery report, and re-published after a restart.
+// librdkafka stays behind this header.
+#ifndef STREAMREC_SERVICE_H_
+#define STREAMREC_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "streamrec/clock.h"
+#include "streamrec/config.h"
+#include "streamrec/logger.h"
+#include "streamrec/status.h"
+#include "streamrec/v1/state.pb.h"
+
+namespace streamrec {
+
+struct ServiceOptions {
+  Config config;                       // kafka.brokers and state.dir must be set
+  const Clock* clock = SystemClock();  // batch deadlines and rates only
+  std::shared_ptr<Logger> logger = NewStderrLogger();
+  // Called (on the service thread) for every output record whose delivery Kafka acknowledged.
+  std::function<void(const v1::OutboxRecord&)> on_delivered;
+  // Test hook, called at "batch" (before batch n is applied) and "commit" (after batch n is
+  // committed to the store, before anything of it is produced).
+  std::function<void(const std::string& point, uint64_t n)> fault_hook;
+};
+
+// A consistent snapshot of the service's counters (thread-safe to read while it runs).
+struct ServiceStats {
+  uint64_t records = 0;            // records consumed and applied (valid + invalid)
+  uint64_t events = 0;             // valid events applied
+  uint64_t invalid = 0;            // dead letters written
+  uint64_t batches = 0;
+  uint64_t lists_published = 0;    // lists written to the outbox
+  uint64_t delivered = 0;          // output records acknowledged by Kafka
+  uint64_t delivery_errors = 0;    // failed deliveries (retried)
+  uint64_t in_flight = 0;          // produced, not yet acknowledged
+  uint64_t consumer_errors = 0;    // transport/broker errors seen by the consumer
+  uint64_t rebalances = 0;
+  uint64_t pauses = 0;             // times partitions were paused for backpressure
+  std::vector<int32_t> assigned;   // partitions currently assigned
+  int64_t watermark_ms = 0;
+  bool running = false;
+};
+
+class Service {
+ public:
+  static StatusOr<std::unique_ptr<Service>> Create(ServiceOptions options);
+  virtual ~Service() = default;
+
+  // Runs the poll loop until `stop` is set, then stops cleanly: finishes the batch, publishes
+  // and flushes what the outbox holds (bounded wait), commits, closes the consumer.
+  virtual Status Run(const std::atomic<bool>& stop) = 0;
+
+  // Test only: stops the loop without finishing, flushing, committing or closing (a crash as
+  // seen by Kafka and the store). Call from another thread; Run returns Aborted.
+  virtual void SimulateCrash() = 0;
+
+  virtual ServiceStats stats() const = 0;
+
+  // Blocks until `done(stats())` holds or `timeout_ms` passes (stats are re-checked whenever
+  // the service updates them). Returns whether `done` held. For tests and drivers.
+  virtual bool WaitFor(const std::function<bool(const ServiceStats&)>& done, int timeout_ms) = 0;
+};
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_SERVICE_H_

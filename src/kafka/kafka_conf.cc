@@ -1,0 +1,29 @@
+#include "kafka/kafka_conf.h"
+
+#include "streamrec/config.h"
+
+namespace streamrec {
+
+StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(
+    const std::map<std::string, std::string>& properties, const std::string& what) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  for (const auto& [key, value] : properties) {
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      std::string shown = IsSecretKey(key) ? "***" : value;
+      return Status::InvalidArgument("kafka." + what + "." + key + "='" + shown + "': " + error);
+    }
+  }
+  return conf;
+}
+
+std::string RedactedProperties(const std::map<std::string, std::string>& properties) {
+  std::string out;
+  for (const auto& [key, value] : properties) {
+    if (!out.empty()) out += ", ";
+    out += key + "=" + (IsSecretKey(key) ? "***" : value);
+  }
+  return out;
+}
+
+}  // namespace streamrec
