@@ -18,7 +18,7 @@ struct NamedKind {
 };
 constexpr NamedKind kPlainFeatures[] = {
     {"recency_days", FeatureKind::kRecencyDays}, {"frequency", FeatureKind::kFrequency},
-    {"monetary", FeatureKind::kMonetary},         {"avg_spend", FeatureKind::kAvgSpend},
+    {"monetary", FeatureKind::kMonetary},        {"avg_spend", FeatureKind::kAvgSpend},
     {"avg_discount", FeatureKind::kAvgDiscount}, {"mean_gap_days", FeatureKind::kMeanGapDays},
     {"tenure_days", FeatureKind::kTenureDays},
 };
@@ -26,8 +26,9 @@ constexpr NamedKind kPlainFeatures[] = {
 // Count of `key` in a CountEntry list sorted by key (0 when absent).
 uint64_t CountOf(const google::protobuf::RepeatedPtrField<v1::CountEntry>& entries,
                  const std::string& key) {
-  auto it = std::lower_bound(entries.begin(), entries.end(), key,
-                             [](const v1::CountEntry& e, const std::string& k) { return e.key() < k; });
+  auto it =
+      std::lower_bound(entries.begin(), entries.end(), key,
+                       [](const v1::CountEntry& e, const std::string& k) { return e.key() < k; });
   return it != entries.end() && it->key() == key ? it->count() : 0;
 }
 
@@ -386,8 +387,8 @@ StatusOr<FeatureTransform> FeatureTransform::Fit(const float* raw, int64_t n, in
   if (raw == nullptr) return Status::InvalidArgument("feature matrix is null");
   if (!options.kinds.empty() && static_cast<int>(options.kinds.size()) != d) {
     return Status::InvalidArgument("transform kinds list has " +
-                                   std::to_string(options.kinds.size()) + " entries for d=" +
-                                   std::to_string(d) + " features");
+                                   std::to_string(options.kinds.size()) +
+                                   " entries for d=" + std::to_string(d) + " features");
   }
   if (!(options.lambda_min < options.lambda_max)) {
     return Status::InvalidArgument("Yeo-Johnson lambda interval [" +
@@ -396,8 +397,7 @@ StatusOr<FeatureTransform> FeatureTransform::Fit(const float* raw, int64_t n, in
   }
   if (options.max_lambda_fit_rows < 0) {
     return Status::InvalidArgument("max_lambda_fit_rows " +
-                                   std::to_string(options.max_lambda_fit_rows) +
-                                   " should be >= 0");
+                                   std::to_string(options.max_lambda_fit_rows) + " should be >= 0");
   }
   for (int64_t i = 0; i < n; ++i) {
     for (int j = 0; j < d; ++j) {
@@ -409,9 +409,8 @@ StatusOr<FeatureTransform> FeatureTransform::Fit(const float* raw, int64_t n, in
     }
   }
 
-  const int64_t lambda_rows = options.max_lambda_fit_rows == 0
-                                  ? n
-                                  : std::min<int64_t>(n, options.max_lambda_fit_rows);
+  const int64_t lambda_rows =
+      options.max_lambda_fit_rows == 0 ? n : std::min<int64_t>(n, options.max_lambda_fit_rows);
   std::vector<FeatureScaling> columns(d);
   std::vector<double> column;
   for (int j = 0; j < d; ++j) {

@@ -42,6 +42,10 @@ struct ServiceStats {
   uint64_t invalid = 0;            // dead letters written
   uint64_t batches = 0;
   uint64_t lists_published = 0;    // lists written to the outbox
+  uint64_t outbox_written = 0;     // all outbox records written (lists, segment changes,
+                                   // dead letters) by this run
+  uint64_t applied = 0;            // records applied to the state over all runs, summed over
+                                   // the partitions this instance has had (stored positions)
   uint64_t delivered = 0;          // output records acknowledged by Kafka
   uint64_t delivery_errors = 0;    // failed deliveries (retried)
   uint64_t in_flight = 0;          // produced, not yet acknowledged

@@ -119,6 +119,8 @@ Status CheckStoreFormat(StateStore* store, std::string_view where);
 // list publication bookkeeping (version, content hash, as_of), which depends on where
 // micro-batches were cut, and the global item statistics, whose floating-point sums depend on
 // how partitions interleave; a restart or a rebalance legitimately changes both.
+// Order-independent and partition-independent: the same customers with the same states give the
+// same digest whether they live in one partition or many, in one store or several.
 StatusOr<std::string> StateDigest(StateStore* store);
 
 }  // namespace streamrec

@@ -91,7 +91,8 @@ class ServiceImpl : public Service, public RdKafka::RebalanceCb, public RdKafka:
   std::condition_variable stats_cv_;
   ServiceStats stats_;
   uint64_t records_ = 0, events_ = 0, invalid_ = 0, batches_ = 0, lists_ = 0;
-  uint64_t consumer_errors_ = 0, rebalances_ = 0, pauses_ = 0;
+  uint64_t consumer_errors_ = 0, rebalances_ = 0, pauses_ = 0, outbox_written_ = 0;
+  std::map<int32_t, uint64_t> applied_;  // partition -> records applied (stored position)
   int64_t watermark_ms_ = 0;
 };
 
@@ -208,6 +209,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
         fatal_ = position.status();
         return;
       }
+      applied_[tp->partition()] = position->events() + position->invalid();
       tp->set_offset(position->next_offset() > 0 ? static_cast<int64_t>(position->next_offset())
                                                  : RdKafka::Topic::OFFSET_BEGINNING);
     }
@@ -278,6 +280,11 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
   events_ += result.events;
   invalid_ += result.invalid.size();
   lists_ += result.lists_published;
+  outbox_written_ += result.lists_published + result.segment_changes + result.invalid.size();
+  {
+    auto position = pipeline_->Position(static_cast<uint32_t>(partition));
+    if (position.ok()) applied_[partition] = position->events() + position->invalid();
+  }
   watermark_ms_ = std::max(watermark_ms_, result.watermark_ms);
   committed_next_[partition] = batch->messages.back()->offset() + 1;
   publisher_->Notify(static_cast<uint32_t>(partition));
@@ -341,6 +348,9 @@ void ServiceImpl::UpdateStats() {
   stats_.invalid = invalid_;
   stats_.batches = batches_;
   stats_.lists_published = lists_;
+  stats_.outbox_written = outbox_written_;
+  stats_.applied = 0;
+  for (const auto& [p, n] : applied_) stats_.applied += n;
   stats_.delivered = publisher_->delivered();
   stats_.delivery_errors = publisher_->delivery_errors();
   stats_.in_flight = publisher_->in_flight();

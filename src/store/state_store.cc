@@ -32,6 +32,7 @@ class Fnv128 {
     AppendBigEndian64(&len, n);
     Update(len);
   }
+  unsigned __int128 value() const { return h_; }
   std::string Hex() const {
     static const char* kDigits = "0123456789abcdef";
     std::string out(32, '0');
@@ -132,7 +133,11 @@ Status CheckStoreFormat(StateStore* store, std::string_view where) {
 }
 
 StatusOr<std::string> StateDigest(StateStore* store) {
-  Fnv128 hash;
+  // The sum (mod 2^128) of one FNV-1a-128 per customer over (customer id, canonical state):
+  // independent of key order and of the partition a customer lives in, so a state spread over
+  // partitions or instances compares equal to the same state held in one.
+  unsigned __int128 sum = 0;
+  uint64_t customers = 0;
   v1::CustomerState state;
   std::string canonical;
   Status decode_status;
@@ -146,15 +151,24 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_list_as_of_ms();
     canonical.clear();
     state.AppendToString(&canonical);
-    hash.UpdateLength(key.size());
-    hash.Update(key);
+    Fnv128 hash;
+    std::string_view id = key.size() >= 4 ? key.substr(4) : key;
+    hash.UpdateLength(id.size());
+    hash.Update(id);
     hash.UpdateLength(canonical.size());
     hash.Update(canonical);
+    sum += hash.value();
+    ++customers;
     return true;
   });
   if (!s.ok()) return s;
   if (!decode_status.ok()) return decode_status;
-  return hash.Hex();
+  Fnv128 total;
+  total.UpdateLength(customers);
+  std::string bytes(16, '\0');
+  for (int i = 0; i < 16; ++i) bytes[i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+  total.Update(bytes);
+  return total.Hex();
 }
 
 // ---- in-memory store ----------------------------------------------------------------------
