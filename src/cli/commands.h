@@ -80,6 +80,7 @@ struct EvaluateArgs {
   std::string recs_out;
   std::string json_out;
   std::string config_path;
+  bool baselines_skip_non_recommendable = false;
   bool quiet = false;
 };
 void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code);

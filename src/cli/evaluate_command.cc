@@ -19,15 +19,15 @@ namespace {
 
 void PrintEvaluationTable(const EvaluationReport& report, const std::string& input) {
   std::printf("prequential evaluation of %s\n", input.c_str());
-  std::printf("mode %s, k %d: %llu events (%llu invalid skipped), %llu customers, %llu items, "
-              "%llu baskets, %llu of returning customers scored\n",
-              EvaluationModeName(report.mode), report.k,
-              static_cast<unsigned long long>(report.events),
-              static_cast<unsigned long long>(report.invalid),
-              static_cast<unsigned long long>(report.customers),
-              static_cast<unsigned long long>(report.items),
-              static_cast<unsigned long long>(report.baskets),
-              static_cast<unsigned long long>(report.baskets_scored));
+  std::printf(
+      "mode %s, k %d: %llu events (%llu invalid skipped), %llu customers, %llu items, "
+      "%llu baskets, %llu of returning customers scored\n",
+      EvaluationModeName(report.mode), report.k, static_cast<unsigned long long>(report.events),
+      static_cast<unsigned long long>(report.invalid),
+      static_cast<unsigned long long>(report.customers),
+      static_cast<unsigned long long>(report.items),
+      static_cast<unsigned long long>(report.baskets),
+      static_cast<unsigned long long>(report.baskets_scored));
   if (report.events > 0) {
     std::printf("event time %s .. %s%s\n", FormatIso8601(report.first_time_ms).c_str(),
                 FormatIso8601(report.last_time_ms).c_str(),
@@ -37,8 +37,7 @@ void PrintEvaluationTable(const EvaluationReport& report, const std::string& inp
               "mean_len", "seconds");
   for (const ProviderReport& p : report.providers) {
     std::printf("%-24s %8.3f %8.3f %9llu %10.2f %9.2f\n", p.name.c_str(), p.hr_all, p.hr_new,
-                static_cast<unsigned long long>(p.baskets_scored), p.mean_list_length,
-                p.seconds);
+                static_cast<unsigned long long>(p.baskets_scored), p.mean_list_length, p.seconds);
   }
   std::printf("\nwall time %.1f s\n", report.wall_seconds);
 }
@@ -67,6 +66,7 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   options.k = args.k;
   options.mode = *mode;
   options.catalog = &catalog;
+  options.baselines_skip_non_recommendable = args.baselines_skip_non_recommendable;
   options.format = config.input.format;
   options.decoder = config.input.decoder;
   options.stop = &StopFlag();
@@ -135,11 +135,14 @@ void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code) {
   cmd->add_option("--input", args->input, "events file (.csv, .csv.gz, .jsonl, .jsonl.gz)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--k", args->k, "list length scored")->check(CLI::Range(1, 1000));
+  cmd->add_option("--k", args->k, "list length scored")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   cmd->add_option("--mode", args->mode,
                   "cross-sell (streamrec lists leave owned items out) or next-purchase "
                   "(re-offers allowed)")
-      ->check(CLI::IsMember({"cross-sell", "next-purchase"}));
+      ->check(CLI::IsMember({"cross-sell", "next-purchase"}))
+      ->capture_default_str();
   cmd->add_option("--catalog", args->catalog, "catalogue CSV (overrides catalog.path)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--recs-out", args->recs_out,
@@ -147,6 +150,9 @@ void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code) {
   cmd->add_option("--json", args->json_out, "write the report as JSON here");
   cmd->add_option("--config", args->config_path, "YAML configuration file")
       ->check(CLI::ExistingFile);
+  cmd->add_flag("--baselines-skip-non-recommendable", args->baselines_skip_non_recommendable,
+                "leave items the catalogue marks not recommendable out of the baseline lists too "
+                "(the reference figures keep them)");
   cmd->add_flag("--quiet", args->quiet, "no progress bar");
   cmd->callback([args, exit_code] { *exit_code = RunEvaluateCommand(*args); });
 }
