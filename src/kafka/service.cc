@@ -145,6 +145,7 @@ Status ServiceImpl::Init() {
   if (!pconf.ok()) return pconf.status();
   std::string error;
   (*pconf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(publisher_.get()), error);
+  (*pconf)->set("event_cb", static_cast<RdKafka::EventCb*>(this), error);
   producer_.reset(RdKafka::Producer::create(pconf->get(), error));
   if (!producer_) return Status::InvalidArgument("cannot create Kafka producer: " + error);
   publisher_->set_producer(producer_.get());
@@ -431,6 +432,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     }
   }
   if (crash_.load()) {
+    UpdateStats();
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_.running = false;
     stats_cv_.notify_all();

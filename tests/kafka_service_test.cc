@@ -1,0 +1,419 @@
+// The Kafka service on librdkafka's embedded mock cluster (127.0.0.1 only): end to end with
+// dead letters, a crash and restart, a rebalance, and a broker outage. The reference for every
+// run is a file replay of the same events: the customer-state digest is independent of
+// partitioning and batch cuts, so a correct service run must reproduce it exactly.
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "file_io.h"
+#include "kafka/mock_cluster.h"
+#include "kafka/purchase_producer.h"
+#include "streamrec/decoder.h"
+#include "streamrec/generator.h"
+#include "streamrec/replay.h"
+#include "streamrec/service.h"
+#include "streamrec/v1/events.pb.h"
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+using testing::TempDir;
+
+constexpr int kPartitions = 6;
+constexpr int kWaitMs = 60000;
+
+struct Feed {
+  std::string csv;
+  std::string catalog;
+  std::vector<PurchaseEvent> events;
+};
+
+Feed MakeFeed(const TempDir& dir, uint64_t events, uint64_t customers) {
+  Feed feed;
+  feed.csv = dir.File("feed.csv");
+  feed.catalog = dir.File("catalog.csv");
+  TelcoGeneratorOptions options;
+  options.events = events;
+  options.customers = customers;
+  options.seed = 7;
+  EXPECT_OK(GenerateTelcoFeed(options, feed.csv, feed.catalog));
+  auto reader = LineReader::Open(feed.csv);
+  EXPECT_TRUE(reader.ok());
+  std::string line;
+  (*reader)->Next(&line);
+  auto decoder = NewCsvDecoder(DecoderOptions(), line);
+  EXPECT_TRUE(decoder.ok());
+  PurchaseEvent e;
+  while ((*reader)->Next(&line)) {
+    EXPECT_OK((*decoder)->Decode(line, &e));
+    feed.events.push_back(e);
+  }
+  return feed;
+}
+
+// The digest a file replay of the feed gives.
+std::string ReferenceDigest(const TempDir& dir, const Feed& feed) {
+  ReplayOptions options;
+  options.config.state.path = dir.File("reference-state");
+  options.config.catalog_path = feed.catalog;
+  options.input_path = feed.csv;
+  auto summary = RunReplay(options, SystemClock());
+  EXPECT_TRUE(summary.ok()) << summary.status().ToString();
+  return summary.ok() ? summary->state_digest : "";
+}
+
+std::string DigestOf(const std::string& state_dir) {
+  StoreOptions options;
+  options.path = state_dir;
+  auto store = OpenRocksStateStore(options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return "";
+  auto digest = StateDigest(store->get());
+  EXPECT_TRUE(digest.ok());
+  return digest.ok() ? *digest : "";
+}
+
+// customer -> highest list version in the stored state.
+std::map<std::string, uint64_t> StoredListVersions(const std::string& state_dir) {
+  std::map<std::string, uint64_t> versions;
+  StoreOptions options;
+  options.path = state_dir;
+  auto store = OpenRocksStateStore(options);
+  EXPECT_TRUE(store.ok());
+  EXPECT_OK((*store)->Scan(Column::kCustomers, "", [&](std::string_view, std::string_view value) {
+    CustomerState state;
+    EXPECT_OK(DecodeState(value, &state));
+    if (state.list_version() > 0) versions[state.customer_id()] = state.list_version();
+    return true;
+  }));
+  return versions;
+}
+
+struct Consumed {
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
+// Reads `topic` from the beginning until `count` records arrived or the deadline passed.
+std::vector<Consumed> ReadTopic(const std::string& brokers, const std::string& topic, size_t count) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  conf->set("bootstrap.servers", brokers, err);
+  conf->set("group.id", "reader-" + topic + "-" + std::to_string(count), err);
+  conf->set("auto.offset.reset", "earliest", err);
+  conf->set("enable.auto.commit", "false", err);
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
+  EXPECT_NE(consumer, nullptr) << err;
+  std::vector<RdKafka::TopicPartition*> parts;
+  for (int p = 0; p < kPartitions; ++p) {
+    parts.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  consumer->assign(parts);
+  RdKafka::TopicPartition::destroy(parts);
+  std::vector<Consumed> out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
+    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    Consumed c;
+    if (m->key()) c.key = *m->key();
+    c.value.assign(static_cast<const char*>(m->payload()), m->len());
+    if (m->headers()) {
+      for (const auto& h : m->headers()->get_all()) {
+        c.headers[h.key()] = std::string(static_cast<const char*>(h.value()), h.value_size());
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  // Anything beyond `count` would be a duplicate or a surprise: take what is there now.
+  for (int i = 0; i < 5; ++i) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
+    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    Consumed c;
+    if (m->key()) c.key = *m->key();
+    c.value.assign(static_cast<const char*>(m->payload()), m->len());
+    out.push_back(std::move(c));
+  }
+  consumer->close();
+  return out;
+}
+
+class KafkaServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = MockKafkaCluster::Start(3);
+    ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+    cluster_ = std::move(cluster).value();
+    for (const char* topic : {"purchases", "recommendations", "purchases-dlq", "segment-changes"}) {
+      ASSERT_OK(cluster_->CreateTopic(topic, kPartitions));
+    }
+  }
+
+  ServiceOptions Options(const std::string& state_dir, const std::string& group,
+                         const Feed& feed) {
+    ServiceOptions o;
+    o.config.kafka.brokers = cluster_->bootstrap();
+    o.config.kafka.group_id = group;
+    o.config.input.format = "protobuf";
+    o.config.state.path = state_dir;
+    o.config.catalog_path = feed.catalog;
+    o.config.pipeline.batch_size = 300;
+    o.config.kafka.max_batch_ms = 50;
+    // The mock coordinator completes a rebalance when every member has rejoined or its session
+    // expired: short sessions keep group changes to seconds.
+    o.config.kafka.consumer["session.timeout.ms"] = "6000";
+    o.config.kafka.consumer["heartbeat.interval.ms"] = "500";
+    o.logger = std::getenv("STREAMREC_TEST_LOG") ? NewStderrLogger(LogLevel::kDebug) : NewNullLogger();
+    return o;
+  }
+
+  void Produce(const std::vector<PurchaseEvent>& events, size_t from, size_t to) {
+    auto producer = PurchaseProducer::Create(cluster_->bootstrap(), "purchases");
+    ASSERT_TRUE(producer.ok());
+    for (size_t i = from; i < to; ++i) ASSERT_OK((*producer)->Produce(events[i]));
+    ASSERT_OK((*producer)->Flush(kWaitMs));
+  }
+
+  // Waits until `applied` records are in the state and every outbox record is delivered.
+  static bool WaitDone(Service* service, uint64_t applied) {
+    return service->WaitFor(
+        [&](const ServiceStats& s) {
+          return s.applied >= applied && s.in_flight == 0 && s.delivered >= s.outbox_written;
+        },
+        kWaitMs);
+  }
+
+  std::unique_ptr<MockKafkaCluster> cluster_;
+};
+
+TEST_F(KafkaServiceTest, EndToEndWithDeadLetters) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+  // Malformed records: not protobuf, JSON, no customer, negative quantity, year 2300.
+  auto producer = PurchaseProducer::Create(cluster_->bootstrap(), "purchases");
+  ASSERT_TRUE(producer.ok());
+  ASSERT_OK((*producer)->ProduceRaw("k1", std::string("\xff\xff\xff\x01garbage", 11)));
+  ASSERT_OK((*producer)->ProduceRaw("k2", R"({"customer_id":"c1"})"));
+  PurchaseEvent bad = feed.events[0];
+  bad.customer_id = "";
+  ASSERT_OK((*producer)->Produce(bad));
+  bad = feed.events[1];
+  bad.quantity = -2;
+  ASSERT_OK((*producer)->Produce(bad));
+  bad = feed.events[2];
+  bad.event_time_ms = 10413792000000;  // 2300-01-01
+  ASSERT_OK((*producer)->Produce(bad));
+  ASSERT_OK((*producer)->Flush(kWaitMs));
+  const uint64_t total = feed.events.size() + 5;
+
+  auto service = Service::Create(Options(dir.File("state"), "e2e", feed));
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  EXPECT_TRUE(WaitDone(service->get(), total));
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  ServiceStats stats = (*service)->stats();
+  EXPECT_EQ(stats.events, feed.events.size());
+  EXPECT_EQ(stats.invalid, 5u);
+  EXPECT_EQ(stats.assigned.size(), 0u) << "closed cleanly";
+  service->reset();
+
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+
+  // Recommendations: one record per published list, protobuf, keyed by customer, with headers,
+  // and versions 1..V of every customer present.
+  std::vector<Consumed> lists = ReadTopic(cluster_->bootstrap(), "recommendations", stats.lists_published);
+  EXPECT_EQ(lists.size(), stats.lists_published);
+  std::map<std::string, std::set<uint64_t>> versions;
+  for (Consumed& c : lists) {
+    v1::RecommendationList list;
+    ASSERT_TRUE(list.ParseFromString(c.value));
+    EXPECT_EQ(c.key, list.customer_id());
+    EXPECT_EQ(list.items_size(), 10);
+    EXPECT_NE(c.headers["content-type"].find("RecommendationList"), std::string::npos);
+    EXPECT_EQ(c.headers["schema-version"], "1");
+    EXPECT_EQ(c.headers["model-version"], std::to_string(list.model_version()));
+    versions[list.customer_id()].insert(list.version());
+  }
+  for (const auto& [customer, v] : StoredListVersions(dir.File("state"))) {
+    EXPECT_EQ(versions[customer].size(), v) << customer;
+  }
+
+  // Dead letters: the original payloads, with the reason and where they came from.
+  std::vector<Consumed> dead = ReadTopic(cluster_->bootstrap(), "purchases-dlq", 5);
+  ASSERT_EQ(dead.size(), 5u);
+  std::set<std::string> reasons;
+  for (Consumed& c : dead) {
+    EXPECT_EQ(c.headers["source-topic"], "kafka:purchases");
+    EXPECT_FALSE(c.headers["source-partition"].empty());
+    EXPECT_FALSE(c.headers["source-offset"].empty());
+    reasons.insert(c.headers["error"]);
+  }
+  std::string all;
+  for (const auto& r : reasons) all += r + "\n";
+  EXPECT_NE(all.find("not a valid streamrec.v1.PurchaseEvent"), std::string::npos) << all;
+  EXPECT_NE(all.find("customer_id"), std::string::npos) << all;
+  EXPECT_NE(all.find("quantity"), std::string::npos) << all;
+  EXPECT_NE(all.find("2300"), std::string::npos) << all;
+  bool original_kept = false;
+  for (const Consumed& c : dead) original_kept |= c.value == R"({"customer_id":"c1"})" && c.key == "k2";
+  EXPECT_TRUE(original_kept);
+}
+
+TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+
+  // First instance: crashes right after its 4th batch is committed to the store, before any
+  // of that batch's output is produced; the consumer is not closed, nothing is committed.
+  {
+    ServiceOptions options = Options(dir.File("state"), "crash-1", feed);
+    Service* self = nullptr;
+    options.fault_hook = [&](const std::string& point, uint64_t n) {
+      if (point == "commit" && n == 4) self->SimulateCrash();
+    };
+    auto service = Service::Create(std::move(options));
+    ASSERT_TRUE(service.ok());
+    self = service->get();
+    std::atomic<bool> stop{false};
+    Status s = (*service)->Run(stop);
+    EXPECT_TRUE(s.IsAborted()) << s.ToString();
+    EXPECT_GE((*service)->stats().batches, 4u);
+  }
+  // Second instance on the same state (a new group id, so the test does not wait out the dead
+  // member's session: the stored positions, not the group's offsets, say where to resume).
+  auto service = Service::Create(Options(dir.File("state"), "crash-2", feed));
+  ASSERT_TRUE(service.ok());
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  EXPECT_LT((*service)->stats().records, feed.events.size()) << "resumed, not restarted";
+  service->reset();
+
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+  // Every list version committed to the state is on the topic (the crashed batch's lists were
+  // re-published from the outbox).
+  auto stored = StoredListVersions(dir.File("state"));
+  uint64_t expected = 0;
+  for (const auto& [c, v] : stored) expected += v;
+  std::vector<Consumed> lists = ReadTopic(cluster_->bootstrap(), "recommendations", expected);
+  std::map<std::string, std::set<uint64_t>> versions;
+  std::map<std::pair<std::string, uint64_t>, std::string> content;
+  for (Consumed& c : lists) {
+    v1::RecommendationList list;
+    ASSERT_TRUE(list.ParseFromString(c.value));
+    versions[list.customer_id()].insert(list.version());
+    auto key = std::make_pair(list.customer_id(), list.version());
+    auto [it, inserted] = content.emplace(key, c.value);
+    if (!inserted) EXPECT_EQ(it->second, c.value) << "version published with two contents";
+  }
+  for (const auto& [customer, v] : stored) {
+    for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(versions[customer].count(i)) << customer << " v" << i;
+  }
+}
+
+TEST_F(KafkaServiceTest, RebalanceRevokesAndReassignsWithoutLossOrDuplicates) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 6000, 500);
+  auto service = Service::Create(Options(dir.File("state"), "rebalance", feed));
+  ASSERT_TRUE(service.ok());
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  ASSERT_TRUE((*service)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; }, kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2000));
+
+  // A second member joins the group (it consumes but never processes or commits), takes some
+  // partitions, then leaves; events keep arriving meanwhile.
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  conf->set("bootstrap.servers", cluster_->bootstrap(), err);
+  conf->set("group.id", "rebalance", err);
+  conf->set("partition.assignment.strategy", "cooperative-sticky", err);
+  conf->set("enable.auto.commit", "false", err);
+  conf->set("session.timeout.ms", "6000", err);
+  conf->set("heartbeat.interval.ms", "500", err);
+  std::unique_ptr<RdKafka::KafkaConsumer> other(RdKafka::KafkaConsumer::create(conf.get(), err));
+  ASSERT_NE(other, nullptr) << err;
+  ASSERT_EQ(other->subscribe({"purchases"}), RdKafka::ERR_NO_ERROR);
+  // Poll the second member until it holds partitions (each consume() waits up to 100 ms).
+  auto other_partitions = [&] {
+    std::vector<RdKafka::TopicPartition*> parts;
+    other->assignment(parts);
+    size_t n = parts.size();
+    RdKafka::TopicPartition::destroy(parts);
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (other_partitions() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> m(other->consume(100));
+  }
+  ASSERT_GT(other_partitions(), 0u) << "the second member never got partitions";
+  EXPECT_LT((*service)->stats().assigned.size(), static_cast<size_t>(kPartitions));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, 4000));
+  other->close();
+  EXPECT_TRUE((*service)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; }, kWaitMs))
+      << "partitions did not come back";
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 4000, feed.events.size()));
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  ServiceStats stats = (*service)->stats();
+  EXPECT_GE(stats.rebalances, 3u);
+  EXPECT_EQ(stats.events, feed.events.size()) << "nothing counted twice, nothing lost";
+  service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+}
+
+TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  // Every partition of every topic led by broker 1, which then goes down for a while.
+  for (const char* topic : {"purchases", "recommendations", "purchases-dlq", "segment-changes"}) {
+    for (int p = 0; p < kPartitions; ++p) ASSERT_OK(cluster_->SetPartitionLeader(topic, p, 1));
+  }
+  auto service = Service::Create(Options(dir.File("state"), "outage", feed));
+  ASSERT_TRUE(service.ok());
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 1500));
+  ASSERT_TRUE(WaitDone(service->get(), 1500));
+
+  ASSERT_OK(cluster_->SetBrokerDown(1));
+  EXPECT_TRUE((*service)->WaitFor([](const ServiceStats& s) { return s.consumer_errors > 0; }, kWaitMs))
+      << "the outage was not reported";
+  // Purchases keep arriving at the producer during the outage; it buffers them.
+  std::thread producer([&] { Produce(feed.events, 1500, feed.events.size()); });
+  EXPECT_FALSE((*service)->WaitFor([](const ServiceStats& s) { return s.applied > 1500; }, 2000))
+      << "nothing can be consumed while the leader is down";
+  EXPECT_TRUE((*service)->stats().running) << "the service keeps running through the outage";
+  ASSERT_OK(cluster_->SetBrokerUp(1));
+  producer.join();
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  EXPECT_EQ((*service)->stats().events, feed.events.size());
+  service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+}
+
+}  // namespace
+}  // namespace streamrec
