@@ -99,6 +99,36 @@ TEST(ConfigTest, BadEnvironmentOverrideNamesTheVariable) {
               {"STREAMREC_PIPELINE__BATCH_SIZE", "pipeline.batch_size", "'0'"});
 }
 
+TEST(ConfigTest, KafkaPassThroughAndSecretsFromEnvironment) {
+  Environment env{{"KAFKA_PASSWORD", "s3cret"}};
+  ASSERT_OK_AND_ASSIGN(c, LoadText(R"(
+kafka:
+  brokers: "b1:9092,b2:9092"
+  input_topic: billing.purchases
+  output_format: json
+  consumer:
+    security.protocol: SASL_SSL
+    sasl.password: ${KAFKA_PASSWORD}
+  producer:
+    linger.ms: 20
+)", env));
+  EXPECT_EQ(c.kafka.brokers, "b1:9092,b2:9092");
+  EXPECT_EQ(c.kafka.input_topic, "billing.purchases");
+  EXPECT_EQ(c.kafka.output_format, "json");
+  EXPECT_EQ(c.kafka.consumer.at("security.protocol"), "SASL_SSL");
+  EXPECT_EQ(c.kafka.consumer.at("sasl.password"), "s3cret");
+  EXPECT_EQ(c.kafka.producer.at("linger.ms"), "20");
+  EXPECT_TRUE(IsSecretKey("sasl.password"));
+  EXPECT_TRUE(IsSecretKey("ssl.key.password"));
+  EXPECT_TRUE(IsSecretKey("sasl.oauthbearer.client.secret"));
+  EXPECT_FALSE(IsSecretKey("security.protocol"));
+
+  ExpectError(LoadText("kafka:\n  consumer:\n    sasl.password: ${NOT_SET_ANYWHERE}\n"),
+              {"kafka.consumer.sasl.password", "NOT_SET_ANYWHERE"});
+  ExpectError(LoadText("kafka:\n  consumer: 5\n"), {"kafka.consumer", "mapping"});
+  ExpectError(LoadText("kafka:\n  output_format: avro\n"), {"kafka.output_format", "'avro'"});
+}
+
 TEST(ConfigTest, MissingOrBrokenFile) {
   ExpectError(LoadConfig("/nonexistent/streamrec.yaml", {}), {"/nonexistent/streamrec.yaml"});
   ExpectError(LoadText("state: [unclosed\n"), {"c.yaml"});

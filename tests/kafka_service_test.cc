@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <csignal>
 #include <map>
 #include <set>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "streamrec/replay.h"
 #include "streamrec/service.h"
 #include "streamrec/v1/events.pb.h"
+#include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
@@ -412,6 +414,48 @@ TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {
   ASSERT_OK(run_status);
   EXPECT_EQ((*service)->stats().events, feed.events.size());
   service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+}
+
+}  // namespace
+}  // namespace streamrec
+
+namespace streamrec {
+namespace {
+
+// `streamrec run` as a process: JSON output, a secret from the environment that never reaches
+// the log, SIGTERM stops it cleanly with everything processed and published.
+TEST_F(KafkaServiceTest, RunCommandStopsCleanlyOnSigterm) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 1000, 100);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+  testing::WriteFile(dir.File("run.yaml"),
+                     "input:\n  format: protobuf\n"
+                     "catalog:\n  path: " + feed.catalog + "\n"
+                     "kafka:\n  brokers: \"" + cluster_->bootstrap() + "\"\n"
+                     "  group_id: run-command\n  output_format: json\n"
+                     "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
+                     "  producer:\n    sasl.password: ${STREAMREC_TEST_SECRET}\n");
+  testing::BackgroundProcess run({testing::StreamrecBinary(), "run", "--config", dir.File("run.yaml"),
+                                  "--state-dir", dir.File("state")},
+                                 {{"STREAMREC_TEST_SECRET", "hunter2-very-secret"}});
+  std::set<std::string> customers;
+  for (const auto& e : feed.events) customers.insert(e.customer_id);
+  // Wait (on the output topic itself) until every customer has a list.
+  std::set<std::string> listed;
+  std::vector<Consumed> lists = ReadTopic(cluster_->bootstrap(), "recommendations", customers.size());
+  for (const Consumed& c : lists) {
+    EXPECT_EQ(c.value.front(), '{') << "JSON output";
+    EXPECT_NE(c.value.find("\"customer_id\":\"" + c.key + "\""), std::string::npos) << c.value;
+    listed.insert(c.key);
+  }
+  EXPECT_EQ(listed.size(), customers.size());
+  run.Signal(SIGTERM);
+  testing::ProcessResult result = run.Wait();
+  EXPECT_TRUE(result.exited && result.exit_code == 0) << result.output;
+  EXPECT_NE(result.output.find("stopped: 1000 events"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("sasl.password=***"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("hunter2"), std::string::npos) << "a secret reached the log";
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
 }
 

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -14,14 +15,11 @@ namespace streamrec::testing {
 
 std::string StreamrecBinary() { return STREAMREC_BINARY; }
 
-ProcessResult RunProcess(const std::vector<std::string>& argv,
-                         const std::map<std::string, std::string>& env) {
-  ProcessResult result;
-  const char* tmp = std::getenv("TMPDIR");
-  std::string out_path = std::string(tmp && *tmp ? tmp : "/tmp") + "/streamrec_proc_XXXXXX";
-  int fd = ::mkstemp(out_path.data());
-  if (fd < 0) return result;
+namespace {
 
+// Forks and execs `argv` with the merged environment, output to `fd`. Returns the pid.
+int Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+          int fd) {
   std::map<std::string, std::string> merged;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
@@ -48,25 +46,84 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
     ::execve(argp[0], argp.data(), envp.data());
     ::_exit(127);
   }
-  ::close(fd);
-  int status = 0;
-  if (pid > 0) {
-    while (::waitpid(pid, &status, 0) < 0) {
-    }
-    if (WIFEXITED(status)) {
-      result.exited = true;
-      result.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-      result.signaled = true;
-      result.signal = WTERMSIG(status);
-    }
-  }
-  std::ifstream in(out_path);
+  return pid;
+}
+
+std::string TempOutputPath(int* fd) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/streamrec_proc_XXXXXX";
+  *fd = ::mkstemp(path.data());
+  return path;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
-  result.output = ss.str();
+  return ss.str();
+}
+
+void Reap(int pid, ProcessResult* result) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+  }
+  if (WIFEXITED(status)) {
+    result->exited = true;
+    result->exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result->signaled = true;
+    result->signal = WTERMSIG(status);
+  }
+}
+
+}  // namespace
+
+ProcessResult RunProcess(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env) {
+  ProcessResult result;
+  int fd = -1;
+  std::string out_path = TempOutputPath(&fd);
+  if (fd < 0) return result;
+  int pid = Spawn(argv, env, fd);
+  ::close(fd);
+  if (pid > 0) Reap(pid, &result);
+  result.output = ReadAll(out_path);
   ::unlink(out_path.c_str());
   return result;
 }
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
+                                     const std::map<std::string, std::string>& env) {
+  int fd = -1;
+  out_path_ = TempOutputPath(&fd);
+  if (fd < 0) return;
+  pid_ = Spawn(argv, env, fd);
+  ::close(fd);
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0 && !waited_) {
+    ::kill(pid_, SIGKILL);
+    ProcessResult ignored;
+    Reap(pid_, &ignored);
+  }
+  ::unlink(out_path_.c_str());
+}
+
+void BackgroundProcess::Signal(int signal) {
+  if (pid_ > 0 && !waited_) ::kill(pid_, signal);
+}
+
+ProcessResult BackgroundProcess::Wait() {
+  ProcessResult result;
+  if (pid_ > 0 && !waited_) {
+    Reap(pid_, &result);
+    waited_ = true;
+  }
+  result.output = ReadAll(out_path_);
+  return result;
+}
+
+std::string BackgroundProcess::Output() const { return ReadAll(out_path_); }
 
 }  // namespace streamrec::testing

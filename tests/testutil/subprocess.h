@@ -21,6 +21,26 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env = {});
 
+// A child process running in the background; its output goes to a temporary file.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv,
+                    const std::map<std::string, std::string>& env = {});
+  ~BackgroundProcess();  // kills the process if it is still running
+  int pid() const { return pid_; }
+  // Sends `signal` to the process.
+  void Signal(int signal);
+  // Waits for the process to end and returns how it ended (with its output).
+  ProcessResult Wait();
+  // The output written so far.
+  std::string Output() const;
+
+ private:
+  int pid_ = -1;
+  std::string out_path_;
+  bool waited_ = false;
+};
+
 // Path of the streamrec binary built with the tests.
 std::string StreamrecBinary();
 
