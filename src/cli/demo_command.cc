@@ -95,7 +95,7 @@ int RunDemoCommand(const DemoArgs& args) {
   const int64_t start_us = SystemClock()->NowMicros();
   std::thread feed_thread([&] {
     produced = ProduceCsvFeed(bootstrap, service_config.kafka.input_topic, events, rate, stop_feed,
-                              SystemClock());
+                              SystemClock(), [&] { return (*service)->stats().records; });
     feed_done.store(true);
   });
   std::printf("== producing the feed%s; the service consumes it as it arrives%s\n",

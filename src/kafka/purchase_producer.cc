@@ -58,6 +58,8 @@ Status PurchaseProducer::Produce(const PurchaseEvent& event) {
   return ProduceRaw(event.customer_id, proto.SerializeAsString());
 }
 
+void PurchaseProducer::Poll(int timeout_ms) { producer_->poll(timeout_ms); }
+
 Status PurchaseProducer::Flush(int timeout_ms) {
   RdKafka::ErrorCode err = producer_->flush(timeout_ms);
   if (err != RdKafka::ERR_NO_ERROR) {
@@ -69,7 +71,8 @@ Status PurchaseProducer::Flush(int timeout_ms) {
 
 StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string& topic,
                                   const std::string& csv_path, double rate,
-                                  const std::atomic<bool>& stop, const Clock* clock) {
+                                  const std::atomic<bool>& stop, const Clock* clock,
+                                  const std::function<uint64_t()>& consumed, uint64_t max_ahead) {
   auto reader = LineReader::Open(csv_path);
   if (!reader.ok()) return reader.status();
   std::string line;
@@ -85,6 +88,9 @@ StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string&
     if (!(*decoder)->Decode(line, &event).ok()) continue;
     STREAMREC_RETURN_IF_ERROR((*producer)->Produce(event));
     ++n;
+    while (consumed && n > consumed() + max_ahead && !stop.load()) {
+      (*producer)->Poll(10);
+    }
     if (rate > 0 && n % 100 == 0) {
       int64_t due = start + static_cast<int64_t>(n / rate * 1e6);
       int64_t now = clock->NowMicros();

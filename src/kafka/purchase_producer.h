@@ -24,6 +24,8 @@ class PurchaseProducer {
   Status Produce(const PurchaseEvent& event);
   // Produces raw bytes (malformed records for tests).
   Status ProduceRaw(const std::string& key, const std::string& value);
+  // Serves delivery reports for up to `timeout_ms`.
+  void Poll(int timeout_ms);
   // Waits for every produced record to be acknowledged.
   Status Flush(int timeout_ms);
   uint64_t produced() const { return produced_; }
@@ -36,10 +38,15 @@ class PurchaseProducer {
 
 // Produces the events of a canonical CSV file (plain or gzip, as `streamrec generate` writes)
 // at `rate` events/s (0: as fast as possible) until the file ends or `stop` is set. Returns the
-// number produced. Pacing sleeps: this is a load driver, not a component.
+// number produced. When `consumed` is given, production waits while it is more than
+// `max_ahead` events ahead of it (the embedded cluster keeps only a few MiB per partition: a
+// producer far ahead of its consumer would have its oldest records dropped). Pacing sleeps:
+// this is a load driver, not a component.
 StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string& topic,
                                   const std::string& csv_path, double rate,
-                                  const std::atomic<bool>& stop, const Clock* clock);
+                                  const std::atomic<bool>& stop, const Clock* clock,
+                                  const std::function<uint64_t()>& consumed = nullptr,
+                                  uint64_t max_ahead = 50000);
 
 }  // namespace streamrec
 
