@@ -11,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "streamrec/feature_vector.h"
 #include "streamrec/time_util.h"
 
 extern char** environ;
@@ -282,6 +283,83 @@ const std::vector<KeySpec>& Schema() {
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",
                           [](Config& c) -> double& { return c.segments.champion_spend; }, 0,
                           1e15));
+    s.push_back(StringKey("segments.method",
+                          "kmeans (online mini-batch K-Means + full re-fits) or rules (fixed RFM rules)",
+                          [](Config& c) -> std::string& { return c.segments.method; },
+                          {"kmeans", "rules"}));
+    {
+      KeySpec k{"segments.k", "clusters of a full re-fit: an integer >= 2, or auto (silhouette over k_min..k_max)",
+                nullptr, nullptr};
+      k.set = [](Config* c, const std::string& v) -> Status {
+        if (v == "auto") {
+          c->segments.k = 0;
+          return Status::OK();
+        }
+        int parsed = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+        if (ec != std::errc() || end != v.data() + v.size() || parsed < 2 || parsed > 1000) {
+          return BadValue("segments.k", v, "auto or an integer in [2, 1000]");
+        }
+        c->segments.k = parsed;
+        return Status::OK();
+      };
+      k.get = [](const Config& c) {
+        return c.segments.k == 0 ? std::string("auto") : std::to_string(c.segments.k);
+      };
+      s.push_back(std::move(k));
+    }
+    s.push_back(IntKey("segments.k_min", "k: auto tries k from k_min ...",
+                       [](Config& c) -> int& { return c.segments.k_min; }, 2, 1000));
+    s.push_back(IntKey("segments.k_max", "... to k_max",
+                       [](Config& c) -> int& { return c.segments.k_max; }, 2, 1000));
+    s.push_back(IntKey("segments.n_init", "K-Means initialisations per fit (lowest objective wins)",
+                       [](Config& c) -> int& { return c.segments.n_init; }, 1, 1000));
+    s.push_back(IntKey("segments.seed", "seed of k-means++ seeding, sampling and re-seeding",
+                       [](Config& c) -> uint64_t& { return c.segments.seed; }, 0,
+                       std::numeric_limits<int64_t>::max()));
+    s.push_back(IntKey("segments.max_iterations", "Lloyd iterations per initialisation",
+                       [](Config& c) -> int& { return c.segments.max_iterations; }, 1, 100000));
+    s.push_back(IntKey("segments.refit_every_events",
+                       "full re-fit after this many customer updates since the last fit; 0 = never",
+                       [](Config& c) -> int64_t& { return c.segments.refit_every_events; }, 0,
+                       std::numeric_limits<int64_t>::max()));
+    s.push_back(DoubleKey("segments.refit_growth_ratio",
+                          "full re-fit when customer updates since the last fit exceed this ratio x the "
+                          "customers it was fitted on; 0 = never",
+                          [](Config& c) -> double& { return c.segments.refit_growth_ratio; }, 0, 1e6));
+    s.push_back(DoubleKey("segments.refit_interval_days",
+                          "full re-fit when event time moved this many days past the last fit; 0 = never",
+                          [](Config& c) -> double& { return c.segments.refit_interval_days; }, 0,
+                          1e6));
+    s.push_back(DoubleKey("segments.drift_ratio",
+                          "full re-fit when the smoothed online objective exceeds this ratio x the fit's "
+                          "(per customer); 0 = never",
+                          [](Config& c) -> double& { return c.segments.drift_ratio; }, 0, 1e6));
+    s.push_back(IntKey("segments.refit_sample_size",
+                       "a re-fit trains on a uniform sample of at most this many customers, then assigns all",
+                       [](Config& c) -> int64_t& { return c.segments.refit_sample_size; }, 100,
+                       std::numeric_limits<int64_t>::max()));
+    s.push_back(IntKey("segments.silhouette_sample_size",
+                       "customers sampled for the silhouette score (k: auto and reports)",
+                       [](Config& c) -> int64_t& { return c.segments.silhouette_sample_size; }, 10,
+                       1000000));
+    s.push_back(IntKey("segments.min_customers_for_fit",
+                       "customers seen before the first model is fitted (until then: Unscored)",
+                       [](Config& c) -> int64_t& { return c.segments.min_customers_for_fit; }, 2,
+                       std::numeric_limits<int64_t>::max()));
+    s.push_back(StringKey("segments.features",
+                          "comma-separated clustering features (recency_days, frequency, monetary, avg_spend, "
+                          "avg_discount, mean_gap_days, tenure_days, channel_share:<c>, service_share:<s>); "
+                          "empty = the first seven",
+                          [](Config& c) -> std::string& { return c.segments.features; }));
+    s.push_back(DoubleKey("segments.half_life_events",
+                          "forgetting of the online centres: half-life in customer updates; 0 = off",
+                          [](Config& c) -> double& { return c.segments.half_life_events; }, 0, 1e15));
+    s.push_back(DoubleKey("segments.reassignment_ratio",
+                          "re-seed an online centre lighter than this ratio x the heaviest; 0 = never",
+                          [](Config& c) -> double& { return c.segments.reassignment_ratio; }, 0, 1));
+    s.push_back(IntKey("segments.threads", "threads of a full re-fit (results do not depend on it)",
+                       [](Config& c) -> int& { return c.segments.threads; }, 1, 256));
     // kafka
     s.push_back(StringKey("kafka.brokers",
                           "bootstrap.servers; empty: demo uses an embedded cluster, run refuses",
@@ -435,6 +513,25 @@ Status Validate(const Config& c) {
                                    ") and 'input.max_event_time_ms' (" +
                                    std::to_string(c.input.decoder.max_event_time_ms) +
                                    "): min must be below max");
+  }
+  if (c.segments.k_min > c.segments.k_max) {
+    return Status::InvalidArgument("configuration keys 'segments.k_min' (" +
+                                   std::to_string(c.segments.k_min) + ") and 'segments.k_max' (" +
+                                   std::to_string(c.segments.k_max) + "): min must not exceed max");
+  }
+  if (!c.segments.features.empty()) {
+    std::vector<std::string> names;
+    std::stringstream ss(c.segments.features);
+    for (std::string name; std::getline(ss, name, ',');) {
+      name.erase(0, name.find_first_not_of(' '));
+      name.erase(name.find_last_not_of(' ') + 1);
+      names.push_back(name);
+    }
+    auto spec = FeatureSpec::FromNames(names);
+    if (!spec.ok()) {
+      return Status::InvalidArgument("configuration key 'segments.features': " +
+                                     spec.status().message());
+    }
   }
   return Status::OK();
 }

@@ -222,8 +222,14 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   position.set_customers(position.customers() + result->new_customers);
   writes.Put(Column::kPositions, PositionKey(options_.source_name, partition),
              EncodeState(position));
+  // The segmenter's own writes (model versions, stored customers it re-scored) go first: a
+  // customer of this batch is written again by the batch with its fresh state, and in a write
+  // set the later put of a key wins.
+  WriteSet all;
+  segmenter_->AppendWrites(&all);
+  all.Append(std::move(writes));
 
-  Status s = store_->Write(writes);
+  Status s = store_->Write(all);
   if (!s.ok()) {
     // Nothing of the batch is stored: forget the in-memory effects too.
     positions_.erase(partition);

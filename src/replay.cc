@@ -44,7 +44,9 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
   pipeline_options.source_name = "file";
   pipeline_options.features = config.features;
   pipeline_options.recommend = config.recommend;
-  auto segmenter = NewRfmRuleSegmenter(config.segments.champion_spend);
+  auto segmenter_or = NewSegmenter(config, store.get());
+  if (!segmenter_or.ok()) return segmenter_or.status();
+  std::unique_ptr<Segmenter> segmenter = std::move(segmenter_or).value();
   auto recommender = NewPopularityRecommender(config.recommend, &catalog);
   Pipeline pipeline(pipeline_options, store.get(), &catalog, segmenter.get(), recommender.get());
   STREAMREC_RETURN_IF_ERROR(pipeline.Open());

@@ -34,9 +34,47 @@ struct PipelineConfig {
 };
 
 struct SegmentsConfig {
+  // "kmeans" (online mini-batch K-Means with full re-fits) or "rules" (the fixed RFM rule
+  // segmenter).
+  std::string method = "kmeans";
   // Placeholder rule segmenter: spend (currency units) that makes a 10+-basket customer a
   // Champion.
   double champion_spend = 1000.0;
+  // Clusters of a full re-fit; 0 = "auto": chosen over [k_min, k_max] by silhouette.
+  int k = 0;
+  int k_min = 3;
+  int k_max = 8;
+  // K-Means initialisations per fit (the lowest objective wins).
+  int n_init = 4;
+  // Seed of k-means++ seeding, sampling and re-seeding.
+  uint64_t seed = 1234;
+  // Lloyd iterations per initialisation.
+  int max_iterations = 300;
+  // Full re-fit after this many customer updates since the last fit; 0 = never.
+  int64_t refit_every_events = 0;
+  // Full re-fit when the customer updates since the last fit exceed this ratio x the customers
+  // it was fitted on (a geometric schedule while the population grows; amortised O(1) per
+  // update); 0 = never.
+  double refit_growth_ratio = 1.0;
+  // Full re-fit when event time moved this many days past the last fit; 0 = never.
+  double refit_interval_days = 0;
+  // Full re-fit when the smoothed online objective exceeds this ratio x the fit's mean
+  // objective per customer; 0 = never.
+  double drift_ratio = 0;
+  // A re-fit trains on a uniform sample of at most this many customers (then assigns all).
+  int64_t refit_sample_size = 200000;
+  // Silhouette (k: auto) is computed on a sample of this many customers.
+  int64_t silhouette_sample_size = 5000;
+  // Customers seen before the first model is fitted; until then customers are "Unscored".
+  int64_t min_customers_for_fit = 200;
+  // Comma-separated feature names (see feature_vector.h); empty = the default seven.
+  std::string features;
+  // Forgetting of the online centres: half-life in customer updates; 0 = off.
+  double half_life_events = 0;
+  // Re-seed an online centre whose weight falls below this ratio x the largest; 0 = never.
+  double reassignment_ratio = 0.01;
+  // Threads of a full re-fit (results do not depend on it).
+  int threads = 2;
 };
 
 struct KafkaConfig {

@@ -11,8 +11,13 @@
 #include <vector>
 
 #include "streamrec/features.h"
+#include "streamrec/status.h"
 
 namespace streamrec {
+
+class WriteSet;
+class StateStore;
+struct Config;
 
 struct SegmentInfo {
   int32_t cluster = -1;
@@ -26,6 +31,10 @@ class Segmenter {
   // Assigns every state in `changed` at event time `now_ms`, setting cluster, segment and
   // model_version. May update an online model. Called from one thread at a time.
   virtual void AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) = 0;
+  // Adds the segmenter's own writes (e.g. its updated model) to the micro-batch's write set,
+  // so they commit atomically with the states AssignBatch produced. Called once after each
+  // AssignBatch, before the write. Default: nothing.
+  virtual void AppendWrites(WriteSet* writes) { (void)writes; }
   virtual uint64_t model_version() const = 0;
   // The segments this segmenter can assign, in cluster order.
   virtual std::vector<SegmentInfo> Segments() const = 0;
@@ -37,6 +46,14 @@ class Segmenter {
 //   2 Loyal          4+ baskets
 //   3 Champions      10+ baskets and spend in the top tier (>= champion_spend)
 std::unique_ptr<Segmenter> NewRfmRuleSegmenter(double champion_spend = 1000.0);
+
+// The configured segmenter (segments.method): the K-Means engine (kmeans_segmenter.h), which
+// loads its stored model from `store` (may be null: nothing persisted) and runs triggered
+// re-fits in the background when `background_refit` (else synchronously, for reproducible
+// replays), or the rule segmenter above.
+[[nodiscard]] StatusOr<std::unique_ptr<Segmenter>> NewSegmenter(const Config& config,
+                                                                StateStore* store,
+                                                                bool background_refit = false);
 
 }  // namespace streamrec
 

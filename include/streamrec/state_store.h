@@ -40,6 +40,8 @@ class WriteSet {
  public:
   void Put(Column column, std::string key, std::string value);
   void Delete(Column column, std::string key);
+  // Appends `other`'s operations after this set's (later puts of a key win).
+  void Append(WriteSet other);
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
   void Clear() { ops_.clear(); }
@@ -115,10 +117,12 @@ constexpr uint32_t kStoreFormatVersion = 1;
 Status CheckStoreFormat(StateStore* store, std::string_view where);
 
 // A digest of every customer's state (hex, 32 characters): two stores with equal digests hold
-// the same features, counts and segments for the same customers, byte for byte. Excluded:
-// list publication bookkeeping (version, content hash, as_of), which depends on where
-// micro-batches were cut, and the global item statistics, whose floating-point sums depend on
-// how partitions interleave; a restart or a rebalance legitimately changes both.
+// the same features and counts for the same customers, byte for byte. Excluded: list
+// publication bookkeeping (version, content hash, as_of) and the segment assignment (cluster,
+// segment, model version: the online K-Means centres move once per micro-batch), which both
+// depend on where micro-batches were cut, and the global item statistics, whose floating-point
+// sums depend on how partitions interleave; a restart or a rebalance legitimately changes all
+// three. (A file replay of the same input still reproduces them exactly.)
 // Order-independent and partition-independent: the same customers with the same states give the
 // same digest whether they live in one partition or many, in one store or several.
 StatusOr<std::string> StateDigest(StateStore* store);

@@ -85,6 +85,24 @@ struct EvaluateArgs {
 };
 void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code);
 
+struct RefitArgs {
+  std::string state_dir;
+  std::string config_path;
+};
+void AddRefitCommand(CLI::App& app, RefitArgs* args, int* exit_code);
+
+struct SegmentsArgs {
+  std::string state_dir;
+  bool json = false;
+};
+void AddSegmentsCommand(CLI::App& app, SegmentsArgs* args, int* exit_code);
+
+struct FeaturesArgs {
+  std::string state_dir;
+  std::string out;
+};
+void AddFeaturesCommand(CLI::App& app, FeaturesArgs* args, int* exit_code);
+
 }  // namespace streamrec::cli
 
 #endif  // STREAMREC_SRC_CLI_COMMANDS_H_

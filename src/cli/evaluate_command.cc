@@ -78,7 +78,12 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   // streamrec as deployed: the configured recommender, in the evaluated mode.
   auto recommender =
       NewPopularityRecommender(RecommenderOptionsForMode(config.recommend, options), &catalog);
-  auto segmenter = NewRfmRuleSegmenter(config.segments.champion_spend);
+  auto segmenter_or = NewSegmenter(config, /*store=*/nullptr);
+  if (!segmenter_or.ok()) {
+    std::fprintf(stderr, "streamrec evaluate: %s\n", segmenter_or.status().ToString().c_str());
+    return kExitConfig;
+  }
+  std::unique_ptr<Segmenter> segmenter = std::move(segmenter_or).value();
   StreamrecListProviderOptions streamrec_options;
   streamrec_options.features = config.features;
   streamrec_options.catalog = &catalog;

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   streamrec::cli::EvaluateArgs evaluate;
   streamrec::cli::RunArgs run;
   streamrec::cli::MockKafkaArgs mock_kafka;
+  streamrec::cli::RefitArgs refit;
+  streamrec::cli::SegmentsArgs segments;
+  streamrec::cli::FeaturesArgs features;
   streamrec::cli::AddReplayCommand(app, &replay, &exit_code);
   streamrec::cli::AddGenerateCommand(app, &generate, &exit_code);
   streamrec::cli::AddDemoCommand(app, &demo, &exit_code);
@@ -30,6 +33,9 @@ int main(int argc, char** argv) {
   streamrec::cli::AddEvaluateCommand(app, &evaluate, &exit_code);
   streamrec::cli::AddRunCommand(app, &run, &exit_code);
   streamrec::cli::AddMockKafkaCommand(app, &mock_kafka, &exit_code);
+  streamrec::cli::AddRefitCommand(app, &refit, &exit_code);
+  streamrec::cli::AddSegmentsCommand(app, &segments, &exit_code);
+  streamrec::cli::AddFeaturesCommand(app, &features, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -118,7 +118,9 @@ Status ServiceImpl::Init() {
   }
   decoder_ = config.input.format == "json" ? NewJsonDecoder(config.input.decoder)
                                            : NewProtobufDecoder(config.input.decoder);
-  segmenter_ = NewRfmRuleSegmenter(config.segments.champion_spend);
+  auto segmenter = NewSegmenter(config, store_.get(), /*background_refit=*/true);
+  if (!segmenter.ok()) return segmenter.status();
+  segmenter_ = std::move(segmenter).value();
   recommender_ = NewPopularityRecommender(config.recommend, &catalog_);
   PipelineOptions pipeline_options;
   pipeline_options.source_name = "kafka:" + kafka().input_topic;
@@ -157,7 +159,10 @@ Status ServiceImpl::Init() {
       {"group.id", kafka().group_id},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"},
+      // A partition without a stored position is assigned at its beginning explicitly; this
+      // applies only when a stored position has left the log (retention deleted records never
+      // applied): stop that partition loudly instead of skipping them.
+      {"auto.offset.reset", "error"},
       {"partition.assignment.strategy", kafka().assignment_strategy},
       {"queued.min.messages", "1000000"},
       {"enable.partition.eof", "false"},
@@ -401,6 +406,13 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
       }
       case RdKafka::ERR__TIMED_OUT:
       case RdKafka::ERR__PARTITION_EOF:
+        break;
+      case RdKafka::ERR__AUTO_OFFSET_RESET:
+        ++consumer_errors_;
+        log_->Error("partition " + std::to_string(msg->partition()) +
+                    ": the stored position is no longer in the log (" + msg->errstr() +
+                    "); records were deleted before they were applied. The partition is "
+                    "stopped; set kafka.consumer.auto.offset.reset=earliest to skip ahead");
         break;
       default:
         ++consumer_errors_;

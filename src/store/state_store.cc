@@ -98,6 +98,15 @@ void WriteSet::Delete(Column column, std::string key) {
   ops_.push_back(Op{column, true, std::move(key), std::string()});
 }
 
+void WriteSet::Append(WriteSet other) {
+  if (ops_.empty()) {
+    ops_ = std::move(other.ops_);
+    return;
+  }
+  ops_.insert(ops_.end(), std::make_move_iterator(other.ops_.begin()),
+              std::make_move_iterator(other.ops_.end()));
+}
+
 Status CheckStoreFormat(StateStore* store, std::string_view where) {
   std::string value;
   Status s = store->Get(Column::kMeta, "format_version", &value);
@@ -149,6 +158,11 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_list_version();
     state.clear_list_hash();
     state.clear_list_as_of_ms();
+    // Online K-Means assignments depend on micro-batch composition too (the centres move once
+    // per batch), so segments are not part of the feature state compared here.
+    state.clear_cluster();
+    state.clear_segment();
+    state.clear_model_version();
     canonical.clear();
     state.AppendToString(&canonical);
     Fnv128 hash;

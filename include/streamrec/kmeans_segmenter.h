@@ -1,0 +1,174 @@
+// KMeansSegmenter: segments customers with K-Means on their clustering vectors.
+//
+//   full fit   (FitSegmentModel): scan customers -> uniform sample -> fit the feature transform ->
+//              k-means++ / Lloyd (n_init, fixed seed; k fixed or chosen by silhouette) -> match
+//              the new centres to the previous model's (Hungarian) so cluster ids stay stable ->
+//              name each cluster from its RFM quintile scores.
+//   online     (AssignBatch): each micro-batch's changed customers are transformed with the
+//              model's parameters, assigned to the nearest centre, and move it (Sculley's
+//              mini-batch step, optional forgetting, re-seeding of dying centres).
+//
+// The fitted part of a model (transform, ids, names, actions, version) is an immutable
+// SegmentModelVersion behind a std::shared_ptr<const ...>, swapped atomically; the online centres
+// belong to the consumer thread. Both are persisted in the store's model column ("current", plus
+// one key per version) in the same write set as the micro-batch, so a restart continues with the
+// exact model, online centres included.
+#ifndef STREAMREC_KMEANS_SEGMENTER_H_
+#define STREAMREC_KMEANS_SEGMENTER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "streamrec/config.h"
+#include "streamrec/feature_vector.h"
+#include "streamrec/kmeans.h"
+#include "streamrec/segment_naming.h"
+#include "streamrec/segmenter.h"
+#include "streamrec/state_store.h"
+#include "streamrec/status.h"
+#include "streamrec/v1/model.pb.h"
+
+namespace streamrec {
+
+// Keys of the model column family.
+inline constexpr char kCurrentModelKey[] = "current";
+// "version/<20-digit version>": every fitted version, as written at its fit.
+std::string ModelVersionKey(uint64_t version);
+
+// Segment of a customer seen before the first model exists.
+inline constexpr char kUnscoredSegment[] = "Unscored";
+
+// One fitted model version. Immutable once built; shared between threads.
+struct SegmentModelVersion {
+  uint64_t version = 0;
+  FeatureSpec spec;
+  FeatureTransform transform;
+  RfmQuintiles rfm;
+  int k = 0;
+  /// Centres as fitted (k x d, transformed space).
+  std::vector<float> centres;
+  /// Stable id, name and action of each centre row.
+  std::vector<int32_t> ids;
+  std::vector<std::string> names;
+  std::vector<std::string> actions;
+  /// The full proto (fit statistics, online state at the fit).
+  v1::SegmentModel proto;
+
+  // The row of cluster id `id`, or -1.
+  int RowOf(int32_t id) const;
+  // Builds a version from a stored proto; Corruption on inconsistency.
+  [[nodiscard]] static StatusOr<std::shared_ptr<const SegmentModelVersion>> FromProto(
+      const v1::SegmentModel& proto);
+};
+
+// Parameters of a full fit (from SegmentsConfig).
+struct SegmentFitOptions {
+  FeatureSpec spec = FeatureSpec::Default();
+  /// Clusters; 0 = choose over [k_min, k_max] by silhouette.
+  int k = 0;
+  int k_min = 3;
+  int k_max = 8;
+  int n_init = 4;
+  uint64_t seed = 1234;
+  int max_iterations = 300;
+  /// Train on a uniform sample of at most this many customers.
+  int64_t sample_size = 200000;
+  /// Silhouette sample.
+  int64_t silhouette_sample_size = 5000;
+  int threads = 2;
+  SegmentRuleTable rules = SegmentRuleTable::Default();
+
+  static StatusOr<SegmentFitOptions> FromConfig(const SegmentsConfig& config);
+};
+
+// The customers a fit sees: raw vectors (original units) and RFM figures, in input order.
+struct SegmentFitInput {
+  /// Event time the vectors are taken at.
+  int64_t now_ms = 0;
+  int64_t n = 0;
+  /// n x spec.dim(), original units.
+  std::vector<float> raw;
+  std::vector<double> recency_days, frequency, monetary;
+
+  // Appends one customer. REQUIRES: now_ms set.
+  void Add(const FeatureSpec& spec, const CustomerState& state);
+};
+
+// The outcome of a full fit over a set of customers.
+struct SegmentFitReport {
+  std::shared_ptr<const SegmentModelVersion> model;
+  /// Scores per k tried (k: auto), else one entry.
+  std::vector<KScore> k_scores;
+  /// Customers scanned and trained on.
+  int64_t customers = 0;
+  int64_t trained = 0;
+  /// Event time the vectors were taken at (newest last purchase).
+  int64_t now_ms = 0;
+  /// Cluster ids born and dying relative to the previous model.
+  std::vector<int32_t> births, deaths;
+  /// Customers whose cluster or segment changed in the reassignment, and how many were scored.
+  uint64_t moved = 0;
+  uint64_t reassigned = 0;
+};
+
+// Fits a new model version on `input` (trains on a uniform sample above options.sample_size,
+// then assigns all), with cluster ids stable relative to `previous` (may be null), whose current
+// centres are `previous_centres` (k_prev x d in the previous transform's space; empty = its fit
+// centres). `version` is the new version number. `rows_out` (optional) receives each input
+// customer's centre row.
+[[nodiscard]] StatusOr<SegmentFitReport> FitSegmentModel(
+    const SegmentFitOptions& options, const SegmentFitInput& input,
+    const SegmentModelVersion* previous, const std::vector<float>& previous_centres,
+    uint64_t version, std::vector<int32_t>* rows_out = nullptr);
+
+struct KMeansSegmenterOptions {
+  SegmentsConfig config;
+  /// true: triggered re-fits run on a background thread and the result is swapped in at a later
+  /// batch (the service); false: they run synchronously inside AssignBatch, which keeps a file
+  /// replay reproducible byte for byte.
+  bool background_refit = false;
+};
+
+class KMeansSegmenter : public Segmenter {
+ public:
+  // Loads the stored model from `store` (may be null: nothing is persisted, the cold-start fit
+  // uses the customers seen by AssignBatch). The store must outlive the segmenter.
+  [[nodiscard]] static StatusOr<std::unique_ptr<KMeansSegmenter>> Create(
+      KMeansSegmenterOptions options, StateStore* store);
+  ~KMeansSegmenter() override;
+
+  void AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) override;
+  void AppendWrites(WriteSet* writes) override;
+  uint64_t model_version() const override;
+  std::vector<SegmentInfo> Segments() const override;
+
+  // The current fitted version (null before the first fit). Thread-safe.
+  std::shared_ptr<const SegmentModelVersion> model() const;
+  // The current model with the online centres, as stored. REQUIRES: the consumer thread.
+  v1::SegmentModel CurrentProto() const;
+
+  // Full re-fit now, on every customer of the store (REQUIRES a store, and no concurrent
+  // AssignBatch): fits, swaps the model in, reassigns every customer and writes their states
+  // with a SegmentChange outbox record for each customer whose cluster or segment changed.
+  [[nodiscard]] StatusOr<SegmentFitReport> Refit(StateStore* store);
+
+  // Waits for a background re-fit in flight (tests).
+  void WaitForBackgroundRefit();
+  // Re-fits started so far (cold start included).
+  uint64_t refits() const;
+
+  struct Impl;
+
+ private:
+  explicit KMeansSegmenter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads the stored current model; NotFound when there is none.
+[[nodiscard]] StatusOr<v1::SegmentModel> LoadStoredModel(StateStore* store);
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_KMEANS_SEGMENTER_H_

@@ -1,0 +1,805 @@
+#include "streamrec/kmeans_segmenter.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <unordered_set>
+
+#include "streamrec/hungarian.h"
+
+namespace streamrec {
+
+namespace {
+
+constexpr double kDayMs = 86400000.0;
+
+int ColumnOf(const FeatureSpec& spec, FeatureKind kind) {
+  for (int j = 0; j < spec.dim(); ++j) {
+    if (spec.features[j].kind == kind) return j;
+  }
+  return -1;
+}
+
+// Centres of `from` (k x d in its transform's space) expressed in `to`'s space.
+std::vector<float> MapCentres(const FeatureTransform& from, const FeatureTransform& to,
+                              const std::vector<float>& centres, int k) {
+  const int d = from.dim();
+  std::vector<float> out(centres.size());
+  std::vector<double> original(d);
+  std::vector<float> raw(d);
+  for (int j = 0; j < k; ++j) {
+    from.Inverse(centres.data() + static_cast<size_t>(j) * d, original.data());
+    for (int c = 0; c < d; ++c) raw[c] = static_cast<float>(original[c]);
+    to.Apply(raw.data(), out.data() + static_cast<size_t>(j) * d);
+  }
+  return out;
+}
+
+MiniBatchKMeansParameters OnlineParams(const SegmentsConfig& c) {
+  MiniBatchKMeansParameters p;
+  p.half_life_points = c.half_life_events;
+  p.reassignment_ratio = c.reassignment_ratio;
+  p.seed = c.seed;
+  return p;
+}
+
+// The newest source watermark in the store (0 when no position is stored).
+StatusOr<int64_t> StoreWatermark(StateStore* store) {
+  int64_t watermark = 0;
+  Status decode_status;
+  v1::SourcePosition position;
+  STREAMREC_RETURN_IF_ERROR(
+      store->Scan(Column::kPositions, "", [&](std::string_view, std::string_view value) {
+        decode_status = DecodeState(value, &position);
+        if (!decode_status.ok()) return false;
+        watermark = std::max(watermark, position.watermark_ms());
+        return true;
+      }));
+  STREAMREC_RETURN_IF_ERROR(decode_status);
+  return watermark;
+}
+
+// Visits every stored customer state.
+Status ScanCustomers(StateStore* store,
+                     const std::function<void(std::string_view key, CustomerState& state)>& visit) {
+  Status decode_status;
+  CustomerState state;
+  STREAMREC_RETURN_IF_ERROR(
+      store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
+        decode_status = DecodeState(value, &state);
+        if (!decode_status.ok()) {
+          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
+                                             "': " + decode_status.message());
+          return false;
+        }
+        visit(key, state);
+        return true;
+      }));
+  return decode_status;
+}
+
+// The event time to take a store's vectors at: the newest source watermark, or when none is
+// stored, the newest last purchase.
+StatusOr<int64_t> StoreNow(StateStore* store) {
+  auto watermark = StoreWatermark(store);
+  if (!watermark.ok()) return watermark.status();
+  if (*watermark > 0) return *watermark;
+  int64_t now = 0;
+  STREAMREC_RETURN_IF_ERROR(ScanCustomers(
+      store, [&](std::string_view, CustomerState& s) { now = std::max(now, s.last_time_ms()); }));
+  return now;
+}
+
+}  // namespace
+
+std::string ModelVersionKey(uint64_t version) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "version/%020llu", static_cast<unsigned long long>(version));
+  return buf;
+}
+
+// ---- model version --------------------------------------------------------------------------
+
+int SegmentModelVersion::RowOf(int32_t id) const {
+  for (int j = 0; j < k; ++j) {
+    if (ids[j] == id) return j;
+  }
+  return -1;
+}
+
+StatusOr<std::shared_ptr<const SegmentModelVersion>> SegmentModelVersion::FromProto(
+    const v1::SegmentModel& proto) {
+  auto m = std::make_shared<SegmentModelVersion>();
+  m->version = proto.version();
+  STREAMREC_RETURN_IF_ERROR(FeatureTransform::FromProto(proto, &m->spec, &m->transform));
+  auto rfm = RfmQuintiles::FromProto(proto.rfm());
+  if (!rfm.ok()) return rfm.status();
+  m->rfm = *rfm;
+  m->k = proto.k();
+  const int d = m->spec.dim();
+  if (m->k < 1 || proto.centres_size() != m->k * d || proto.clusters_size() != m->k) {
+    return Status::Corruption("segment model v" + std::to_string(proto.version()) +
+                              ": k=" + std::to_string(m->k) + ", d=" + std::to_string(d) + ", " +
+                              std::to_string(proto.centres_size()) + " centre values, " +
+                              std::to_string(proto.clusters_size()) + " clusters");
+  }
+  m->centres.assign(proto.centres().begin(), proto.centres().end());
+  for (const v1::SegmentCluster& c : proto.clusters()) {
+    m->ids.push_back(c.id());
+    m->names.push_back(c.name());
+    m->actions.push_back(c.action());
+  }
+  m->proto = proto;
+  return std::shared_ptr<const SegmentModelVersion>(std::move(m));
+}
+
+StatusOr<SegmentFitOptions> SegmentFitOptions::FromConfig(const SegmentsConfig& c) {
+  SegmentFitOptions o;
+  if (!c.features.empty()) {
+    std::vector<std::string> names;
+    std::stringstream ss(c.features);
+    for (std::string name; std::getline(ss, name, ',');) {
+      name.erase(0, name.find_first_not_of(' '));
+      name.erase(name.find_last_not_of(' ') + 1);
+      names.push_back(name);
+    }
+    auto spec = FeatureSpec::FromNames(names);
+    if (!spec.ok()) {
+      return Status::InvalidArgument("configuration key 'segments.features': " +
+                                     spec.status().message());
+    }
+    o.spec = std::move(spec).value();
+  }
+  o.k = c.k;
+  o.k_min = c.k_min;
+  o.k_max = c.k_max;
+  o.n_init = c.n_init;
+  o.seed = c.seed;
+  o.max_iterations = c.max_iterations;
+  o.sample_size = c.refit_sample_size;
+  o.silhouette_sample_size = c.silhouette_sample_size;
+  o.threads = c.threads;
+  return o;
+}
+
+void SegmentFitInput::Add(const FeatureSpec& spec, const CustomerState& state) {
+  const size_t d = spec.dim();
+  raw.resize(raw.size() + d);
+  BuildRawVector(spec, state, now_ms, raw.data() + raw.size() - d);
+  DerivedFeatures f = Derive(state, now_ms);
+  recency_days.push_back(f.recency_days);
+  frequency.push_back(f.frequency);
+  monetary.push_back(f.monetary);
+  ++n;
+}
+
+// ---- full fit -------------------------------------------------------------------------------
+
+StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
+                                           const SegmentFitInput& input,
+                                           const SegmentModelVersion* previous,
+                                           const std::vector<float>& previous_centres,
+                                           uint64_t version, std::vector<int32_t>* rows_out) {
+  const int d = options.spec.dim();
+  const int64_t n = input.n;
+  const int k_floor = options.k > 0 ? options.k : options.k_min;
+  if (n < std::max(2, k_floor)) {
+    return Status::InvalidArgument("segment fit: number of customers " + std::to_string(n) +
+                                   " should be at least k=" + std::to_string(std::max(2, k_floor)));
+  }
+  SegmentFitReport report;
+  report.customers = n;
+  report.now_ms = input.now_ms;
+
+  // Training rows: all, or a uniform sample.
+  std::vector<int64_t> train_rows;
+  if (options.sample_size > 0 && n > options.sample_size) {
+    train_rows = detail::SampleIndices(n, options.sample_size, options.seed);
+  } else {
+    train_rows.resize(n);
+    for (int64_t i = 0; i < n; ++i) train_rows[i] = i;
+  }
+  const int64_t m = static_cast<int64_t>(train_rows.size());
+  report.trained = m;
+  std::vector<float> train_raw(static_cast<size_t>(m) * d);
+  std::vector<double> rec(m), freq(m), mon(m);
+  for (int64_t t = 0; t < m; ++t) {
+    const int64_t i = train_rows[t];
+    std::copy_n(input.raw.data() + i * d, d, train_raw.data() + t * d);
+    rec[t] = input.recency_days[i];
+    freq[t] = input.frequency[i];
+    mon[t] = input.monetary[i];
+  }
+
+  FeatureTransformOptions transform_options;
+  transform_options.kinds = DefaultTransformKinds(options.spec);
+  auto transform_or = FeatureTransform::Fit(train_raw.data(), m, d, transform_options);
+  if (!transform_or.ok()) return transform_or.status();
+  const FeatureTransform transform = std::move(transform_or).value();
+  std::vector<float> x(static_cast<size_t>(n) * d);
+  transform.ApplyRows(input.raw.data(), n, x.data());
+  std::vector<float> train_x(static_cast<size_t>(m) * d);
+  for (int64_t t = 0; t < m; ++t) {
+    std::copy_n(x.data() + train_rows[t] * d, d, train_x.data() + t * d);
+  }
+
+  KMeansParameters params;
+  params.max_iterations = options.max_iterations;
+  params.n_init = options.n_init;
+  params.seed = options.seed;
+  params.threads = options.threads;
+  params.record_iterations = false;
+
+  // Previous centres in the new space (for a warm start and for matching ids).
+  const bool comparable = previous != nullptr && previous->spec.features == options.spec.features;
+  std::vector<float> old_centres;
+  if (comparable) {
+    old_centres = MapCentres(previous->transform, transform,
+                             previous_centres.empty() ? previous->centres : previous_centres,
+                             previous->k);
+  }
+
+  KMeansResult fit;
+  double silhouette = 0;
+  if (options.k == 0) {
+    const int k_max = static_cast<int>(std::min<int64_t>(options.k_max, m - 1));
+    const int k_min = std::min(std::max(2, options.k_min), k_max);
+    auto chosen = ChooseK(train_x.data(), m, d, k_min, k_max, params,
+                          options.silhouette_sample_size);
+    if (!chosen.ok()) return chosen.status();
+    report.k_scores = chosen->scores;
+    for (const KScore& s : chosen->scores) {
+      if (s.k == chosen->best_k) silhouette = s.silhouette;
+    }
+    fit = std::move(chosen->best);
+  } else {
+    params.k = options.k;
+    if (comparable && previous->k == options.k) params.initial_centres = old_centres;
+    auto fitted = KMeansFit(train_x.data(), m, d, params);
+    if (!fitted.ok()) return fitted.status();
+    fit = std::move(fitted).value();
+    auto sil = Silhouette(train_x.data(), m, d, fit.assignments.data(), fit.k,
+                          options.silhouette_sample_size, options.seed, options.threads);
+    silhouette = sil.ok() ? *sil : 0;
+    report.k_scores.push_back(KScore{fit.k, fit.objective, silhouette, 0});
+  }
+  const int k = fit.k;
+
+  // Every customer to its nearest centre; objective and sizes over all of them.
+  std::vector<int32_t> rows(n);
+  std::vector<float> dist(n);
+  AssignNearest(fit.centres.data(), k, x.data(), n, d, rows.data(), dist.data(), options.threads);
+  double objective = 0;
+  std::vector<int64_t> sizes(k, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    objective += dist[i];
+    ++sizes[rows[i]];
+  }
+
+  // Stable ids.
+  std::vector<int32_t> ids(k);
+  int32_t next_id = previous != nullptr ? previous->proto.next_cluster_id() : 0;
+  if (comparable) {
+    auto matching =
+        MatchCentres(old_centres.data(), previous->k, fit.centres.data(), k, d);
+    if (!matching.ok()) return matching.status();
+    ids = StableClusterIds(*matching, previous->ids, &next_id);
+    for (int32_t j : matching->deaths) report.deaths.push_back(previous->ids[j]);
+    for (int32_t j : matching->births) report.births.push_back(ids[j]);
+  } else {
+    for (int j = 0; j < k; ++j) {
+      ids[j] = next_id++;
+      report.births.push_back(ids[j]);
+    }
+    if (previous != nullptr) report.deaths = previous->ids;
+  }
+
+  // Names from the centres' RFM quintile scores (centres in original units; without an R, F or
+  // M column, the mean of the cluster's customers).
+  auto rfm = RfmQuintiles::Fit(rec, freq, mon);
+  if (!rfm.ok()) return rfm.status();
+  std::vector<CentreRfm> centre_rfm(k);
+  {
+    std::vector<double> sum_r(k, 0), sum_f(k, 0), sum_m(k, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      sum_r[rows[i]] += input.recency_days[i];
+      sum_f[rows[i]] += input.frequency[i];
+      sum_m[rows[i]] += input.monetary[i];
+    }
+    const int cr = ColumnOf(options.spec, FeatureKind::kRecencyDays);
+    const int cf = ColumnOf(options.spec, FeatureKind::kFrequency);
+    const int cm = ColumnOf(options.spec, FeatureKind::kMonetary);
+    for (int j = 0; j < k; ++j) {
+      std::vector<double> original = transform.Inverse(fit.centres.data() + j * d);
+      const double size = std::max<int64_t>(sizes[j], 1);
+      centre_rfm[j].recency_days = cr >= 0 ? original[cr] : sum_r[j] / size;
+      centre_rfm[j].frequency = cf >= 0 ? original[cf] : sum_f[j] / size;
+      centre_rfm[j].monetary = cm >= 0 ? original[cm] : sum_m[j] / size;
+    }
+  }
+  std::vector<SegmentLabel> labels = NameSegments(*rfm, options.rules, centre_rfm);
+
+  // The version.
+  auto model = std::make_shared<SegmentModelVersion>();
+  model->version = version;
+  model->spec = options.spec;
+  model->transform = transform;
+  model->rfm = *rfm;
+  model->k = k;
+  model->centres = fit.centres;
+  model->ids = ids;
+  v1::SegmentModel& proto = model->proto;
+  proto.set_version(version);
+  proto.set_created_event_time_ms(input.now_ms);
+  transform.ToProto(options.spec, &proto);
+  std::vector<double> weights(sizes.begin(), sizes.end());
+  auto online = MiniBatchKMeans::Create(MiniBatchKMeansParameters{}, k, d, fit.centres, weights);
+  if (!online.ok()) return online.status();
+  online->ToProto(&proto);
+  for (int j = 0; j < k; ++j) {
+    v1::SegmentCluster* c = proto.add_clusters();
+    c->set_id(ids[j]);
+    c->set_name(labels[j].name);
+    c->set_action(labels[j].action);
+    c->set_r_score(labels[j].score.r);
+    c->set_f_score(labels[j].score.f);
+    c->set_m_score(labels[j].score.m);
+    c->set_size(static_cast<uint64_t>(sizes[j]));
+    model->names.push_back(labels[j].name);
+    model->actions.push_back(labels[j].action);
+  }
+  rfm->ToProto(proto.mutable_rfm());
+  proto.set_objective(objective);
+  proto.set_silhouette(silhouette);
+  proto.set_next_cluster_id(next_id);
+  proto.set_fit_points(static_cast<uint64_t>(n));
+  proto.set_fit_iterations(fit.iterations);
+  proto.set_seed(options.seed);
+  report.model = std::move(model);
+  if (rows_out != nullptr) *rows_out = std::move(rows);
+  return report;
+}
+
+// ---- segmenter ------------------------------------------------------------------------------
+
+struct KMeansSegmenter::Impl {
+  KMeansSegmenterOptions options;
+  SegmentFitOptions fit_options;
+  MiniBatchKMeansParameters online_params;
+  StateStore* store = nullptr;
+
+  mutable std::mutex mu;  // guards model (readers on other threads) and background results
+  std::shared_ptr<const SegmentModelVersion> model;
+  std::optional<MiniBatchKMeans> online;  // consumer thread only
+  std::atomic<uint64_t> refits{0};
+
+  // Pending writes for the next AppendWrites (consumer thread).
+  bool online_dirty = false;
+  std::vector<std::shared_ptr<const SegmentModelVersion>> new_versions;
+  std::vector<std::pair<std::string, std::string>> state_writes;
+
+  // Cold start without a store: the customers seen so far.
+  std::map<std::string, CustomerState> seen;
+
+  // Background re-fit.
+  std::thread worker;
+  std::atomic<bool> refit_running{false};
+  std::shared_ptr<const SegmentModelVersion> refit_result;  // guarded by mu
+  std::string refit_error;                                   // guarded by mu
+
+  void Install(std::shared_ptr<const SegmentModelVersion> version) {
+    auto online_or = MiniBatchKMeans::FromProto(online_params, version->proto);
+    // A version built by FitSegmentModel always restores.
+    online.emplace(std::move(online_or).value());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      model = version;
+    }
+    new_versions.push_back(version);
+    online_dirty = true;
+    ++refits;
+  }
+
+  std::shared_ptr<const SegmentModelVersion> Current() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return model;
+  }
+
+  void Label(const SegmentModelVersion& v, int row, CustomerState* state) const {
+    state->set_cluster(v.ids[row]);
+    state->set_segment(v.names[row]);
+    state->set_model_version(v.version);
+  }
+
+  // The fit input: every stored customer, with the batch's states in place of their stored ones.
+  Status CollectInput(std::span<CustomerState* const> batch, int64_t now_ms,
+                      const FeatureSpec& spec, SegmentFitInput* input,
+                      std::vector<std::pair<std::string, CustomerState>>* others) {
+    input->now_ms = now_ms;
+    std::unordered_set<std::string_view> in_batch;
+    for (CustomerState* s : batch) in_batch.insert(s->customer_id());
+    if (store != nullptr) {
+      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
+        if (in_batch.count(s.customer_id()) != 0) return;
+        input->Add(spec, s);
+        if (others != nullptr) others->emplace_back(std::string(key), s);
+      }));
+    } else {
+      for (auto& [id, s] : seen) {
+        if (in_batch.count(id) == 0) input->Add(spec, s);
+      }
+    }
+    for (CustomerState* s : batch) input->Add(spec, *s);
+    return Status::OK();
+  }
+
+  // Synchronous fit on everything seen; reassigns stored customers when `reassign_stored`.
+  Status FitNow(std::span<CustomerState* const> batch, int64_t now_ms, bool reassign_stored) {
+    SegmentFitInput input;
+    std::vector<std::pair<std::string, CustomerState>> others;
+    STREAMREC_RETURN_IF_ERROR(CollectInput(batch, now_ms, fit_options.spec, &input,
+                                           reassign_stored ? &others : nullptr));
+    auto previous = Current();
+    std::vector<float> previous_centres;
+    if (previous && online) previous_centres = online->centres();
+    std::vector<int32_t> rows;
+    auto report = FitSegmentModel(fit_options, input, previous.get(), previous_centres,
+                                  previous ? previous->version + 1 : 1, &rows);
+    if (!report.ok()) return report.status();
+    Install(report->model);
+    const SegmentModelVersion& v = *report->model;
+    for (size_t i = 0; i < others.size(); ++i) {
+      CustomerState& s = others[i].second;
+      Label(v, rows[i], &s);
+      state_writes.emplace_back(std::move(others[i].first), EncodeState(s));
+    }
+    seen.clear();
+    return Status::OK();
+  }
+
+  bool RefitDue(int64_t now_ms) const {
+    if (!model || !online) return false;
+    const SegmentsConfig& c = options.config;
+    if (c.refit_every_events > 0 &&
+        online->points_seen() >= static_cast<uint64_t>(c.refit_every_events)) {
+      return true;
+    }
+    if (c.refit_growth_ratio > 0 &&
+        online->points_seen() >= c.refit_growth_ratio * model->proto.fit_points()) {
+      return true;
+    }
+    if (c.refit_interval_days > 0 &&
+        now_ms - model->proto.created_event_time_ms() >= c.refit_interval_days * kDayMs) {
+      return true;
+    }
+    if (c.drift_ratio > 0 && online->steps() > 0 && model->proto.fit_points() > 0) {
+      const double fit_mean = model->proto.objective() / model->proto.fit_points();
+      if (online->smoothed_objective() > c.drift_ratio * fit_mean) return true;
+    }
+    return false;
+  }
+
+  void StartBackgroundRefit(int64_t now_ms) {
+    if (refit_running.exchange(true)) return;
+    if (worker.joinable()) worker.join();
+    auto previous = Current();
+    std::vector<float> previous_centres = online->centres();
+    worker = std::thread([this, previous, previous_centres, now_ms] {
+      SegmentFitInput input;
+      input.now_ms = now_ms;
+      Status s = ScanCustomers(store, [&](std::string_view, CustomerState& state) {
+        input.Add(fit_options.spec, state);
+      });
+      std::shared_ptr<const SegmentModelVersion> result;
+      if (s.ok()) {
+        auto report = FitSegmentModel(fit_options, input, previous.get(), previous_centres,
+                                      previous->version + 1);
+        if (report.ok()) {
+          result = report->model;
+        } else {
+          s = report.status();
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        refit_result = std::move(result);
+        if (!s.ok()) refit_error = s.ToString();
+      }
+      refit_running.store(false);
+    });
+  }
+
+  // Swaps in a finished background re-fit (consumer thread).
+  void PickUpBackgroundRefit() {
+    std::shared_ptr<const SegmentModelVersion> result;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      result = std::move(refit_result);
+      refit_result.reset();
+      if (!refit_error.empty()) {
+        std::fprintf(stderr, "streamrec: background re-fit failed: %s\n", refit_error.c_str());
+        refit_error.clear();
+      }
+    }
+    if (result) Install(std::move(result));
+  }
+};
+
+KMeansSegmenter::KMeansSegmenter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+KMeansSegmenter::~KMeansSegmenter() {
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+StatusOr<v1::SegmentModel> LoadStoredModel(StateStore* store) {
+  std::string value;
+  STREAMREC_RETURN_IF_ERROR(store->Get(Column::kModel, kCurrentModelKey, &value));
+  v1::SegmentModel proto;
+  Status s = DecodeState(value, &proto);
+  if (!s.ok()) return Status::Corruption("stored segment model: " + s.message());
+  return proto;
+}
+
+StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegmenterOptions options,
+                                                                   StateStore* store) {
+  auto impl = std::make_unique<Impl>();
+  auto fit_options = SegmentFitOptions::FromConfig(options.config);
+  if (!fit_options.ok()) return fit_options.status();
+  impl->fit_options = std::move(fit_options).value();
+  impl->online_params = OnlineParams(options.config);
+  impl->options = std::move(options);
+  impl->store = store;
+  if (store != nullptr) {
+    auto current = LoadStoredModel(store);
+    if (current.ok()) {
+      // The fitted version as written at its fit; the current proto carries the online state.
+      v1::SegmentModel fitted = *current;
+      std::string value;
+      Status s = store->Get(Column::kModel, ModelVersionKey(current->version()), &value);
+      if (s.ok()) {
+        STREAMREC_RETURN_IF_ERROR(DecodeState(value, &fitted));
+      } else if (!s.IsNotFound()) {
+        return s;
+      }
+      auto version = SegmentModelVersion::FromProto(fitted);
+      if (!version.ok()) return version.status();
+      auto online = MiniBatchKMeans::FromProto(impl->online_params, *current);
+      if (!online.ok()) return online.status();
+      impl->model = std::move(version).value();
+      impl->online.emplace(std::move(online).value());
+    } else if (!current.status().IsNotFound()) {
+      return current.status();
+    }
+  }
+  return std::unique_ptr<KMeansSegmenter>(new KMeansSegmenter(std::move(impl)));
+}
+
+void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) {
+  Impl& im = *impl_;
+  im.PickUpBackgroundRefit();
+  if (!im.model) {
+    // Cold start: fit once enough customers have been seen.
+    uint64_t customers = 0;
+    if (im.store != nullptr) {
+      std::unordered_set<std::string_view> in_batch;
+      for (CustomerState* s : changed) in_batch.insert(s->customer_id());
+      Status s = ScanCustomers(im.store, [&](std::string_view, CustomerState& state) {
+        if (in_batch.count(state.customer_id()) == 0) ++customers;
+      });
+      if (!s.ok()) std::fprintf(stderr, "streamrec: segment cold start: %s\n", s.ToString().c_str());
+      customers += changed.size();
+    } else {
+      for (CustomerState* s : changed) im.seen[s->customer_id()] = *s;
+      customers = im.seen.size();
+    }
+    if (customers >= static_cast<uint64_t>(im.options.config.min_customers_for_fit)) {
+      Status s = im.FitNow(changed, now_ms, /*reassign_stored=*/true);
+      if (!s.ok()) std::fprintf(stderr, "streamrec: first segment fit: %s\n", s.ToString().c_str());
+    }
+    if (!im.model) {
+      for (CustomerState* s : changed) {
+        s->set_cluster(-1);
+        s->set_segment(kUnscoredSegment);
+        s->set_model_version(0);
+      }
+      return;
+    }
+  } else if (im.RefitDue(now_ms)) {
+    if (im.options.background_refit && im.store != nullptr) {
+      im.StartBackgroundRefit(now_ms);
+    } else {
+      Status s = im.FitNow(changed, now_ms, /*reassign_stored=*/true);
+      if (!s.ok()) std::fprintf(stderr, "streamrec: segment re-fit: %s\n", s.ToString().c_str());
+    }
+  }
+
+  // Online step on the batch.
+  const SegmentModelVersion& v = *im.model;
+  const int d = v.spec.dim();
+  const int64_t m = static_cast<int64_t>(changed.size());
+  if (m == 0) return;
+  std::vector<float> x(static_cast<size_t>(m) * d);
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = x.data() + i * d;
+    BuildRawVector(v.spec, *changed[i], now_ms, row);
+    v.transform.Apply(row, row);
+  }
+  std::vector<int32_t> rows(m);
+  im.online->Step(x.data(), m, rows.data());
+  for (int64_t i = 0; i < m; ++i) im.Label(v, rows[i], changed[i]);
+  im.online_dirty = true;
+}
+
+void KMeansSegmenter::AppendWrites(WriteSet* writes) {
+  Impl& im = *impl_;
+  for (auto& [key, value] : im.state_writes) {
+    writes->Put(Column::kCustomers, std::move(key), std::move(value));
+  }
+  im.state_writes.clear();
+  for (const auto& v : im.new_versions) {
+    writes->Put(Column::kModel, ModelVersionKey(v->version), EncodeState(v->proto));
+  }
+  im.new_versions.clear();
+  if (im.online_dirty && im.model) {
+    writes->Put(Column::kModel, kCurrentModelKey, EncodeState(CurrentProto()));
+  }
+  im.online_dirty = false;
+}
+
+uint64_t KMeansSegmenter::model_version() const {
+  auto m = impl_->Current();
+  return m ? m->version : 0;
+}
+
+std::vector<SegmentInfo> KMeansSegmenter::Segments() const {
+  auto m = impl_->Current();
+  std::vector<SegmentInfo> out;
+  if (!m) {
+    out.push_back({-1, kUnscoredSegment, "not enough customers seen to fit a model yet"});
+    return out;
+  }
+  std::vector<int> order(m->k);
+  for (int j = 0; j < m->k; ++j) order[j] = j;
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return m->ids[a] < m->ids[b]; });
+  for (int j : order) out.push_back({m->ids[j], m->names[j], m->actions[j]});
+  return out;
+}
+
+std::shared_ptr<const SegmentModelVersion> KMeansSegmenter::model() const {
+  return impl_->Current();
+}
+
+v1::SegmentModel KMeansSegmenter::CurrentProto() const {
+  auto m = impl_->Current();
+  if (!m) return {};
+  v1::SegmentModel proto = m->proto;
+  if (impl_->online) impl_->online->ToProto(&proto);
+  return proto;
+}
+
+void KMeansSegmenter::WaitForBackgroundRefit() {
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+uint64_t KMeansSegmenter::refits() const { return impl_->refits.load(); }
+
+StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
+  Impl& im = *impl_;
+  WaitForBackgroundRefit();
+  im.PickUpBackgroundRefit();
+  auto now = StoreNow(store);
+  if (!now.ok()) return now.status();
+  SegmentFitInput input;
+  input.now_ms = *now;
+  std::vector<std::string> keys;
+  STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
+    input.Add(im.fit_options.spec, s);
+    keys.emplace_back(key);
+  }));
+  auto previous = im.Current();
+  std::vector<float> previous_centres;
+  if (previous && im.online) previous_centres = im.online->centres();
+  std::vector<int32_t> rows;
+  auto report = FitSegmentModel(im.fit_options, input, previous.get(), previous_centres,
+                                previous ? previous->version + 1 : 1, &rows);
+  if (!report.ok()) return report.status();
+  im.Install(report->model);
+  const SegmentModelVersion& v = *report->model;
+
+  // Outbox sequence numbers continue each partition's stored position.
+  std::map<std::string, v1::SourcePosition> positions;
+  {
+    Status decode_status;
+    STREAMREC_RETURN_IF_ERROR(
+        store->Scan(Column::kPositions, "", [&](std::string_view key, std::string_view value) {
+          v1::SourcePosition p;
+          decode_status = DecodeState(value, &p);
+          if (!decode_status.ok()) return false;
+          positions.emplace(std::string(key), std::move(p));
+          return true;
+        }));
+    STREAMREC_RETURN_IF_ERROR(decode_status);
+  }
+  std::map<uint32_t, uint64_t> next_seq;
+  for (const auto& [key, p] : positions) {
+    next_seq[p.partition()] = std::max(next_seq[p.partition()], p.outbox_seq());
+  }
+
+  // Reassign everyone, in chunks; changes only for real moves.
+  WriteSet writes;
+  auto put_positions = [&] {
+    for (auto& [key, p] : positions) {
+      p.set_outbox_seq(std::max(p.outbox_seq(), next_seq[p.partition()]));
+      writes.Put(Column::kPositions, key, EncodeState(p));
+    }
+  };
+  size_t index = 0;
+  Status write_status;
+  Status scan_status = ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
+    if (index >= keys.size() || keys[index] != key) {
+      write_status = Status::Aborted("customers changed during the re-fit");
+      return;
+    }
+    const int32_t old_cluster = s.cluster();
+    const std::string old_segment = s.segment();
+    im.Label(v, rows[index++], &s);
+    ++report->reassigned;
+    if (s.cluster() != old_cluster || s.segment() != old_segment) {
+      ++report->moved;
+      uint32_t partition = 0;
+      for (int b = 0; b < 4 && b < static_cast<int>(key.size()); ++b) {
+        partition = (partition << 8) | static_cast<uint8_t>(key[b]);
+      }
+      v1::OutboxRecord record;
+      record.set_topic_kind("segment-changes");
+      record.set_key(s.customer_id());
+      v1::SegmentChange* change = record.mutable_segment_change();
+      change->set_customer_id(s.customer_id());
+      change->set_from_cluster(old_cluster);
+      change->set_from_segment(old_segment);
+      change->set_to_cluster(s.cluster());
+      change->set_to_segment(s.segment());
+      change->set_model_version(v.version);
+      change->set_event_time_ms(input.now_ms);
+      writes.Put(Column::kOutbox, OutboxKey(partition, next_seq[partition]++),
+                 EncodeState(record));
+    }
+    writes.Put(Column::kCustomers, std::string(key), EncodeState(s));
+    if (writes.size() >= 20000 && write_status.ok()) {
+      put_positions();  // outbox keys written are never reused, even if we stop here
+      write_status = store->Write(writes);
+      writes.Clear();
+    }
+  });
+  STREAMREC_RETURN_IF_ERROR(scan_status);
+  STREAMREC_RETURN_IF_ERROR(write_status);
+  put_positions();
+  AppendWrites(&writes);
+  STREAMREC_RETURN_IF_ERROR(store->Write(writes));
+  STREAMREC_RETURN_IF_ERROR(store->Flush());
+  return report;
+}
+
+// ---- factory --------------------------------------------------------------------------------
+
+StatusOr<std::unique_ptr<Segmenter>> NewSegmenter(const Config& config, StateStore* store,
+                                                 bool background_refit) {
+  if (config.segments.method == "rules") {
+    return std::unique_ptr<Segmenter>(NewRfmRuleSegmenter(config.segments.champion_spend));
+  }
+  KMeansSegmenterOptions options;
+  options.config = config.segments;
+  options.background_refit = background_refit;
+  auto segmenter = KMeansSegmenter::Create(std::move(options), store);
+  if (!segmenter.ok()) return segmenter.status();
+  return std::unique_ptr<Segmenter>(std::move(segmenter).value());
+}
+
+}  // namespace streamrec
