@@ -11,7 +11,7 @@
 #include <sstream>
 #include <vector>
 
-#include "streamrec/feature_vector.h"
+#include "streamrec/kmeans_segmenter.h"
 #include "streamrec/time_util.h"
 
 extern char** environ;
@@ -519,20 +519,9 @@ Status Validate(const Config& c) {
                                    std::to_string(c.segments.k_min) + ") and 'segments.k_max' (" +
                                    std::to_string(c.segments.k_max) + "): min must not exceed max");
   }
-  if (!c.segments.features.empty()) {
-    std::vector<std::string> names;
-    std::stringstream ss(c.segments.features);
-    for (std::string name; std::getline(ss, name, ',');) {
-      name.erase(0, name.find_first_not_of(' '));
-      name.erase(name.find_last_not_of(' ') + 1);
-      names.push_back(name);
-    }
-    auto spec = FeatureSpec::FromNames(names);
-    if (!spec.ok()) {
-      return Status::InvalidArgument("configuration key 'segments.features': " +
-                                     spec.status().message());
-    }
-  }
+  // The segmenter's own reading of the segment keys (feature names among them).
+  auto fit_options = SegmentFitOptions::FromConfig(c.segments);
+  if (!fit_options.ok()) return fit_options.status();
   return Status::OK();
 }
 
