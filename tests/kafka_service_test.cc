@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <poll.h>
+
 #include <csignal>
 #include <functional>
 #include <map>
@@ -236,6 +238,10 @@ TEST_F(KafkaServiceTest, EndToEndWithDeadLetters) {
   ServiceStats stats = (*service)->stats();
   EXPECT_EQ(stats.events, feed.events.size());
   EXPECT_EQ(stats.invalid, 5u);
+  uint64_t by_reason = 0;
+  for (const auto& [reason, n] : stats.invalid_by_reason) by_reason += n;
+  EXPECT_EQ(by_reason, 5u);
+  EXPECT_GE(stats.invalid_by_reason.size(), 4u) << "counted by reason";
   EXPECT_EQ(stats.assigned.size(), 0u) << "closed cleanly";
   service->reset();
 
@@ -342,7 +348,9 @@ TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {
     versions[list.customer_id()].insert(list.version());
     auto key = std::make_pair(list.customer_id(), list.version());
     auto [it, inserted] = content.emplace(key, c.value);
-    if (!inserted) EXPECT_EQ(it->second, c.value) << "version published with two contents";
+    if (!inserted) {
+      EXPECT_EQ(it->second, c.value) << "version published with two contents";
+    }
   }
   for (const auto& [customer, v] : stored) {
     for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(versions[customer].count(i)) << customer << " v" << i;
@@ -477,6 +485,42 @@ TEST_F(KafkaServiceTest, RunCommandStopsCleanlyOnSigterm) {
   EXPECT_NE(result.output.find("sasl.password=***"), std::string::npos) << result.output;
   EXPECT_EQ(result.output.find("hunter2"), std::string::npos) << "a secret reached the log";
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+}
+
+}  // namespace
+}  // namespace streamrec
+
+namespace streamrec {
+namespace {
+
+// `streamrec mock-kafka` in its own process serves other processes: its first output line is
+// a fixed bootstrap address that a producer and a consumer elsewhere can use.
+TEST(MockKafkaCommandTest, ServesOtherProcessesOnAFixedBootstrapAddress) {
+  testing::BackgroundProcess mock({testing::StreamrecBinary(), "mock-kafka", "--port", "0",
+                                   "--brokers", "2", "--partitions", "6"});
+  std::string output;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((output = mock.Output()).find('\n') == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    ::poll(nullptr, 0, 20);  // wait for the process to print its address
+  }
+  std::string bootstrap = output.substr(0, output.find('\n'));
+  ASSERT_EQ(bootstrap.rfind("127.0.0.1:", 0), 0u) << output;
+
+  auto producer = PurchaseProducer::Create(bootstrap, "purchases");
+  ASSERT_TRUE(producer.ok());
+  PurchaseEvent e;
+  e.customer_id = "c1";
+  e.item_id = "NI-10GB-30D";
+  e.event_time_ms = 1767225600000;
+  ASSERT_OK((*producer)->Produce(e));
+  ASSERT_OK((*producer)->Flush(kWaitMs));
+  std::vector<Consumed> got = ReadTopic(bootstrap, "purchases", 1);
+  ASSERT_GE(got.size(), 1u);
+  EXPECT_EQ(got[0].key, "c1");
+  mock.Signal(SIGTERM);
+  testing::ProcessResult result = mock.Wait();
+  EXPECT_TRUE(result.exited && result.exit_code == 0) << result.output;
 }
 
 }  // namespace

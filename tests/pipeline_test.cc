@@ -155,7 +155,9 @@ TEST(PipelineTest, ListPublishedOnlyWhenItChangesAndNeverFromTheFuture) {
   for (const auto& rec : later) {
     if (rec.payload_case() != v1::OutboxRecord::kList) continue;
     keys.insert(rec.key());
-    if (rec.key() == "c1") EXPECT_EQ(rec.list().version(), 2u);
+    if (rec.key() == "c1") {
+      EXPECT_EQ(rec.list().version(), 2u);
+    }
   }
   EXPECT_EQ(keys, (std::set<std::string>{"c1", "c3"}));
 }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@ struct ServiceStats {
   uint64_t records = 0;            // records consumed and applied (valid + invalid)
   uint64_t events = 0;             // valid events applied
   uint64_t invalid = 0;            // dead letters written
+  std::map<std::string, uint64_t> invalid_by_reason;  // e.g. "bad quantity" -> 3
   uint64_t batches = 0;
   uint64_t lists_published = 0;    // lists written to the outbox
   uint64_t outbox_written = 0;     // all outbox records written (lists, segment changes,

@@ -63,6 +63,7 @@ struct MockKafkaArgs {
   std::string config_path;
   int brokers = 3;
   int partitions = 6;
+  int port = -1;  // a fixed bootstrap port on 127.0.0.1; -1: the brokers' own ports
 };
 void AddMockKafkaCommand(CLI::App& app, MockKafkaArgs* args, int* exit_code);
 

@@ -6,7 +6,11 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include "streamrec/status.h"
@@ -23,6 +27,12 @@ class MockKafkaCluster {
 
   // "127.0.0.1:port,..."
   const std::string& bootstrap() const { return bootstrap_; }
+
+  // Also accepts bootstrap connections on 127.0.0.1:`port` (0: any free port), relayed to
+  // broker 1: librdkafka 2.0.2's mock brokers listen on ports the OS picks, and a fixed
+  // bootstrap address is what other processes want. Clients reach the brokers themselves at
+  // the addresses the metadata advertises. Returns the address ("127.0.0.1:port").
+  StatusOr<std::string> ListenOn(int port);
   int brokers() const { return brokers_; }
 
   Status CreateTopic(const std::string& topic, int partitions, int replication = 1);
@@ -33,7 +43,13 @@ class MockKafkaCluster {
 
  private:
   MockKafkaCluster() = default;
+  void AcceptLoop(int listen_fd, std::string target_host, int target_port);
+
   rd_kafka_t* handle_ = nullptr;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> listeners_;  // touched by the owner's thread only
+  std::mutex relays_mu_;
+  std::vector<std::thread> relays_;     // added by the listeners
   rd_kafka_mock_cluster_t* cluster_ = nullptr;
   std::string bootstrap_;
   int brokers_ = 0;

@@ -93,6 +93,7 @@ class ServiceImpl : public Service, public RdKafka::RebalanceCb, public RdKafka:
   uint64_t records_ = 0, events_ = 0, invalid_ = 0, batches_ = 0, lists_ = 0;
   uint64_t consumer_errors_ = 0, rebalances_ = 0, pauses_ = 0, outbox_written_ = 0;
   std::map<int32_t, uint64_t> applied_;  // partition -> records applied (stored position)
+  std::map<std::string, uint64_t> invalid_by_reason_;
   int64_t watermark_ms_ = 0;
 };
 
@@ -285,6 +286,7 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
   records_ += result.records;
   events_ += result.events;
   invalid_ += result.invalid.size();
+  for (const InvalidRecord& bad : result.invalid) ++invalid_by_reason_[InvalidReason(bad.status)];
   lists_ += result.lists_published;
   outbox_written_ += result.lists_published + result.segment_changes + result.invalid.size();
   {
@@ -352,6 +354,7 @@ void ServiceImpl::UpdateStats() {
   stats_.records = records_;
   stats_.events = events_;
   stats_.invalid = invalid_;
+  stats_.invalid_by_reason = invalid_by_reason_;
   stats_.batches = batches_;
   stats_.lists_published = lists_;
   stats_.outbox_written = outbox_written_;
