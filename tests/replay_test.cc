@@ -23,10 +23,12 @@ using testing::TempDir;
 
 constexpr int kSliceLines = 40000;
 
-// The first kSliceLines events of the shared data set, written once per test binary run.
+// The first kSliceLines events of the shared data set, written once per test process into a
+// directory of its own (ctest runs test processes in parallel).
 const std::string& Slice() {
+  static const TempDir dir;
   static const std::string path = [] {
-    std::string out = ::testing::TempDir() + "/online_retail_slice.csv";
+    std::string out = dir.File("online_retail_slice.csv");
     auto reader = LineReader::Open(testing::SharedDataDir() + "/online_retail/events.csv.gz");
     EXPECT_TRUE(reader.ok()) << reader.status().ToString();
     std::ofstream file(out);
