@@ -360,6 +360,14 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> double& { return c.segments.reassignment_ratio; }, 0, 1));
     s.push_back(IntKey("segments.threads", "threads of a full re-fit (results do not depend on it)",
                        [](Config& c) -> int& { return c.segments.threads; }, 1, 256));
+    s.push_back(IntKey("segments.transition_window_days",
+                       "event-time days the segment transition matrix sums (per-day counts)",
+                       [](Config& c) -> int& { return c.segments.transition_window_days; }, 1,
+                       3650));
+    s.push_back(StringKey("segments.rules_file",
+                          "CSV name,r_min,r_max,fm_min,fm_max,action replacing the default naming "
+                          "rules; empty = default",
+                          [](Config& c) -> std::string& { return c.segments.rules_file; }));
     // kafka
     s.push_back(StringKey("kafka.brokers",
                           "bootstrap.servers; empty: demo uses an embedded cluster, run refuses",

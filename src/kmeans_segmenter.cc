@@ -20,6 +20,12 @@ namespace {
 
 constexpr double kDayMs = 86400000.0;
 
+// Days since the epoch (UTC) of an event time, rounding down.
+int64_t EventDay(int64_t ms) {
+  const int64_t day = static_cast<int64_t>(kDayMs);
+  return ms >= 0 ? ms / day : -((-ms + day - 1) / day);
+}
+
 int ColumnOf(const FeatureSpec& spec, FeatureKind kind) {
   for (int j = 0; j < spec.dim(); ++j) {
     if (spec.features[j].kind == kind) return j;
@@ -166,6 +172,14 @@ StatusOr<SegmentFitOptions> SegmentFitOptions::FromConfig(const SegmentsConfig& 
   o.sample_size = c.refit_sample_size;
   o.silhouette_sample_size = c.silhouette_sample_size;
   o.threads = c.threads;
+  if (!c.rules_file.empty()) {
+    auto rules = SegmentRuleTable::LoadCsv(c.rules_file);
+    if (!rules.ok()) {
+      return Status::InvalidArgument("configuration key 'segments.rules_file': " +
+                                     rules.status().message());
+    }
+    o.rules = std::move(rules).value();
+  }
   return o;
 }
 
@@ -283,6 +297,15 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
     ++sizes[rows[i]];
   }
 
+  if (comparable) {
+    // The centres being replaced, scored on the same matrix (online vs full fit quality).
+    std::vector<int32_t> old_rows(n);
+    std::vector<float> old_dist(n);
+    AssignNearest(old_centres.data(), previous->k, x.data(), n, d, old_rows.data(),
+                  old_dist.data(), options.threads);
+    for (int64_t i = 0; i < n; ++i) report.previous_objective += old_dist[i];
+  }
+
   // Stable ids.
   std::vector<int32_t> ids(k);
   int32_t next_id = previous != nullptr ? previous->proto.next_cluster_id() : 0;
@@ -362,6 +385,12 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
   proto.set_fit_points(static_cast<uint64_t>(n));
   proto.set_fit_iterations(fit.iterations);
   proto.set_seed(options.seed);
+  const uint64_t births_before = previous != nullptr ? previous->proto.births_total() : 0;
+  const uint64_t deaths_before = previous != nullptr ? previous->proto.deaths_total() : 0;
+  proto.set_births_total(births_before + report.births.size());
+  proto.set_deaths_total(deaths_before + report.deaths.size());
+  for (int32_t id : report.births) proto.add_births(id);
+  for (int32_t id : report.deaths) proto.add_deaths(id);
   report.model = std::move(model);
   if (rows_out != nullptr) *rows_out = std::move(rows);
   return report;
@@ -374,6 +403,7 @@ struct KMeansSegmenter::Impl {
   SegmentFitOptions fit_options;
   MiniBatchKMeansParameters online_params;
   StateStore* store = nullptr;
+  std::shared_ptr<Logger> logger;
 
   mutable std::mutex mu;  // guards model (readers on other threads) and background results
   std::shared_ptr<const SegmentModelVersion> model;
@@ -385,6 +415,51 @@ struct KMeansSegmenter::Impl {
   std::vector<std::shared_ptr<const SegmentModelVersion>> new_versions;
   std::vector<std::pair<std::string, std::string>> state_writes;
 
+  // Customer moves per event-time day: day -> (from cluster, to cluster) -> count. Consumer
+  // thread (and Refit); persisted in the current proto.
+  std::map<int64_t, std::map<std::pair<int32_t, int32_t>, uint64_t>> transitions;
+
+  // Counts a move of a customer labelled (from_cluster, from_version) before; a customer never
+  // scored (model version 0) or staying in its cluster is no move.
+  void CountMove(int32_t from_cluster, uint64_t from_version, int32_t to_cluster,
+                 int64_t now_ms) {
+    if (from_version == 0 || from_cluster < 0 || from_cluster == to_cluster) return;
+    ++transitions[EventDay(now_ms)][{from_cluster, to_cluster}];
+    online_dirty = true;
+  }
+
+  // Drops the days that fell out of the window ending at `now_ms`'s day.
+  void PruneTransitions(int64_t now_ms) {
+    const int64_t first_kept = EventDay(now_ms) - options.config.transition_window_days + 1;
+    while (!transitions.empty() && transitions.begin()->first < first_kept) {
+      transitions.erase(transitions.begin());
+      online_dirty = true;
+    }
+  }
+
+  void TransitionsToProto(v1::SegmentModel* proto) const {
+    proto->clear_transitions();
+    for (const auto& [day, counts] : transitions) {
+      v1::TransitionDay* d = proto->add_transitions();
+      d->set_day(day);
+      for (const auto& [move, count] : counts) {
+        v1::TransitionCount* c = d->add_counts();
+        c->set_from_cluster(move.first);
+        c->set_to_cluster(move.second);
+        c->set_count(count);
+      }
+    }
+  }
+
+  void TransitionsFromProto(const v1::SegmentModel& proto) {
+    transitions.clear();
+    for (const v1::TransitionDay& d : proto.transitions()) {
+      for (const v1::TransitionCount& c : d.counts()) {
+        transitions[d.day()][{c.from_cluster(), c.to_cluster()}] += c.count();
+      }
+    }
+  }
+
   // Cold start without a store: the customers seen so far.
   std::map<std::string, CustomerState> seen;
 
@@ -395,6 +470,7 @@ struct KMeansSegmenter::Impl {
   std::string refit_error;                                   // guarded by mu
 
   void Install(std::shared_ptr<const SegmentModelVersion> version) {
+    LogLifecycle(*version);
     auto online_or = MiniBatchKMeans::FromProto(online_params, version->proto);
     // A version built by FitSegmentModel always restores.
     online.emplace(std::move(online_or).value());
@@ -405,6 +481,21 @@ struct KMeansSegmenter::Impl {
     new_versions.push_back(version);
     online_dirty = true;
     ++refits;
+  }
+
+  // Logs the clusters born and dying at `version`'s fit (nothing for a fit without either).
+  void LogLifecycle(const SegmentModelVersion& version) const {
+    const v1::SegmentModel& p = version.proto;
+    if (p.births_size() == 0 && p.deaths_size() == 0) return;
+    auto ids = [](const google::protobuf::RepeatedField<int32_t>& list) {
+      std::string out;
+      for (int32_t id : list) out += (out.empty() ? "" : ",") + std::to_string(id);
+      return out.empty() ? std::string("-") : out;
+    };
+    logger->Info("segment model v" + std::to_string(p.version()) + ": clusters born [" +
+                 ids(p.births()) + "], died [" + ids(p.deaths()) + "] (totals: " +
+                 std::to_string(p.births_total()) + " births, " +
+                 std::to_string(p.deaths_total()) + " deaths)");
   }
 
   std::shared_ptr<const SegmentModelVersion> Current() const {
@@ -457,7 +548,10 @@ struct KMeansSegmenter::Impl {
     const SegmentModelVersion& v = *report->model;
     for (size_t i = 0; i < others.size(); ++i) {
       CustomerState& s = others[i].second;
+      const int32_t old_cluster = s.cluster();
+      const uint64_t old_version = s.model_version();
       Label(v, rows[i], &s);
+      CountMove(old_cluster, old_version, s.cluster(), now_ms);
       state_writes.emplace_back(std::move(others[i].first), EncodeState(s));
     }
     seen.clear();
@@ -554,6 +648,7 @@ StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegment
   if (!fit_options.ok()) return fit_options.status();
   impl->fit_options = std::move(fit_options).value();
   impl->online_params = OnlineParams(options.config);
+  impl->logger = options.logger ? options.logger : NewStderrLogger();
   impl->options = std::move(options);
   impl->store = store;
   if (store != nullptr) {
@@ -574,6 +669,7 @@ StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegment
       if (!online.ok()) return online.status();
       impl->model = std::move(version).value();
       impl->online.emplace(std::move(online).value());
+      impl->TransitionsFromProto(*current);
     } else if (!current.status().IsNotFound()) {
       return current.status();
     }
@@ -633,7 +729,13 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
   }
   std::vector<int32_t> rows(m);
   im.online->Step(x.data(), m, rows.data());
-  for (int64_t i = 0; i < m; ++i) im.Label(v, rows[i], changed[i]);
+  for (int64_t i = 0; i < m; ++i) {
+    const int32_t old_cluster = changed[i]->cluster();
+    const uint64_t old_version = changed[i]->model_version();
+    im.Label(v, rows[i], changed[i]);
+    im.CountMove(old_cluster, old_version, changed[i]->cluster(), now_ms);
+  }
+  im.PruneTransitions(now_ms);
   im.online_dirty = true;
 }
 
@@ -681,6 +783,7 @@ v1::SegmentModel KMeansSegmenter::CurrentProto() const {
   if (!m) return {};
   v1::SegmentModel proto = m->proto;
   if (impl_->online) impl_->online->ToProto(&proto);
+  impl_->TransitionsToProto(&proto);
   return proto;
 }
 
@@ -748,8 +851,10 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
       return;
     }
     const int32_t old_cluster = s.cluster();
+    const uint64_t old_version = s.model_version();
     const std::string old_segment = s.segment();
     im.Label(v, rows[index++], &s);
+    im.CountMove(old_cluster, old_version, s.cluster(), input.now_ms);
     ++report->reassigned;
     if (s.cluster() != old_cluster || s.segment() != old_segment) {
       ++report->moved;
@@ -780,11 +885,22 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   });
   STREAMREC_RETURN_IF_ERROR(scan_status);
   STREAMREC_RETURN_IF_ERROR(write_status);
+  im.PruneTransitions(input.now_ms);
   put_positions();
   AppendWrites(&writes);
   STREAMREC_RETURN_IF_ERROR(store->Write(writes));
   STREAMREC_RETURN_IF_ERROR(store->Flush());
   return report;
+}
+
+std::map<std::pair<int32_t, int32_t>, uint64_t> SumTransitions(const v1::SegmentModel& proto) {
+  std::map<std::pair<int32_t, int32_t>, uint64_t> sum;
+  for (const v1::TransitionDay& d : proto.transitions()) {
+    for (const v1::TransitionCount& c : d.counts()) {
+      sum[{c.from_cluster(), c.to_cluster()}] += c.count();
+    }
+  }
+  return sum;
 }
 
 // ---- factory --------------------------------------------------------------------------------

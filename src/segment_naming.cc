@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
+
+#include "csv.h"
 
 namespace streamrec {
 
@@ -151,6 +156,103 @@ Status SegmentRuleTable::Validate() const {
     }
   }
   return Status::OK();
+}
+
+namespace {
+
+// Parses a whole-field number; false on trailing text or an empty field.
+bool ParseNumber(const std::string& field, double* out) {
+  if (field.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtod(field.c_str(), &end);
+  return end == field.c_str() + field.size() && std::isfinite(*out);
+}
+
+}  // namespace
+
+StatusOr<SegmentRuleTable> SegmentRuleTable::ParseCsv(std::string_view text,
+                                                      const std::string& source) {
+  static const std::vector<std::string> kHeader = {"name",   "r_min",  "r_max",
+                                                   "fm_min", "fm_max", "action"};
+  SegmentRuleTable table;
+  table.rules.clear();
+  std::vector<std::string> fields;
+  bool header_seen = false;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos || line[0] == '#') continue;
+    const std::string where = source + ":" + std::to_string(line_no) + ": ";
+    Status split = SplitCsvLine(line, ',', &fields);
+    if (!split.ok()) return Status::InvalidArgument(where + split.message());
+    for (std::string& f : fields) {
+      f.erase(0, f.find_first_not_of(' '));
+      f.erase(f.find_last_not_of(' ') + 1);
+    }
+    if (!header_seen) {
+      if (fields != kHeader) {
+        return Status::InvalidArgument(where +
+                                       "expected the header name,r_min,r_max,fm_min,fm_max,action");
+      }
+      header_seen = true;
+      continue;
+    }
+    if (fields.size() != kHeader.size()) {
+      return Status::InvalidArgument(where + "expected 6 fields, got " +
+                                     std::to_string(fields.size()));
+    }
+    SegmentRule rule;
+    rule.name = fields[0];
+    rule.action = fields[5];
+    double value[4];
+    for (int c = 0; c < 4; ++c) {
+      if (!ParseNumber(fields[1 + c], &value[c])) {
+        return Status::InvalidArgument(where + kHeader[1 + c] + " '" + fields[1 + c] +
+                                       "' is not a number");
+      }
+    }
+    for (int c = 0; c < 2; ++c) {
+      if (value[c] != std::floor(value[c])) {
+        return Status::InvalidArgument(where + kHeader[1 + c] + " " + fields[1 + c] +
+                                       " should be an integer score 1..5");
+      }
+    }
+    rule.min_r = static_cast<int>(value[0]);
+    rule.max_r = static_cast<int>(value[1]);
+    rule.min_fm = value[2];
+    rule.max_fm = value[3];
+    SegmentRuleTable one;
+    one.rules.push_back(rule);
+    Status valid = one.Validate();
+    if (!valid.ok()) {
+      // Validate names the rule by index within `one`; the line number is what a user needs.
+      std::string message = valid.message();
+      const std::string prefix = "segment rule 0 ";
+      if (message.rfind(prefix, 0) == 0) message = "rule " + message.substr(prefix.size());
+      return Status::InvalidArgument(where + message);
+    }
+    table.rules.push_back(std::move(rule));
+  }
+  if (!header_seen) {
+    return Status::InvalidArgument(source + ": empty; expected the header "
+                                   "name,r_min,r_max,fm_min,fm_max,action");
+  }
+  if (table.rules.empty()) return Status::InvalidArgument(source + ": no rules");
+  return table;
+}
+
+StatusOr<SegmentRuleTable> SegmentRuleTable::LoadCsv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("segment rules file '" + path + "' cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseCsv(text.str(), path);
 }
 
 const SegmentRule* SegmentRuleTable::Match(const RfmScore& score) const {

@@ -129,6 +129,24 @@ kafka:
   ExpectError(LoadText("kafka:\n  output_format: avro\n"), {"kafka.output_format", "'avro'"});
 }
 
+TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {
+  TempDir dir;
+  const std::string rules = dir.File("rules.csv");
+  WriteFile(rules, "name,r_min,r_max,fm_min,fm_max,action\nAll,1,5,1,5,Say hello\n");
+  ASSERT_OK_AND_ASSIGN(c, LoadText("segments:\n  rules_file: " + rules +
+                                   "\n  transition_window_days: 7\n"));
+  EXPECT_EQ(c.segments.rules_file, rules);
+  EXPECT_EQ(c.segments.transition_window_days, 7);
+
+  WriteFile(rules, "name,r_min,r_max,fm_min,fm_max,action\nAll,1,5,1,5,ok\nBad,0,5,1,5,x\n");
+  ExpectError(LoadText("segments:\n  rules_file: " + rules + "\n"),
+              {"segments.rules_file", rules + ":3:", "R range 0-5"});
+  ExpectError(LoadText("segments:\n  rules_file: " + dir.File("none.csv") + "\n"),
+              {"segments.rules_file", "none.csv"});
+  ExpectError(LoadText("segments:\n  transition_window_days: 0\n"),
+              {"segments.transition_window_days", "0"});
+}
+
 TEST(ConfigTest, MissingOrBrokenFile) {
   ExpectError(LoadConfig("/nonexistent/streamrec.yaml", {}), {"/nonexistent/streamrec.yaml"});
   ExpectError(LoadText("state: [unclosed\n"), {"c.yaml"});

@@ -1,14 +1,17 @@
 #include "streamrec/kmeans_segmenter.h"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <set>
 
 #include "streamrec/clock.h"
 #include "streamrec/pipeline.h"
 #include "streamrec/replay.h"
+#include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
@@ -35,6 +38,13 @@ std::vector<std::string> SyntheticEvents(int customers, int first_customer = 0) 
   return lines;
 }
 
+// Keeps what the segmenter logs.
+class RecordingLogger : public Logger {
+ public:
+  void Log(LogLevel, std::string_view message) override { lines.emplace_back(message); }
+  std::vector<std::string> lines;
+};
+
 class SegmenterHarness {
  public:
   explicit SegmenterHarness(SegmentsConfig config) : store_(NewMemStateStore()), config_(config) {
@@ -47,6 +57,7 @@ class SegmenterHarness {
   void Reopen() {
     KMeansSegmenterOptions options;
     options.config = config_;
+    options.logger = logger_;
     auto s = KMeansSegmenter::Create(options, store_.get());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     segmenter_ = std::move(s).value();
@@ -87,10 +98,18 @@ class SegmenterHarness {
     return out;
   }
 
+  // A restart with another configuration.
+  void Reconfigure(SegmentsConfig config) {
+    config_ = config;
+    Reopen();
+  }
+
   StateStore* store() { return store_.get(); }
   KMeansSegmenter& segmenter() { return *segmenter_; }
+  const std::vector<std::string>& log() const { return logger_->lines; }
 
  private:
+  std::shared_ptr<RecordingLogger> logger_ = std::make_shared<RecordingLogger>();
   std::unique_ptr<StateStore> store_;
   SegmentsConfig config_;
   std::unique_ptr<Decoder> decoder_;
@@ -192,6 +211,191 @@ TEST(KMeansSegmenterTest, RefitOfUnchangedDataKeepsIdsAndEmitsOnlyRealMoves) {
   EXPECT_LE(second.moved, 0.02 * after.size());
   EXPECT_TRUE(second.births.empty());
   EXPECT_TRUE(second.deaths.empty());
+}
+
+TEST(KMeansSegmenterTest, BirthsAndDeathsAreLoggedAndCounted) {
+  SegmenterHarness h(SmallConfig());
+  h.Run(SyntheticEvents(300));
+  ASSERT_NE(h.segmenter().model(), nullptr);
+  // The first fit's clusters are all births.
+  EXPECT_EQ(h.segmenter().CurrentProto().births_total(), 3u);
+  EXPECT_EQ(h.segmenter().CurrentProto().deaths_total(), 0u);
+  const size_t logged = h.log().size();
+
+  SegmentsConfig four = SmallConfig();
+  four.k = 4;
+  h.Reconfigure(four);
+  ASSERT_OK_AND_ASSIGN(grown, h.segmenter().Refit(h.store()));
+  ASSERT_EQ(grown.births.size(), 1u);
+  EXPECT_TRUE(grown.deaths.empty());
+  EXPECT_EQ(grown.births[0], 3);  // the next unused id
+  EXPECT_EQ(grown.model->proto.births_total(), 4u);
+  EXPECT_EQ(grown.model->proto.deaths_total(), 0u);
+  ASSERT_EQ(h.log().size(), logged + 1);
+  EXPECT_NE(h.log().back().find("born [3], died [-]"), std::string::npos) << h.log().back();
+
+  SegmentsConfig two = SmallConfig();
+  two.k = 2;
+  h.Reconfigure(two);
+  ASSERT_OK_AND_ASSIGN(shrunk, h.segmenter().Refit(h.store()));
+  EXPECT_TRUE(shrunk.births.empty());
+  EXPECT_EQ(shrunk.deaths.size(), 2u);
+  EXPECT_EQ(shrunk.model->proto.births_total(), 4u);
+  EXPECT_EQ(shrunk.model->proto.deaths_total(), 2u);
+  EXPECT_NE(h.log().back().find("4 births, 2 deaths"), std::string::npos) << h.log().back();
+
+  // An unchanged re-fit logs nothing; the counters survive a restart.
+  const size_t before_unchanged = h.log().size();
+  ASSERT_OK_AND_ASSIGN(same, h.segmenter().Refit(h.store()));
+  EXPECT_EQ(h.log().size(), before_unchanged);
+  h.Reopen();
+  EXPECT_EQ(h.segmenter().CurrentProto().births_total(), 4u);
+  EXPECT_EQ(h.segmenter().CurrentProto().deaths_total(), 2u);
+}
+
+// `baskets` purchases of `price` by `customer` on 2011-11-`day` (one per hour from 08:00).
+std::vector<std::string> BurstOfPurchases(const std::string& customer, int day, int baskets,
+                                          double price) {
+  std::vector<std::string> lines;
+  char buf[256];
+  for (int b = 0; b < baskets; ++b) {
+    std::snprintf(buf, sizeof(buf), "%s,item%d,2011-11-%02dT%02d:00:00,1,%.2f,%.2f,web",
+                  customer.c_str(), b % 17, day, 8 + b, price, price);
+    lines.push_back(buf);
+  }
+  return lines;
+}
+
+int64_t DayOf(int y, int m, int d) {
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = m - 1;
+  tm.tm_mday = d;
+  return static_cast<int64_t>(timegm(&tm)) / 86400;
+}
+
+TEST(KMeansSegmenterTest, TransitionMatrixCountsMovesOverTheWindow) {
+  SegmentsConfig config = SmallConfig();
+  config.transition_window_days = 3;
+  SegmenterHarness h(config);
+  h.Run(SyntheticEvents(300));
+  using Matrix = std::map<std::pair<int32_t, int32_t>, uint64_t>;
+  auto total = [](const Matrix& m) {
+    uint64_t n = 0;
+    for (const auto& [move, count] : m) n += count;
+    return n;
+  };
+  // Customers scored for the first time are not moves (a few customers whose purchases span
+  // several batches did move as their history grew, on days up to 2011-11-20).
+  const Matrix base = SumTransitions(h.segmenter().CurrentProto());
+  EXPECT_LT(total(base), 30u);
+  ASSERT_GT(h.segmenter().CurrentProto().transitions_size(), 0);
+  EXPECT_LE(h.segmenter().CurrentProto().transitions().rbegin()->day(), DayOf(2011, 11, 20));
+
+  // A one-off small buyer (kind 1) turns into a big frequent spender on 2011-11-20.
+  const int32_t from = h.Customers()["c00001"].cluster();
+  h.Run(BurstOfPurchases("c00001", 20, 14, 95.0));
+  const int32_t to = h.Customers()["c00001"].cluster();
+  ASSERT_NE(from, to);
+  Matrix one = base;
+  one[{from, to}] += 1;
+  EXPECT_EQ(SumTransitions(h.segmenter().CurrentProto()), one);
+  EXPECT_EQ(h.segmenter().CurrentProto().transitions().rbegin()->day(), DayOf(2011, 11, 20));
+  // A purchase that keeps a customer in their cluster is no move.
+  h.Run(BurstOfPurchases("c00001", 21, 1, 95.0));
+  ASSERT_EQ(h.Customers()["c00001"].cluster(), to);
+  EXPECT_EQ(SumTransitions(h.segmenter().CurrentProto()), one);
+
+  // Stored with the model: a restart keeps the counts.
+  h.Reopen();
+  EXPECT_EQ(SumTransitions(h.segmenter().CurrentProto()), one);
+
+  // Another move on 2011-11-22 is inside the 3-day window (20, 21, 22) ...
+  const int32_t from4 = h.Customers()["c00004"].cluster();
+  h.Run(BurstOfPurchases("c00004", 22, 14, 95.0));
+  const int32_t to4 = h.Customers()["c00004"].cluster();
+  ASSERT_NE(from4, to4);
+  Matrix both = one;
+  both[{from4, to4}] += 1;
+  EXPECT_EQ(SumTransitions(h.segmenter().CurrentProto()), both);
+  // ... and on 2011-11-23 the 20th (and everything before) falls out of it.
+  const int32_t from7 = h.Customers()["c00007"].cluster();
+  h.Run(BurstOfPurchases("c00007", 23, 14, 95.0));
+  const int32_t to7 = h.Customers()["c00007"].cluster();
+  ASSERT_NE(from7, to7);
+  Matrix later{{{from4, to4}, 1}};
+  later[{from7, to7}] += 1;
+  EXPECT_EQ(SumTransitions(h.segmenter().CurrentProto()), later);
+
+  // A re-fit's reassignment counts every customer whose cluster changed.
+  auto before = h.Customers();
+  ASSERT_OK_AND_ASSIGN(refit, h.segmenter().Refit(h.store()));
+  uint64_t changed = 0;
+  for (const auto& [id, s] : h.Customers()) changed += before[id].cluster() != s.cluster();
+  EXPECT_EQ(total(SumTransitions(h.segmenter().CurrentProto())), 2 + changed);
+  ASSERT_OK_AND_ASSIGN(stored, LoadStoredModel(h.store()));
+  EXPECT_EQ(SumTransitions(stored), SumTransitions(h.segmenter().CurrentProto()));
+}
+
+TEST(KMeansSegmenterTest, SegmentsCommandShowsLifecycleTransitionsAndRuleActions) {
+  testing::TempDir dir;
+  std::string events = std::string(kHeader) + "\n";
+  for (const std::string& line : SyntheticEvents(300)) events += line + "\n";
+  for (const std::string& line : BurstOfPurchases("c00001", 20, 14, 95.0)) events += line + "\n";
+  testing::WriteFile(dir.File("events.csv"), events);
+  testing::WriteFile(dir.File("rules.csv"),
+                     "name,r_min,r_max,fm_min,fm_max,action\n"
+                     "Stars,4,5,3,5,\"Invite to the VIP programme, no discounts\"\n"
+                     "Others,1,5,1,5,Monthly newsletter\n");
+  const std::map<std::string, std::string> env = {
+      {"STREAMREC_SEGMENTS__K", "3"},
+      {"STREAMREC_SEGMENTS__MIN_CUSTOMERS_FOR_FIT", "60"},
+      {"STREAMREC_SEGMENTS__REFIT_GROWTH_RATIO", "0"},
+      {"STREAMREC_PIPELINE__BATCH_SIZE", "500"},  // c00001's burst comes after its first score
+      {"STREAMREC_SEGMENTS__RULES_FILE", dir.File("rules.csv")}};
+  const std::string state = dir.File("state");
+  auto replay = testing::RunProcess({testing::StreamrecBinary(), "replay", "--input",
+                                     dir.File("events.csv"), "--state-dir", state, "--quiet"},
+                                    env);
+  ASSERT_TRUE(replay.exited && replay.exit_code == 0) << replay.output;
+  EXPECT_NE(replay.output.find("clusters born [0,1,2]"), std::string::npos) << replay.output;
+
+  auto json = testing::RunProcess(
+      {testing::StreamrecBinary(), "segments", "--state-dir", state, "--json"});
+  ASSERT_TRUE(json.exited && json.exit_code == 0) << json.output;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json.output).get(doc), simdjson::SUCCESS) << json.output;
+  EXPECT_EQ(uint64_t(doc["births_total"]), 3u);
+  EXPECT_EQ(uint64_t(doc["deaths_total"]), 0u);
+  EXPECT_GT(double(doc["online_objective"]), 0.0);
+  EXPECT_GT(uint64_t(doc["online_points"]), 0u);
+  uint64_t moves = 0;
+  bool c00001_move = false;
+  for (simdjson::dom::element m : doc["transitions"]["moves"].get_array()) {
+    moves += uint64_t(m["count"]);
+    c00001_move |= std::string_view(m["to_segment"]) == "Stars";
+  }
+  EXPECT_GE(moves, 1u);
+  EXPECT_TRUE(c00001_move) << json.output;
+  EXPECT_EQ(std::string_view(doc["transitions"]["last_day"]), "2011-11-20");
+  bool stars = false;
+  for (simdjson::dom::element seg : doc["segments"].get_array()) {
+    if (std::string_view(seg["segment"]) == "Stars") {
+      stars = true;
+      EXPECT_EQ(std::string_view(seg["action"]), "Invite to the VIP programme, no discounts");
+    }
+  }
+  EXPECT_TRUE(stars) << json.output;
+
+  auto text = testing::RunProcess({testing::StreamrecBinary(), "segments", "--state-dir", state});
+  ASSERT_TRUE(text.exited && text.exit_code == 0) << text.output;
+  EXPECT_NE(text.output.find("clusters born 3, died 0"), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("Invite to the VIP programme, no discounts"), std::string::npos);
+  EXPECT_NE(text.output.find("transitions (customer moves, rows from, columns to), event-time "
+                             "days 2011-"),
+            std::string::npos)
+      << text.output;
 }
 
 TEST(KMeansSegmenterTest, OnlineRetailReplayGivesPlausibleNamedSegments) {

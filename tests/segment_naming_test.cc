@@ -150,5 +150,52 @@ TEST(SegmentNamingTest, QuintilesProtoRoundTrip) {
   EXPECT_TRUE(RfmQuintiles::FromProto(model.rfm()).status().IsCorruption());
 }
 
+TEST(SegmentNamingTest, RulesFromCsvReplaceTheDefaultTable) {
+  const std::string csv =
+      "name,r_min,r_max,fm_min,fm_max,action\n"
+      "# best first\n"
+      "VIP,5,5,4.5,5,\"Call them, personally\"\n"
+      "\n"
+      "Everyone else,1,5,1,5,Monthly newsletter\r\n";
+  ASSERT_OK_AND_ASSIGN(table, SegmentRuleTable::ParseCsv(csv, "rules.csv"));
+  ASSERT_EQ(table.rules.size(), 2u);
+  EXPECT_EQ(table.rules[0].name, "VIP");
+  EXPECT_EQ(table.rules[0].action, "Call them, personally");
+  EXPECT_EQ(table.rules[0].min_fm, 4.5);
+  EXPECT_EQ(table.rules[1].action, "Monthly newsletter");
+  auto labels = NameSegments(Grid(), table,
+                             {{5, 9, 900} /* R5 F5 M5 */, {90, 1, 100} /* R1 F1 M1 */});
+  EXPECT_EQ(labels[0].name, "VIP");
+  EXPECT_EQ(labels[0].action, "Call them, personally");
+  EXPECT_EQ(labels[1].name, "Everyone else");
+
+  testing::TempDir dir;
+  const std::string path = dir.File("rules.csv");
+  testing::WriteFile(path, csv);
+  ASSERT_OK_AND_ASSIGN(loaded, SegmentRuleTable::LoadCsv(path));
+  EXPECT_EQ(loaded.rules.size(), 2u);
+  EXPECT_TRUE(SegmentRuleTable::LoadCsv(dir.File("missing.csv")).status().IsIOError());
+}
+
+TEST(SegmentNamingTest, RulesCsvErrorsNameFileAndLine) {
+  const std::string header = "name,r_min,r_max,fm_min,fm_max,action\n";
+  auto expect = [](const std::string& csv, const std::string& part) {
+    auto t = SegmentRuleTable::ParseCsv(csv, "r.csv");
+    ASSERT_FALSE(t.ok()) << csv;
+    EXPECT_TRUE(t.status().IsInvalidArgument());
+    EXPECT_NE(t.status().message().find(part), std::string::npos)
+        << "'" << part << "' not in: " << t.status().message();
+  };
+  expect("name,r,action\n", "r.csv:1: expected the header");
+  expect(header + "A,1,5,1,5,x\nB,1,7,1,5,x\n", "r.csv:3: rule ('B'): R range 1-7");
+  expect(header + "A,1,5,1,5,x\nB,1,5,0.5,5,x\n", "r.csv:3: rule ('B'): FM range");
+  expect(header + "\nA,1,five,1,5,x\n", "r.csv:3: r_max 'five' is not a number");
+  expect(header + "A,1.5,5,1,5,x\n", "r.csv:2: r_min 1.5 should be an integer");
+  expect(header + "A,1,5,1,5\n", "r.csv:2: expected 6 fields, got 5");
+  expect(header + ",1,5,1,5,x\n", "r.csv:2: rule has an empty name");
+  expect(header, "r.csv: no rules");
+  expect("", "r.csv: empty");
+}
+
 }  // namespace
 }  // namespace streamrec

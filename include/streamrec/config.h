@@ -75,6 +75,13 @@ struct SegmentsConfig {
   double reassignment_ratio = 0.01;
   // Threads of a full re-fit (results do not depend on it).
   int threads = 2;
+  // Customer moves between clusters are counted per event-time day; the transition matrix
+  // (`streamrec segments`) sums the newest this many days.
+  int transition_window_days = 30;
+  // Optional CSV of naming rules replacing the default table (segment_naming.h):
+  // header `name,r_min,r_max,fm_min,fm_max,action`, one rule per line, first match wins.
+  // Empty = the default table.
+  std::string rules_file;
 };
 
 struct KafkaConfig {

@@ -17,13 +17,16 @@
 #define STREAMREC_KMEANS_SEGMENTER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "streamrec/config.h"
 #include "streamrec/feature_vector.h"
 #include "streamrec/kmeans.h"
+#include "streamrec/logger.h"
 #include "streamrec/segment_naming.h"
 #include "streamrec/segmenter.h"
 #include "streamrec/state_store.h"
@@ -106,8 +109,13 @@ struct SegmentFitReport {
   int64_t trained = 0;
   /// Event time the vectors were taken at (newest last purchase).
   int64_t now_ms = 0;
-  /// Cluster ids born and dying relative to the previous model.
+  /// Cluster ids born and dying relative to the previous model (also in the model proto's
+  /// births/deaths, and counted in its births_total/deaths_total).
   std::vector<int32_t> births, deaths;
+  /// Sum of squared distances of every customer to the previous model's current (online)
+  /// centres, in this fit's transform: comparable with the new objective. 0 when there was no
+  /// comparable previous model (none, or other features).
+  double previous_objective = 0;
   /// Customers whose cluster or segment changed in the reassignment, and how many were scored.
   uint64_t moved = 0;
   uint64_t reassigned = 0;
@@ -129,6 +137,8 @@ struct KMeansSegmenterOptions {
   /// batch (the service); false: they run synchronously inside AssignBatch, which keeps a file
   /// replay reproducible byte for byte.
   bool background_refit = false;
+  /// Where re-fits report clusters born and dying (Info). Null: timestamped lines on stderr.
+  std::shared_ptr<Logger> logger;
 };
 
 class KMeansSegmenter : public Segmenter {
@@ -165,6 +175,12 @@ class KMeansSegmenter : public Segmenter {
   explicit KMeansSegmenter(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The segment transition matrix of a model proto: customer moves (from cluster id, to cluster id)
+// summed over its stored days, i.e. the newest segments.transition_window_days days of event
+// time. Counted when the online step or a re-fit's reassignment changes a scored customer's
+// cluster; customers scored for the first time are not moves.
+std::map<std::pair<int32_t, int32_t>, uint64_t> SumTransitions(const v1::SegmentModel& proto);
 
 // Reads the stored current model; NotFound when there is none.
 [[nodiscard]] StatusOr<v1::SegmentModel> LoadStoredModel(StateStore* store);

@@ -26,6 +26,7 @@
 #include <array>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "streamrec/status.h"
@@ -106,6 +107,14 @@ struct SegmentRuleTable {
   // InvalidArgument naming the rule (index and name) when a name is empty, an R bound is outside
   // 1..5, an FM bound outside 1..5, or a range is empty; also when there are no rules.
   [[nodiscard]] Status Validate() const;
+  // Reads a rule table from CSV text: a header line `name,r_min,r_max,fm_min,fm_max,action`,
+  // then one rule per line in priority order (the action may be empty; a field containing a
+  // comma is double-quoted; blank lines and lines starting with '#' are skipped). The result is
+  // validated; every error names `source:line` ("rules.csv:4: r_max 7 outside 1..5").
+  [[nodiscard]] static StatusOr<SegmentRuleTable> ParseCsv(std::string_view text,
+                                                            const std::string& source);
+  // ParseCsv on the contents of `path`; IOError naming the path when it cannot be read.
+  [[nodiscard]] static StatusOr<SegmentRuleTable> LoadCsv(const std::string& path);
   // The first matching rule, or nullptr.
   const SegmentRule* Match(const RfmScore& score) const;
 };

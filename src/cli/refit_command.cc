@@ -38,6 +38,11 @@ int RunRefitCommand(const RefitArgs& args) {
               static_cast<long long>(report->trained));
   std::printf("k                %d\n", m.k);
   std::printf("objective        %.6f\n", m.proto.objective());
+  if (report->previous_objective > 0) {
+    std::printf("previous centres %.6f (the replaced model's current online centres on the same "
+                "matrix; ratio %.4f)\n",
+                report->previous_objective, report->previous_objective / m.proto.objective());
+  }
   std::printf("silhouette       %.4f\n", m.proto.silhouette());
   std::printf("iterations       %d\n", m.proto.fit_iterations());
   if (report->k_scores.size() > 1) {

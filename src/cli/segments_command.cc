@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <map>
 
 #include "cli/commands.h"
@@ -10,6 +11,16 @@
 namespace streamrec::cli {
 
 namespace {
+
+// "YYYY-MM-DD" of a day number (days since the epoch, UTC).
+std::string FormatEventDay(int64_t day) {
+  const std::time_t t = static_cast<std::time_t>(day * 86400);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
+  return buf;
+}
 
 struct Profile {
   int32_t cluster = -1;
@@ -77,6 +88,23 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
     if (m.ok()) model = *m;
   }
 
+  // The transition matrix (moves summed over the stored window of event-time days).
+  std::map<std::pair<int32_t, int32_t>, uint64_t> transitions;
+  std::string first_day, last_day;
+  if (proto.ok()) {
+    transitions = SumTransitions(*proto);
+    if (proto->transitions_size() > 0) {
+      first_day = FormatEventDay(proto->transitions(0).day());
+      last_day = FormatEventDay(proto->transitions(proto->transitions_size() - 1).day());
+    }
+  }
+  auto name_of = [&](int32_t id) -> std::string {
+    const int row = model ? model->RowOf(id) : -1;
+    if (row >= 0) return model->names[row];
+    auto it = by_cluster.find(id);
+    return it != by_cluster.end() ? it->second.segment : "#" + std::to_string(id);
+  };
+
   if (args.json) {
     JsonWriter w;
     w.BeginObject();
@@ -85,6 +113,15 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
     w.Key("objective").Double(model ? model->proto.objective() : 0);
     w.Key("silhouette").Double(model ? model->proto.silhouette() : 0);
     w.Key("fit_customers").Uint(model ? model->proto.fit_points() : 0);
+    // Mean squared distance per customer: the full fit's, and the online steps' smoothed one.
+    w.Key("objective_per_customer")
+        .Double(model && model->proto.fit_points() > 0
+                    ? model->proto.objective() / model->proto.fit_points()
+                    : 0);
+    w.Key("online_objective").Double(proto.ok() ? proto->online_objective() : 0);
+    w.Key("online_points").Uint(proto.ok() ? proto->online_points() : 0);
+    w.Key("births_total").Uint(model ? model->proto.births_total() : 0);
+    w.Key("deaths_total").Uint(model ? model->proto.deaths_total() : 0);
     w.Key("features").BeginArray();
     if (model) {
       for (const std::string& n : model->spec.Names()) w.String(n);
@@ -125,6 +162,21 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
       w.EndObject();
     }
     w.EndArray();
+    w.Key("transitions").BeginObject();
+    w.Key("first_day").String(first_day);
+    w.Key("last_day").String(last_day);
+    w.Key("moves").BeginArray();
+    for (const auto& [move, count] : transitions) {
+      w.BeginObject();
+      w.Key("from").Int(move.first);
+      w.Key("from_segment").String(name_of(move.first));
+      w.Key("to").Int(move.second);
+      w.Key("to_segment").String(name_of(move.second));
+      w.Key("count").Uint(count);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
     w.EndObject();
     std::printf("%s\n", w.str().c_str());
     return kExitOk;
@@ -135,6 +187,14 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
                 static_cast<unsigned long long>(model->version), model->k,
                 model->proto.objective(), model->proto.silhouette(),
                 static_cast<unsigned long long>(model->proto.fit_points()));
+    std::printf("clusters born %llu, died %llu over all fits; online objective %.4f per customer "
+                "(fit: %.4f)\n",
+                static_cast<unsigned long long>(model->proto.births_total()),
+                static_cast<unsigned long long>(model->proto.deaths_total()),
+                proto->online_objective(),
+                model->proto.fit_points() > 0
+                    ? model->proto.objective() / model->proto.fit_points()
+                    : 0.0);
   } else {
     std::printf("no segment model stored\n");
   }
@@ -154,6 +214,44 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
                 total_revenue > 0 ? 100.0 * p.revenue / total_revenue : 0.0,
                 now_ms / 86400000.0 - p.sum_last_days / p.customers,
                 p.sum_frequency / p.customers, p.revenue / p.customers, mix.c_str());
+  }
+  if (model) {
+    std::printf("\nactions:\n");
+    for (const auto& [id, p] : by_cluster) {
+      const int row = model->RowOf(id);
+      if (row >= 0 && !model->actions[row].empty()) {
+        std::printf("  %-20s %s\n", model->names[row].c_str(), model->actions[row].c_str());
+      }
+    }
+  }
+  std::printf("\ntransitions (customer moves, rows from, columns to)");
+  if (transitions.empty()) {
+    std::printf(": none\n");
+    return kExitOk;
+  }
+  std::printf(", event-time days %s .. %s:\n", first_day.c_str(), last_day.c_str());
+  std::vector<int32_t> ids;
+  for (const auto& [id, p] : by_cluster) ids.push_back(id);
+  for (const auto& [move, count] : transitions) {
+    ids.push_back(move.first);
+    ids.push_back(move.second);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::printf("%-24s", "from \\ to");
+  for (int32_t to : ids) std::printf(" %9d", to);
+  std::printf("\n");
+  for (int32_t from : ids) {
+    std::printf("%-4d %-19.19s", from, name_of(from).c_str());
+    for (int32_t to : ids) {
+      auto it = transitions.find({from, to});
+      if (it == transitions.end()) {
+        std::printf(" %9s", from == to ? "-" : "0");
+      } else {
+        std::printf(" %9llu", static_cast<unsigned long long>(it->second));
+      }
+    }
+    std::printf("\n");
   }
   return kExitOk;
 }
