@@ -462,6 +462,7 @@ struct KMeansSegmenter::Impl {
 
   // Cold start without a store: the customers seen so far.
   std::map<std::string, CustomerState> seen;
+  uint64_t refit_failures = 0;
 
   // Background re-fit.
   std::thread worker;
@@ -554,7 +555,8 @@ struct KMeansSegmenter::Impl {
       CountMove(old_cluster, old_version, s.cluster(), now_ms);
       state_writes.emplace_back(std::move(others[i].first), EncodeState(s));
     }
-    seen.clear();
+    // Without a store, `seen` is the population of every later fit: keep it.
+    if (store != nullptr) seen.clear();
     return Status::OK();
   }
 
@@ -680,6 +682,11 @@ StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegment
 void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) {
   Impl& im = *impl_;
   im.PickUpBackgroundRefit();
+  // Without a store (evaluation), the segmenter remembers every customer it has seen: they are
+  // the population of its fits.
+  if (im.store == nullptr && im.model) {
+    for (CustomerState* s : changed) im.seen[s->customer_id()] = *s;
+  }
   if (!im.model) {
     // Cold start: fit once enough customers have been seen.
     uint64_t customers = 0;
@@ -712,7 +719,11 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
       im.StartBackgroundRefit(now_ms);
     } else {
       Status s = im.FitNow(changed, now_ms, /*reassign_stored=*/true);
-      if (!s.ok()) std::fprintf(stderr, "streamrec: segment re-fit: %s\n", s.ToString().c_str());
+      // A failing re-fit is retried at every batch while it is due: report the first few.
+      if (!s.ok() && ++im.refit_failures <= 5) {
+        std::fprintf(stderr, "streamrec: segment re-fit: %s%s\n", s.ToString().c_str(),
+                     im.refit_failures == 5 ? " (further failures not shown)" : "");
+      }
     }
   }
 

@@ -431,3 +431,40 @@ TEST(KMeansSegmenterTest, OnlineRetailReplayGivesPlausibleNamedSegments) {
 
 }  // namespace
 }  // namespace streamrec
+
+namespace streamrec {
+namespace {
+
+// Without a store (the evaluation harness feeds one basket at a time), re-fits use every
+// customer seen so far, not just the batch: a growth re-fit must succeed and move the version.
+TEST(KMeansSegmenterStorelessTest, RefitsOnEveryCustomerSeen) {
+  KMeansSegmenterOptions options;  // defaults: k auto, first fit at 200 customers
+  options.logger = NewNullLogger();
+  auto created = KMeansSegmenter::Create(options, nullptr);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  std::unique_ptr<KMeansSegmenter> segmenter = std::move(created).value();
+  FeatureOptions features;
+  const int64_t t0 = 1700000000000;
+  std::vector<CustomerState> states;
+  for (int i = 0; i < 600; ++i) {
+    CustomerState s = NewCustomerState("c" + std::to_string(i));
+    for (int j = 0; j <= i % 7; ++j) {
+      PurchaseEvent e;
+      e.customer_id = s.customer_id();
+      e.item_id = "i" + std::to_string(j);
+      e.event_time_ms = t0 + (i + j) * 3600000LL;
+      e.amount = 5.0 * (1 + i % 11);
+      ApplyEvent(features, e, nullptr, &s);
+    }
+    states.push_back(s);
+  }
+  for (int i = 0; i < 600; ++i) {  // one customer per batch
+    CustomerState* one = &states[i];
+    segmenter->AssignBatch(std::span<CustomerState* const>(&one, 1), t0 + i * 3600000LL);
+  }
+  EXPECT_GE(segmenter->model_version(), 2u) << "growth re-fits on the customers seen";
+  for (int i = 550; i < 600; ++i) EXPECT_GE(states[i].cluster(), 0) << states[i].customer_id();
+}
+
+}  // namespace
+}  // namespace streamrec
