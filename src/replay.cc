@@ -207,6 +207,7 @@ StatusOr<std::vector<SegmentProfile>> ProfileSegments(StateStore* store) {
         p.mean_frequency += static_cast<double>(state.purchase_count());
         p.mean_monetary += state.total_spend();
         sum_last_time_days[state.cluster()] += state.last_time_ms() / 86400000.0;
+        for (const v1::CountEntry& c : state.channels()) p.channel_mix[c.key()] += c.count();
         return true;
       }));
   STREAMREC_RETURN_IF_ERROR(decode_status);
@@ -215,6 +216,9 @@ StatusOr<std::vector<SegmentProfile>> ProfileSegments(StateStore* store) {
     p.mean_recency_days = now_ms / 86400000.0 - sum_last_time_days[cluster] / p.customers;
     p.mean_frequency /= p.customers;
     p.mean_monetary /= p.customers;
+    double lines = 0;
+    for (const auto& [channel, n] : p.channel_mix) lines += n;
+    for (auto& [channel, share] : p.channel_mix) share = lines > 0 ? share / lines : 0;
     out.push_back(p);
   }
   return out;

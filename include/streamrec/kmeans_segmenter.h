@@ -66,21 +66,22 @@ struct SegmentModelVersion {
       const v1::SegmentModel& proto);
 };
 
-// Parameters of a full fit (from SegmentsConfig).
+// Parameters of a full fit (from SegmentsConfig). The defaults are SegmentsConfig's, so the
+// documented configuration defaults are the only ones.
 struct SegmentFitOptions {
   FeatureSpec spec = FeatureSpec::Default();
   /// Clusters; 0 = choose over [k_min, k_max] by silhouette.
-  int k = 0;
-  int k_min = 3;
-  int k_max = 8;
-  int n_init = 4;
-  uint64_t seed = 1234;
-  int max_iterations = 300;
+  int k = SegmentsConfig().k;
+  int k_min = SegmentsConfig().k_min;
+  int k_max = SegmentsConfig().k_max;
+  int n_init = SegmentsConfig().n_init;
+  uint64_t seed = SegmentsConfig().seed;
+  int max_iterations = SegmentsConfig().max_iterations;
   /// Train on a uniform sample of at most this many customers.
-  int64_t sample_size = 200000;
+  int64_t sample_size = SegmentsConfig().refit_sample_size;
   /// Silhouette sample.
-  int64_t silhouette_sample_size = 5000;
-  int threads = 2;
+  int64_t silhouette_sample_size = SegmentsConfig().silhouette_sample_size;
+  int threads = SegmentsConfig().threads;
   SegmentRuleTable rules = SegmentRuleTable::Default();
 
   static StatusOr<SegmentFitOptions> FromConfig(const SegmentsConfig& config);

@@ -66,6 +66,7 @@ struct SegmentProfile {
   double mean_recency_days = 0;   // at the store's newest event time
   double mean_frequency = 0;      // baskets
   double mean_monetary = 0;
+  std::map<std::string, double> channel_mix;  // channel -> share of the segment's lines
 };
 
 // Profiles of the segments found in `store` (all partitions), in cluster order.

@@ -22,16 +22,6 @@ std::string FormatEventDay(int64_t day) {
   return buf;
 }
 
-struct Profile {
-  int32_t cluster = -1;
-  std::string segment;
-  uint64_t customers = 0;
-  double revenue = 0;
-  double sum_last_days = 0;
-  double sum_frequency = 0;
-  std::map<std::string, uint64_t> channels;
-  uint64_t channel_lines = 0;
-};
 
 int RunSegmentsCommand(const SegmentsArgs& args) {
   StoreOptions store_options;
@@ -41,45 +31,19 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
     std::fprintf(stderr, "streamrec segments: %s\n", store.status().ToString().c_str());
     return kExitFailure;
   }
-  std::map<int32_t, Profile> by_cluster;
-  int64_t now_ms = 0;
-  Status decode_status;
-  CustomerState state;
-  Status s = (*store)->Scan(Column::kCustomers, "", [&](std::string_view, std::string_view value) {
-    decode_status = DecodeState(value, &state);
-    if (!decode_status.ok()) return false;
-    now_ms = std::max(now_ms, state.last_time_ms());
-    Profile& p = by_cluster[state.cluster()];
-    p.cluster = state.cluster();
-    p.segment = state.segment();
-    ++p.customers;
-    p.revenue += state.total_spend();
-    p.sum_last_days += state.last_time_ms() / 86400000.0;
-    p.sum_frequency += static_cast<double>(state.purchase_count());
-    for (const v1::CountEntry& c : state.channels()) {
-      p.channels[c.key().empty() ? "(none)" : c.key()] += c.count();
-      p.channel_lines += c.count();
-    }
-    return true;
-  });
-  if (s.ok()) s = decode_status;
-  if (!s.ok()) {
-    std::fprintf(stderr, "streamrec segments: %s\n", s.ToString().c_str());
+  auto profiles = ProfileSegments(store->get());
+  if (!profiles.ok()) {
+    std::fprintf(stderr, "streamrec segments: %s\n", profiles.status().ToString().c_str());
     return kExitFailure;
   }
+  std::map<int32_t, SegmentProfile> by_cluster;
   double total_revenue = 0;
   uint64_t total_customers = 0;
-  for (const auto& [id, p] : by_cluster) {
+  for (const SegmentProfile& p : *profiles) {
+    by_cluster[p.cluster] = p;
     total_revenue += p.revenue;
     total_customers += p.customers;
   }
-  auto channel_mix = [](const Profile& p) {
-    std::vector<std::pair<std::string, double>> mix;
-    for (const auto& [name, n] : p.channels) {
-      mix.emplace_back(name, p.channel_lines ? static_cast<double>(n) / p.channel_lines : 0.0);
-    }
-    return mix;
-  };
 
   auto proto = LoadStoredModel(store->get());
   std::shared_ptr<const SegmentModelVersion> model;
@@ -137,11 +101,11 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
       w.Key("size").Uint(p.customers);
       w.Key("revenue").Double(p.revenue);
       w.Key("revenue_share").Double(total_revenue > 0 ? p.revenue / total_revenue : 0);
-      w.Key("mean_recency_days").Double(now_ms / 86400000.0 - p.sum_last_days / p.customers);
-      w.Key("mean_frequency").Double(p.sum_frequency / p.customers);
-      w.Key("mean_monetary").Double(p.revenue / p.customers);
+      w.Key("mean_recency_days").Double(p.mean_recency_days);
+      w.Key("mean_frequency").Double(p.mean_frequency);
+      w.Key("mean_monetary").Double(p.mean_monetary);
       w.Key("channel_mix").BeginObject();
-      for (const auto& [name, share] : channel_mix(p)) w.Key(name).Double(share);
+      for (const auto& [name, share] : p.channel_mix) w.Key(name).Double(share);
       w.EndObject();
       const int row = model ? model->RowOf(p.cluster) : -1;
       if (row >= 0) {
@@ -202,7 +166,7 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
               "share", "revenue", "rev%", "recency_d", "baskets", "spend/cust", "channels");
   for (const auto& [id, p] : by_cluster) {
     std::string mix;
-    for (const auto& [name, share] : channel_mix(p)) {
+    for (const auto& [name, share] : p.channel_mix) {
       char buf[64];
       std::snprintf(buf, sizeof(buf), "%s%s %.0f%%", mix.empty() ? "" : ", ", name.c_str(),
                     100 * share);
@@ -212,8 +176,7 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
                 p.segment.c_str(), static_cast<unsigned long long>(p.customers),
                 total_customers ? 100.0 * p.customers / total_customers : 0.0, p.revenue,
                 total_revenue > 0 ? 100.0 * p.revenue / total_revenue : 0.0,
-                now_ms / 86400000.0 - p.sum_last_days / p.customers,
-                p.sum_frequency / p.customers, p.revenue / p.customers, mix.c_str());
+                p.mean_recency_days, p.mean_frequency, p.mean_monetary, mix.c_str());
   }
   if (model) {
     std::printf("\nactions:\n");
