@@ -26,6 +26,7 @@
 
 #include "csv.h"
 #include "file_io.h"
+#include "streamrec/time_util.h"
 
 namespace streamrec {
 
@@ -46,18 +47,21 @@ enum Column : int {
   kChannels,
   kNonProduct,
   kRecommendable,
+  kActiveFrom,
+  kActiveTo,
   kNumColumns,
 };
 
 constexpr std::array<std::string_view, kNumColumns> kColumnNames = {
     "item_id",        "name",           "description", "service_type",  "category",
     "max_speed_mbps", "min_speed_mbps", "quota_mb",    "price",         "charging",
-    "validity_days",  "channels",       "non_product", "recommendable",
+    "validity_days",  "channels",       "non_product", "recommendable", "active_from",
+    "active_to",
 };
 
 constexpr std::string_view kWriteHeader =
     "item_id,name,service_type,max_speed_mbps,min_speed_mbps,quota_mb,price,charging,"
-    "validity_days,channels,recommendable";
+    "validity_days,channels,recommendable,active_from,active_to";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -231,6 +235,17 @@ StatusOr<Catalog> Catalog::LoadCsv(const std::string& path) {
       if (!recommendable) return bad(kRecommendable);
       if (!*recommendable) item.recommendable = false;
     }
+    for (auto [column, target] : {std::pair{kActiveFrom, &item.active_from_ms},
+                                  std::pair{kActiveTo, &item.active_to_ms}}) {
+      if (Trim(field(column)).empty()) continue;
+      auto t = ParseEventTime(Trim(field(column)), TimestampFormat::kIso8601, 0);
+      if (!t.ok()) return bad(column);
+      *target = *t;
+    }
+    if (item.active_from_ms != 0 && item.active_to_ms != 0 &&
+        item.active_to_ms <= item.active_from_ms) {
+      return Status::InvalidArgument(where + "active_to must be later than active_from");
+    }
     catalog.Add(std::move(item));
   }
   STREAMREC_RETURN_IF_ERROR(reader.status());
@@ -272,6 +287,10 @@ Status Catalog::WriteCsv(const std::string& path) const {
     line += CsvEscape(channels);
     line += ',';
     line += item.recommendable ? '1' : '0';
+    line += ',';
+    if (item.active_from_ms != 0) line += FormatIso8601(item.active_from_ms);
+    line += ',';
+    if (item.active_to_ms != 0) line += FormatIso8601(item.active_to_ms);
     STREAMREC_RETURN_IF_ERROR(writer.Write(line));
   }
   return writer.Close();

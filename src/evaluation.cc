@@ -324,6 +324,12 @@ class StreamrecListProvider final : public ListProvider {
       for (uint32_t c : changed_) states.push_back(&states_[c]);
       segmenter_->AssignBatch(states, watermark_);
     }
+    if (recommender_->ObservesCustomers()) {
+      for (uint32_t c : changed_) {
+        recommender_->ObserveChange(before_[c].customer_id().empty() ? nullptr : &before_[c],
+                                    states_[c]);
+      }
+    }
     for (uint32_t c : changed_) changed_flag_[c] = 0;
     changed_.clear();
   }
@@ -340,6 +346,10 @@ class StreamrecListProvider final : public ListProvider {
     if (ids.customer >= states_.size()) {
       states_.resize(ids.customer + 1);
       changed_flag_.resize(ids.customer + 1, 0);
+    }
+    if (!changed_flag_[ids.customer] && recommender_->ObservesCustomers()) {
+      if (before_.size() < states_.size()) before_.resize(states_.size());
+      before_[ids.customer] = states_[ids.customer];  // empty for a new customer
     }
     CustomerState& state = states_[ids.customer];
     if (state.customer_id().empty()) state = NewCustomerState(event.customer_id);
@@ -375,6 +385,7 @@ class StreamrecListProvider final : public ListProvider {
   Recommender* recommender_;
   Segmenter* segmenter_;
   std::vector<CustomerState> states_;  // by customer number
+  std::vector<CustomerState> before_;  // states before the changes since the last AdvanceTo
   ItemStatsTable items_;
   std::vector<uint32_t> changed_;  // customers observed since the last AdvanceTo
   std::vector<char> changed_flag_;
@@ -623,6 +634,8 @@ RecommenderOptions RecommenderOptionsForMode(const RecommenderOptions& base,
   RecommenderOptions out = base;
   out.list_length = options.k;
   out.exclude_owned = options.mode == EvaluationMode::kCrossSell;
+  // Cross-sell means new items only: no owned item comes back, due or not.
+  if (out.exclude_owned) out.reoffer_due_exempt = false;
   return out;
 }
 

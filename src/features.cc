@@ -130,6 +130,11 @@ void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const
     for (int i = items->size() - 1; i > index; --i) items->SwapElements(i, i - 1);
     it = items->begin() + index;
   }
+  const bool first_line = it->count() == 0;
+  if (first_line || (t != it->last_time_ms() && t > it->last_time_ms())) {
+    it->set_baskets(it->baskets() + 1);
+  }
+  if (first_line || t < it->first_time_ms()) it->set_first_time_ms(t);
   it->set_count(it->count() + 1);
   it->set_quantity(it->quantity() + event.quantity);
   it->set_spend(it->spend() + paid);

@@ -17,7 +17,29 @@ Pipeline::Pipeline(PipelineOptions options, StateStore* store, const Catalog* ca
       segmenter_(segmenter),
       recommender_(recommender) {}
 
-Status Pipeline::Open() { return LoadItems(); }
+Status Pipeline::Open() {
+  STREAMREC_RETURN_IF_ERROR(LoadItems());
+  return RebuildRecommenderIndex();
+}
+
+Status Pipeline::RebuildRecommenderIndex() {
+  if (!recommender_->ObservesCustomers()) return Status::OK();
+  recommender_->ResetObserved();
+  Status decode_status;
+  STREAMREC_RETURN_IF_ERROR(
+      store_->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
+        CustomerState state;
+        decode_status = DecodeState(value, &state);
+        if (!decode_status.ok()) {
+          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
+                                             "': " + decode_status.message());
+          return false;
+        }
+        recommender_->ObserveChange(nullptr, state);
+        return true;
+      }));
+  return decode_status;
+}
 
 Status Pipeline::LoadItems() {
   items_.clear();
@@ -130,6 +152,9 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   }
 
   // 4. Features and item statistics, event by event in arrival order.
+  const bool observe = recommender_->ObservesCustomers();
+  std::vector<CustomerState> before;
+  if (observe) before = states;
   std::vector<int32_t> old_cluster(states.size());
   std::vector<std::string> old_segment(states.size());
   for (size_t c = 0; c < states.size(); ++c) {
@@ -157,8 +182,25 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   changed.reserve(states.size());
   for (auto& state : states) changed.push_back(&state);
   segmenter_->AssignBatch(changed, watermark);
+  // The segmenter's own writes: its model, and stored customers a re-fit relabelled.
+  WriteSet all;
+  segmenter_->AppendWrites(&all);
 
-  // 6. Lists, and 7. one atomic write.
+  // 6. The recommender's index follows every changed customer, then the lists.
+  if (observe) {
+    std::unordered_set<std::string_view> in_batch(keys.begin(), keys.end());
+    for (const WriteSet::Op& op : all.ops()) {
+      if (op.column != Column::kCustomers || op.is_delete || in_batch.count(op.key) > 0) continue;
+      CustomerState relabelled;
+      STREAMREC_RETURN_IF_ERROR(DecodeState(op.value, &relabelled));
+      recommender_->ObserveRelabel(relabelled);
+    }
+    for (size_t c = 0; c < states.size(); ++c) {
+      recommender_->ObserveChange(found[c] ? &before[c] : nullptr, states[c]);
+    }
+  }
+
+  // 7. Lists, and one atomic write.
   recommender_->BeginBatch(items_, watermark);
   std::vector<Recommendation> list;
   for (size_t c = 0; c < states.size(); ++c) {
@@ -225,8 +267,6 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   // The segmenter's own writes (model versions, stored customers it re-scored) go first: a
   // customer of this batch is written again by the batch with its fresh state, and in a write
   // set the later put of a key wins.
-  WriteSet all;
-  segmenter_->AppendWrites(&all);
   all.Append(std::move(writes));
 
   Status s = store_->Write(all);
@@ -234,6 +274,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     // Nothing of the batch is stored: forget the in-memory effects too.
     positions_.erase(partition);
     Status reload = LoadItems();
+    if (reload.ok()) reload = RebuildRecommenderIndex();
     if (!reload.ok()) return Status::IOError(s.message() + "; reloading items: " + reload.message());
     return s;
   }

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "streamrec/recommend_index.h"
 #include "streamrec/recommender.h"
 
 namespace streamrec {
@@ -84,9 +85,7 @@ std::unique_ptr<Recommender> NewPopularityRecommender(const RecommenderOptions& 
 bool InControlGroup(std::string_view customer_id, double control_share) {
   if (control_share <= 0) return false;
   if (control_share >= 1) return true;
-  // Top 53 bits of the hash as a uniform double in [0, 1).
-  double u = static_cast<double>(Fnv1a64(customer_id) >> 11) * (1.0 / 9007199254740992.0);
-  return u < control_share;
+  return UniformHash(customer_id, "control") < control_share;
 }
 
 uint64_t ListContentHash(const std::vector<Recommendation>& items) {

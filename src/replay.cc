@@ -1,5 +1,7 @@
 #include "streamrec/replay.h"
 
+#include "streamrec/blended_recommender.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -7,6 +9,7 @@
 #include "file_source.h"
 #include "json_writer.h"
 #include "progress.h"
+#include "streamrec/blended_recommender.h"
 #include "streamrec/pipeline.h"
 #include "streamrec/time_util.h"
 
@@ -47,7 +50,9 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
   auto segmenter_or = NewSegmenter(config, store.get());
   if (!segmenter_or.ok()) return segmenter_or.status();
   std::unique_ptr<Segmenter> segmenter = std::move(segmenter_or).value();
-  auto recommender = NewPopularityRecommender(config.recommend, &catalog);
+  auto recommender_or = NewBlendedRecommender(config.recommend, &catalog);
+  if (!recommender_or.ok()) return recommender_or.status();
+  std::unique_ptr<Recommender> recommender = std::move(recommender_or).value();
   Pipeline pipeline(pipeline_options, store.get(), &catalog, segmenter.get(), recommender.get());
   STREAMREC_RETURN_IF_ERROR(pipeline.Open());
 

@@ -97,6 +97,8 @@ TEST(CatalogTest, WriteCsvRoundTrips) {
   full.charging = Charging::kRecurring;
   full.validity_days = 30;
   full.channels = {"app", "web", "call_centre"};
+  full.active_from_ms = 1291161600000;  // 2010-12-01T00:00:00Z
+  full.active_to_ms = 1293753600000;    // 2010-12-31T00:00:00Z
   catalog.Add(full);
   CatalogItem bare;
   bare.item_id = "POST";
@@ -129,13 +131,15 @@ TEST(CatalogTest, WriteCsvRoundTrips) {
       EXPECT_EQ(a.validity_days, b.validity_days);
       EXPECT_EQ(a.channels, b.channels);
       EXPECT_EQ(a.recommendable, b.recommendable);
+      EXPECT_EQ(a.active_from_ms, b.active_from_ms);
+      EXPECT_EQ(a.active_to_ms, b.active_to_ms);
     }
   }
   const std::string text = ReadFile(dir.File("catalog.csv"));
   EXPECT_EQ(text.substr(0, text.find('\n')),
             "item_id,name,service_type,max_speed_mbps,min_speed_mbps,quota_mb,price,charging,"
-            "validity_days,channels,recommendable");
-  EXPECT_NE(text.find("RM-1GB-3D,,,0,0,0,1000000,one_time,0,,1"), std::string::npos) << text;
+            "validity_days,channels,recommendable,active_from,active_to");
+  EXPECT_NE(text.find("RM-1GB-3D,,,0,0,0,1000000,one_time,0,,1,,"), std::string::npos) << text;
 }
 
 TEST(CatalogTest, DuplicateItemIdLaterLineWins) {

@@ -231,6 +231,14 @@ TEST(PipelineTest, ControlGroupIsDeterministicAndSized) {
     control += in;
   }
   EXPECT_NEAR(control / 20000.0, 0.1, 0.01);
+  // Short numeric ids (retail customer numbers, MSISDNs) differ only in their last characters:
+  // the hash must still spread them (plain FNV-1a put none of 12346..18287 below 0.05).
+  for (auto [first, last] : {std::pair<int64_t, int64_t>{12346, 18287},
+                             std::pair<int64_t, int64_t>{628120000000, 628120010000}}) {
+    int in = 0;
+    for (int64_t id = first; id <= last; ++id) in += InControlGroup(std::to_string(id), 0.05);
+    EXPECT_NEAR(static_cast<double>(in) / (last - first + 1), 0.05, 0.01) << first;
+  }
   EXPECT_FALSE(InControlGroup("x", 0.0));
   EXPECT_TRUE(InControlGroup("x", 1.0));
 }

@@ -27,6 +27,14 @@ struct CatalogItem {
   int validity_days = 0;          // 0 = not applicable
   std::vector<std::string> channels;  // channels it may be offered on; empty = all
   bool recommendable = true;      // false: postage, adjustments, fees — never offered
+  // Offered only in [active_from_ms, active_to_ms) of event time; 0 = open on that side.
+  int64_t active_from_ms = 0;
+  int64_t active_to_ms = 0;
+
+  bool ActiveAt(int64_t t_ms) const {
+    return (active_from_ms == 0 || t_ms >= active_from_ms) &&
+           (active_to_ms == 0 || t_ms < active_to_ms);
+  }
 };
 
 // An immutable-after-load item table. Thread-compatible.
@@ -35,7 +43,8 @@ class Catalog {
   // Loads a catalogue CSV with a header row. Recognised columns (any order, all but item_id
   // optional): item_id, name|description, service_type|category, max_speed_mbps,
   // min_speed_mbps, quota_mb, price, charging (one_time|recurring), validity_days,
-  // channels ('|'-separated), non_product (1 = not recommendable), recommendable (0|1).
+  // channels ('|'-separated), non_product (1 = not recommendable), recommendable (0|1),
+  // active_from, active_to (ISO-8601 date or time; the offer window).
   // Errors name the file, line and column.
   static StatusOr<Catalog> LoadCsv(const std::string& path);
 

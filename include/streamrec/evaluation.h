@@ -97,7 +97,7 @@ struct EvaluationOptions {
 Status ValidateEvaluationOptions(const EvaluationOptions& options);
 
 // The recommender options streamrec is evaluated with: `base` with list_length = k and
-// exclude_owned = (mode == cross-sell).
+// exclude_owned = (mode == cross-sell); in cross-sell mode due re-offers are not exempt either.
 RecommenderOptions RecommenderOptionsForMode(const RecommenderOptions& base,
                                              const EvaluationOptions& options);
 

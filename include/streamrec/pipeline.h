@@ -91,6 +91,8 @@ class Pipeline {
   const PipelineOptions& options() const { return options_; }
 
  private:
+  // Hands every stored customer to the recommender's index (after Open and a failed write).
+  Status RebuildRecommenderIndex();
   Status LoadItems();
 
   PipelineOptions options_;

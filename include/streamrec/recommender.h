@@ -1,6 +1,8 @@
-// Recommender: builds the ranked list of one customer. The pipeline calls BeginBatch once per
-// micro-batch (after the batch's events are applied to the item statistics), then Recommend for
-// each changed customer. (The blended recommendation engine replaces the popularity placeholder.)
+// Recommender: builds the ranked list of one customer. Per micro-batch the pipeline calls
+// ObserveChange for every changed customer (state before and after the batch's events, segment
+// already assigned) and ObserveRelabel for customers a re-fit moved, then BeginBatch once, then
+// Recommend for each changed customer. The engine is the blended recommender
+// (blended_recommender.h); a popularity-only recommender remains as a baseline.
 #ifndef STREAMREC_RECOMMENDER_H_
 #define STREAMREC_RECOMMENDER_H_
 
@@ -13,6 +15,7 @@
 
 #include "streamrec/catalog.h"
 #include "streamrec/features.h"
+#include "streamrec/strategy.h"
 
 namespace streamrec {
 
@@ -23,23 +26,60 @@ struct Recommendation {
   std::string reason;    // a human sentence with numbers
 };
 
-// Global item statistics by item id (the "items" column family, held in memory).
-using ItemStatsTable = std::unordered_map<std::string, ItemStats>;
-
 struct RecommenderOptions {
   // Items per list.
   int list_length = 10;
-  // Half-life of item popularity, days of event time.
+  // Half-life of item popularity, days of event time (= strategies.popularity_half_life_days).
   double popularity_half_life_days = 14.0;
-  // Do not offer items the customer already bought.
+  // Do not offer items the customer already bought ...
   bool exclude_owned = true;
+  // ... except owned items the re-offer strategy finds due again.
+  bool reoffer_due_exempt = true;
   // Share of customers (0..1) in the control group, by a hash of the customer id.
   double control_share = 0.05;
+  // Strategy weights for every segment, "name=weight,...", over kStrategyNames; strategies
+  // left out weigh 0.
+  std::string weights = "cooccurrence=1,similar=0.5,als=1,popularity=0.15,upsell=0.5,reoffer=0.3";
+  // Per-segment overrides, "Segment:name=weight,...;Segment:...": a segment named here uses
+  // its own weights (strategies left out weigh 0), every other segment `weights`.
+  std::string segment_weights =
+      "Unscored:popularity=1,cooccurrence=0.5;New:popularity=1,cooccurrence=0.6,similar=0.3;"
+      "Champions:cooccurrence=1,similar=0.4,als=1,popularity=0.1,upsell=1,reoffer=0.3;"
+      "Can't Lose:cooccurrence=0.8,als=0.8,upsell=0.8,reoffer=1,popularity=0.1";
+  // Candidates each strategy proposes before the blend.
+  int candidates_per_strategy = 60;
+  // Rules. Price cap: an item may cost at most this many times the customer's average price per
+  // purchase line (0 = no cap).
+  double price_cap_ratio = 0;
+  // Offer an item with a channel list only to customers whose main channel is in it.
+  bool channel_eligibility = true;
+  // Items never offered, comma-separated ids.
+  std::string exclude_items;
+  // At most this many items of one service type / category per list (0 = no limit).
+  int max_per_category = 0;
+  // Share of customers (by id hash) in the exemplar panel behind per-segment popularity and
+  // similar customers.
+  double exemplar_share = 0.05;
+  // The strategies' own tunables.
+  StrategyOptions strategies;
 };
 
 class Recommender {
  public:
   virtual ~Recommender() = default;
+  // Whether the recommender keeps an index of customers (ObserveChange/ObserveRelabel). The
+  // pipeline then hands it every stored customer at Open (before = nullptr) and keeps the
+  // states before each batch.
+  virtual bool ObservesCustomers() const { return false; }
+  // A customer changed in this micro-batch (`before` = nullptr: new customer).
+  virtual void ObserveChange(const CustomerState* before, const CustomerState& after) {
+    (void)before;
+    (void)after;
+  }
+  // A re-fit moved the customer to another segment without a purchase.
+  virtual void ObserveRelabel(const CustomerState& state) { (void)state; }
+  // Forget every observed customer (before a rebuild).
+  virtual void ResetObserved() {}
   // Called once per micro-batch with the statistics after the batch, at event time `now_ms`.
   virtual void BeginBatch(const ItemStatsTable& items, int64_t now_ms) = 0;
   // Appends the customer's list to *out (cleared first). Reads only what BeginBatch saw and
@@ -52,8 +92,8 @@ class Recommender {
 std::unique_ptr<Recommender> NewPopularityRecommender(const RecommenderOptions& options,
                                                       const Catalog* catalog);
 
-// Deterministic control-group split: a stable hash of the customer id (FNV-1a 64) mapped to
-// [0, 1) and compared with `control_share`. The same id always lands in the same group.
+// Deterministic control-group split: UniformHash(customer id, "control") (recommend_index.h),
+// compared with `control_share`. The same id always lands in the same group.
 bool InControlGroup(std::string_view customer_id, double control_share);
 
 // A stable hash of a list's content (item ids and strategies, in order), used to publish a list

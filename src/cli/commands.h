@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace streamrec::cli {
 
@@ -83,6 +84,8 @@ struct EvaluateArgs {
   std::string config_path;
   bool baselines_skip_non_recommendable = false;
   bool quiet = false;
+  std::vector<std::string> strategies;  // --strategy: evaluate only these
+  bool no_baselines = false;
 };
 void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code);
 

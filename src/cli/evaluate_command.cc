@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "file_io.h"
+#include "streamrec/blended_recommender.h"
 #include "streamrec/catalog.h"
 #include "streamrec/evaluation.h"
 #include "streamrec/pipeline.h"
@@ -76,8 +77,35 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   }
 
   // streamrec as deployed: the configured recommender, in the evaluated mode.
-  auto recommender =
-      NewPopularityRecommender(RecommenderOptionsForMode(config.recommend, options), &catalog);
+  RecommenderOptions recommend = RecommenderOptionsForMode(config.recommend, options);
+  std::vector<std::unique_ptr<Strategy>> strategies;
+  std::string provider_name = "streamrec";
+  for (const std::string& name : args.strategies) {
+    auto strategy = NewStrategyByName(name, recommend, &catalog);
+    if (!strategy.ok()) {
+      std::fprintf(stderr, "streamrec evaluate: --strategy: %s\n",
+                   strategy.status().message().c_str());
+      return kExitConfig;
+    }
+    strategies.push_back(std::move(strategy).value());
+  }
+  if (!args.strategies.empty()) {
+    // Only the named strategies, weighed equally in every segment.
+    recommend.weights.clear();
+    for (const std::string& name : args.strategies) {
+      recommend.weights += (recommend.weights.empty() ? "" : ",") + name + "=1";
+      provider_name += (provider_name == "streamrec" ? ":" : "+") + name;
+    }
+    recommend.segment_weights.clear();
+  }
+  auto recommender_or = args.strategies.empty()
+                            ? NewBlendedRecommender(recommend, &catalog)
+                            : NewBlendedRecommender(recommend, &catalog, std::move(strategies));
+  if (!recommender_or.ok()) {
+    std::fprintf(stderr, "streamrec evaluate: %s\n", recommender_or.status().message().c_str());
+    return kExitConfig;
+  }
+  std::unique_ptr<Recommender> recommender = std::move(recommender_or).value();
   auto segmenter_or = NewSegmenter(config, /*store=*/nullptr);
   if (!segmenter_or.ok()) {
     std::fprintf(stderr, "streamrec evaluate: %s\n", segmenter_or.status().ToString().c_str());
@@ -88,9 +116,12 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   streamrec_options.features = config.features;
   streamrec_options.catalog = &catalog;
   streamrec_options.control_share = config.recommend.control_share;
+  streamrec_options.name = provider_name;
   std::vector<std::unique_ptr<ListProvider>> owned;
   owned.push_back(NewStreamrecListProvider(streamrec_options, recommender.get(), segmenter.get()));
-  for (auto& baseline : NewBaselineProviders(options)) owned.push_back(std::move(baseline));
+  if (!args.no_baselines) {
+    for (auto& baseline : NewBaselineProviders(options)) owned.push_back(std::move(baseline));
+  }
   std::vector<ListProvider*> providers;
   for (auto& p : owned) providers.push_back(p.get());
 
@@ -159,6 +190,10 @@ void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code) {
                 "leave items the catalogue marks not recommendable out of the baseline lists too "
                 "(the reference figures keep them)");
   cmd->add_flag("--quiet", args->quiet, "no progress bar");
+  cmd->add_option("--strategy", args->strategies,
+                  "evaluate only these strategies (repeat; equal weights): " 
+                  "cooccurrence, similar, als, popularity, upsell, reoffer");
+  cmd->add_flag("--no-baselines", args->no_baselines, "score streamrec only (faster)");
   cmd->callback([args, exit_code] { *exit_code = RunEvaluateCommand(*args); });
 }
 

@@ -11,6 +11,7 @@
 
 #include "kafka/kafka_conf.h"
 #include "kafka/outbox_publisher.h"
+#include "streamrec/blended_recommender.h"
 #include "streamrec/catalog.h"
 #include "streamrec/decoder.h"
 #include "streamrec/pipeline.h"
@@ -122,7 +123,9 @@ Status ServiceImpl::Init() {
   auto segmenter = NewSegmenter(config, store_.get(), /*background_refit=*/true);
   if (!segmenter.ok()) return segmenter.status();
   segmenter_ = std::move(segmenter).value();
-  recommender_ = NewPopularityRecommender(config.recommend, &catalog_);
+  auto recommender = NewBlendedRecommender(config.recommend, &catalog_);
+  if (!recommender.ok()) return recommender.status();
+  recommender_ = std::move(recommender).value();
   PipelineOptions pipeline_options;
   pipeline_options.source_name = "kafka:" + kafka().input_topic;
   pipeline_options.features = config.features;

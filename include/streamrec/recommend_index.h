@@ -1,0 +1,121 @@
+// RecommendIndex: the global, incrementally maintained knowledge the recommendation strategies
+// share — a dense item dictionary, item-to-item co-occurrence over customers' item sets, and a
+// hash-sampled panel of "exemplar" customers (their item sets, segment and spend) from which
+// per-segment popularity, segment value and similar customers are read.
+//
+// Everything in the index is an integer function of the customers' current states: the same set
+// of states gives the same index, whatever order the changes arrived in. That is what lets a
+// restarted pipeline rebuild it by scanning the store (Rebuild) and publish exactly the lists an
+// uninterrupted run would have. Updates are diffs of a customer's state before and after a
+// micro-batch (ObserveChange) or a segment relabel without events (ObserveRelabel).
+//
+// Bounded memory: co-occurrence is over the per-customer item tables, which FeatureOptions
+// bounds; the exemplar panel holds `exemplar_share` of the customers (a deterministic hash of the
+// id decides).
+//
+// Thread-compatible: the consumer thread updates it between micro-batches; strategies read it.
+#ifndef STREAMREC_RECOMMEND_INDEX_H_
+#define STREAMREC_RECOMMEND_INDEX_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "streamrec/features.h"
+
+namespace streamrec {
+
+inline constexpr uint32_t kNoItem = 0xffffffffu;
+
+// A uniform number in [0, 1) from an id and a salt (FNV-1a 64 with a MurmurHash3 finaliser):
+// stable across runs, platforms and versions; independent for different salts.
+double UniformHash(std::string_view id, std::string_view salt);
+
+struct RecommendIndexOptions {
+  // Share of customers (0..1], by a hash of the id, kept in the exemplar panel.
+  double exemplar_share = 0.05;
+};
+
+class RecommendIndex {
+ public:
+  explicit RecommendIndex(const RecommendIndexOptions& options = {});
+
+  // --- Updates (consumer thread) ---
+  // `before` is the customer's state before the change (nullptr: a customer not seen before);
+  // `after` the state after it. Co-occurrence follows the item-set difference.
+  void ObserveChange(const CustomerState* before, const CustomerState& after);
+  // The customer's segment changed without a purchase (a re-fit relabelled it).
+  void ObserveRelabel(const CustomerState& state);
+  void Clear();
+
+  // --- Items ---
+  // Dense id of an item, kNoItem when no customer holds it (so the answer depends only on the
+  // current states, never on history a rebuild cannot see). Dense ids follow first sight: do not
+  // use them to break ties (use the item id).
+  uint32_t Find(std::string_view item_id) const;
+  const std::string& item_id(uint32_t item) const { return items_[item].id; }
+  size_t item_count() const { return items_.size(); }
+  // Customers whose item table holds the item.
+  uint32_t buyers(uint32_t item) const { return items_[item].buyers; }
+  // Customers with at least one item.
+  uint64_t customers() const { return customers_; }
+  // Customers holding both items (0 when unknown). Symmetric.
+  uint32_t cooccurrence(uint32_t a, uint32_t b) const;
+  // (other item, customers holding both) for every item seen with `item`; unordered.
+  const std::unordered_map<uint32_t, uint32_t>& neighbours(uint32_t item) const {
+    return items_[item].cooc;
+  }
+
+  // --- Exemplar panel ---
+  struct Exemplar {
+    std::string customer_id;
+    std::string segment;
+    std::vector<uint32_t> items;  // dense ids, sorted
+    int64_t spend_cents = 0;
+    bool live = false;
+  };
+  struct SegmentStats {
+    uint64_t exemplars = 0;
+    int64_t spend_cents = 0;
+    // Exemplars of this segment holding each item, by dense id (grown on demand).
+    std::vector<uint32_t> holders;
+    double spend_per_customer() const {
+      return exemplars > 0 ? static_cast<double>(spend_cents) / 100.0 / exemplars : 0.0;
+    }
+    uint32_t holders_of(uint32_t item) const { return item < holders.size() ? holders[item] : 0; }
+  };
+  bool IsExemplar(std::string_view customer_id) const;
+  const std::vector<Exemplar>& exemplars() const { return exemplars_; }
+  // Slots of the live exemplars holding `item`.
+  const std::vector<uint32_t>& holders(uint32_t item) const { return items_[item].exemplars; }
+  // Segment name -> statistics over the live exemplars (segments with no exemplar are absent).
+  const std::unordered_map<std::string, SegmentStats>& segments() const { return segments_; }
+  const SegmentStats* segment(std::string_view name) const;
+
+ private:
+  struct Item {
+    std::string id;
+    uint32_t buyers = 0;
+    std::unordered_map<uint32_t, uint32_t> cooc;
+    std::vector<uint32_t> exemplars;  // slots into exemplars_
+  };
+  uint32_t Intern(const std::string& item_id);
+  void AddPair(uint32_t a, uint32_t b, int delta);
+  void UpdateExemplar(const CustomerState& state, const std::vector<uint32_t>* items);
+  void RemoveExemplarContribution(uint32_t slot);
+  void AddExemplarContribution(uint32_t slot);
+
+  RecommendIndexOptions options_;
+  std::vector<Item> items_;
+  std::unordered_map<std::string, uint32_t> item_index_;
+  uint64_t customers_ = 0;
+  std::vector<Exemplar> exemplars_;
+  std::unordered_map<std::string, uint32_t> exemplar_slot_;
+  std::unordered_map<std::string, SegmentStats> segments_;
+};
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_RECOMMEND_INDEX_H_

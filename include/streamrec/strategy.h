@@ -1,0 +1,132 @@
+// Recommendation strategies: each a small class behind one interface. A strategy proposes scored
+// candidate items for one customer and explains, in a sentence with numbers, why an item it
+// proposed is there. The blended recommender (blended_recommender.h) weighs the strategies per
+// segment, applies the business rules and keeps the best items.
+//
+// Strategies read the customer's own state, the global item statistics, the catalogue and the
+// RecommendIndex (co-occurrence, exemplar panel); they keep no per-customer memory, so a list
+// depends only on the stored state — what makes lists reproducible after a restart.
+#ifndef STREAMREC_STRATEGY_H_
+#define STREAMREC_STRATEGY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "streamrec/catalog.h"
+#include "streamrec/features.h"
+#include "streamrec/recommend_index.h"
+
+namespace streamrec {
+
+// Global item statistics by item id (the "items" column family, held in memory).
+using ItemStatsTable = std::unordered_map<std::string, ItemStats>;
+
+// What every strategy sees in a micro-batch. Pointers are not owned and stay valid for the batch.
+struct StrategyEnv {
+  const RecommendIndex* index = nullptr;
+  const ItemStatsTable* stats = nullptr;
+  const Catalog* catalog = nullptr;  // may be null
+  int64_t now_ms = 0;                // event time of the batch (its watermark)
+};
+
+// One customer, prepared once per list.
+struct CustomerView {
+  const CustomerState* state = nullptr;
+  int64_t now_ms = 0;
+  // The customer's item table as dense ids, parallel to state->items() (kNoItem for an item the
+  // index has not seen).
+  std::vector<uint32_t> owned;
+  DerivedFeatures derived;
+  // Mean price paid per purchase line (0 when nothing was priced).
+  double avg_line_price = 0;
+  // The customer's most used channel ("" when none).
+  std::string main_channel;
+};
+
+// A proposed item. `score` > 0 on the strategy's own scale (the blend normalises per strategy).
+// `evidence` and `ref` carry what the reason sentence needs, so sentences are written only for
+// the items that make the final list.
+struct Candidate {
+  uint32_t item = kNoItem;
+  double score = 0;
+  double evidence[3] = {0, 0, 0};
+  uint32_t ref = kNoItem;  // an item the reason refers to ("bought with ...")
+  std::string ref_text;    // e.g. a segment name
+  bool due = false;        // re-offer: an owned item that is due again (rules let it through)
+};
+
+// Tunables of the strategies (configuration keys recommend.*; see README).
+struct StrategyOptions {
+  // popularity: half-life of the recent popularity (days of event time), and how strongly the
+  // customer's segment tilts it (0 = global popularity only).
+  double popularity_half_life_days = 14.0;
+  double popularity_segment_tilt = 0.5;
+  // co-occurrence: half-life (days) of the weight of an owned item by how recently the customer
+  // bought it, and the weight it never falls below (0..1).
+  double cooccurrence_recency_half_life_days = 60.0;
+  double cooccurrence_recency_floor = 0.2;
+  // Normalisation exponent: score(i, j) = n_ij / (n_i^a * n_j^(1-a)); 0.5 = cosine.
+  double cooccurrence_alpha = 0.5;
+  // similar customers: neighbours taken from the exemplar panel.
+  int similar_neighbours = 40;
+  // re-offer: an owned item is due when the time since it was last bought reaches this share of
+  // its usual gap (validity days of a recurring package, else its own re-buy gap).
+  double reoffer_due_ratio = 0.8;
+  // upsell: a higher tier may cost at most this many times the customer's usual price in that
+  // service type / category.
+  double upsell_price_ratio = 2.0;
+  // Segments whose customers are shown the top of the ladder (comma-separated names).
+  std::string upsell_top_segments = "Champions,Can't Lose";
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  // Stable name, used in lists ("strategy" of an item), configuration and metrics.
+  virtual const char* name() const = 0;
+  // Once per micro-batch, before the batch's lists.
+  virtual void BeginBatch(const StrategyEnv& env) { (void)env; }
+  // Appends at most `limit` candidates for `customer` (any order, no duplicates).
+  virtual void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
+                     std::vector<Candidate>* out) = 0;
+  // The reason sentence of a candidate this strategy returned.
+  virtual std::string Explain(const StrategyEnv& env, const CustomerView& customer,
+                              const Candidate& candidate) const = 0;
+};
+
+// Names of the built-in strategies, in the order the blend evaluates them.
+inline constexpr const char* kStrategyNames[] = {"cooccurrence", "similar", "als",
+                                                 "popularity",   "upsell",  "reoffer"};
+
+// Recent popularity (decayed purchase counts), tilted toward what the customer's segment holds:
+// "popular now: 2.1% of recent purchases; held by 37% of Champions".
+std::unique_ptr<Strategy> NewPopularityStrategy(const StrategyOptions& options);
+// Item-to-item co-occurrence over customers' item sets, cosine-normalised, each owned item
+// weighted by how recently it was bought: "bought by 23% of the buyers of 85123A".
+std::unique_ptr<Strategy> NewCooccurrenceStrategy(const StrategyOptions& options);
+// The customer's nearest exemplars (item-mix cosine) in segments with higher spend per customer
+// (the customer's own when none is higher); items scored by similarity-weighted holdings:
+// "bought by 37% of customers like you in Champions".
+std::unique_ptr<Strategy> NewSimilarCustomersStrategy(const StrategyOptions& options);
+// Owned items bought again and again (or recurring packages), scored by how due they are:
+// "you buy this about every 12 days; last bought 14 days ago".
+std::unique_ptr<Strategy> NewReofferStrategy(const StrategyOptions& options);
+// The next tier (quota, speed, price) in the service types / categories the customer buys,
+// within a price ratio of their usual price; the top of the ladder for big spenders:
+// "next tier of your usual 5 GB pack: 10 GB for +20%".
+std::unique_ptr<Strategy> NewUpsellStrategy(const StrategyOptions& options, const Catalog* catalog);
+
+// Helpers shared by strategies and rules.
+// The price of an item: the catalogue's list price, else the last price observed in events
+// (items absent from the catalogue are known by their observed price), else 0.
+double ItemPrice(const StrategyEnv& env, std::string_view item_id);
+// Builds the view of one customer (dense ids, derived features, main channel).
+void PrepareCustomerView(const StrategyEnv& env, const CustomerState& state, CustomerView* view);
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_STRATEGY_H_

@@ -1,0 +1,97 @@
+// Popularity: recent (decayed) purchase counts, tilted toward what the customer's segment holds.
+#include <cmath>
+
+#include "strategy_util.h"
+
+namespace streamrec {
+
+namespace {
+
+class PopularityStrategy final : public Strategy {
+ public:
+  explicit PopularityStrategy(const StrategyOptions& options) : options_(options) {}
+  const char* name() const override { return "popularity"; }
+
+  void BeginBatch(const StrategyEnv& env) override {
+    ranked_.clear();
+    total_ = 0;
+    for (const auto& [id, stats] : *env.stats) {
+      uint32_t item = env.index->Find(id);
+      if (item == kNoItem) continue;
+      if (env.catalog != nullptr) {
+        const CatalogItem* c = env.catalog->Find(id);
+        if (c != nullptr && !c->recommendable) continue;
+      }
+      double score = stats.decayed_count() * DecayFactor(env.now_ms - stats.last_time_ms(),
+                                                         options_.popularity_half_life_days);
+      if (score <= 0) continue;
+      Candidate c;
+      c.item = item;
+      c.score = score;
+      ranked_.push_back(c);
+    }
+    // Sum in a fixed order so the shares do not depend on hash-table order.
+    KeepBest(*env.index, ranked_.size(), &ranked_);
+    for (const Candidate& c : ranked_) total_ += c.score;
+    if (ranked_.size() > kPool) ranked_.resize(kPool);
+  }
+
+  void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
+             std::vector<Candidate>* out) override {
+    if (total_ <= 0) return;
+    const RecommendIndex::SegmentStats* seg =
+        options_.popularity_segment_tilt > 0 ? env.index->segment(customer.state->segment())
+                                             : nullptr;
+    if (seg != nullptr && seg->exemplars < kMinSegmentExemplars) seg = nullptr;
+    uint64_t panel = 0;
+    for (const auto& [name, s] : env.index->segments()) panel += s.exemplars;
+    const size_t first = out->size();
+    for (const Candidate& r : ranked_) {
+      Candidate c = r;
+      c.evidence[0] = r.score / total_;  // share of recent purchases
+      c.score = c.evidence[0];
+      if (seg != nullptr && panel > 0) {
+        // Segment share over panel share of holders, damped; > 1 when the segment favours it.
+        double in_segment = (seg->holders_of(r.item) + 1.0) / (seg->exemplars + 1.0);
+        uint32_t all = 0;
+        for (const auto& [name, s] : env.index->segments()) all += s.holders_of(r.item);
+        double overall = (all + 1.0) / (panel + 1.0);
+        c.score *= std::pow(in_segment / overall, options_.popularity_segment_tilt);
+        c.evidence[1] = static_cast<double>(seg->holders_of(r.item)) / seg->exemplars;
+        c.ref_text = customer.state->segment();
+      }
+      out->push_back(std::move(c));
+    }
+    if (out->size() - first > limit) {
+      std::vector<Candidate> mine(out->begin() + first, out->end());
+      out->resize(first);
+      KeepBest(*env.index, limit, &mine);
+      out->insert(out->end(), mine.begin(), mine.end());
+    }
+  }
+
+  std::string Explain(const StrategyEnv& env, const CustomerView& customer,
+                      const Candidate& c) const override {
+    if (!c.ref_text.empty()) {
+      return Format("popular now: %.1f%% of recent purchases; held by %.0f%% of %s customers",
+                    100 * c.evidence[0], 100 * c.evidence[1], c.ref_text.c_str());
+    }
+    return Format("popular now: %.1f%% of recent purchases (half-life %.0f days)",
+                  100 * c.evidence[0], options_.popularity_half_life_days);
+  }
+
+ private:
+  static constexpr size_t kPool = 400;
+  static constexpr uint64_t kMinSegmentExemplars = 20;
+  StrategyOptions options_;
+  std::vector<Candidate> ranked_;
+  double total_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Strategy> NewPopularityStrategy(const StrategyOptions& options) {
+  return std::make_unique<PopularityStrategy>(options);
+}
+
+}  // namespace streamrec

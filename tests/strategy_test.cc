@@ -1,0 +1,282 @@
+// Strategies, the recommend index and the blend: small hand-made cases with known answers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "streamrec/blended_recommender.h"
+#include "streamrec/recommend_index.h"
+#include "streamrec/strategy.h"
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+constexpr int64_t kDay = 86400000;
+constexpr int64_t kT0 = 1700000000000;  // 2023-11-14
+
+// A customer who bought `items` (one basket each, a day apart, ending at kT0 + days*kDay).
+CustomerState Customer(const std::string& id, const std::vector<std::string>& items,
+                       const std::string& segment = "", double price = 10, int days = 0) {
+  CustomerState s = NewCustomerState(id);
+  FeatureOptions f;
+  int64_t t = kT0 + static_cast<int64_t>(days) * kDay - static_cast<int64_t>(items.size()) * kDay;
+  for (const std::string& item : items) {
+    PurchaseEvent e;
+    e.customer_id = id;
+    e.item_id = item;
+    e.event_time_ms = t;
+    e.quantity = 1;
+    e.unit_price = price;
+    ApplyEvent(f, e, nullptr, &s);
+    t += kDay;
+  }
+  s.set_segment(segment);
+  return s;
+}
+
+std::vector<std::string> Ids(const RecommendIndex& index, const std::vector<Candidate>& c) {
+  std::vector<std::string> out;
+  for (const Candidate& x : c) out.push_back(index.item_id(x.item));
+  return out;
+}
+
+TEST(RecommendIndexTest, CooccurrenceFollowsItemSetsInAnyOrder) {
+  RecommendIndex a, b;
+  CustomerState c1 = Customer("c1", {"x", "y", "z"});
+  CustomerState c2 = Customer("c2", {"x", "y"});
+  CustomerState c2b = Customer("c2", {"x", "y", "w"});
+  // a: c1, c2, then c2 grows; b: c2b directly, then c1.
+  a.ObserveChange(nullptr, c1);
+  a.ObserveChange(nullptr, c2);
+  a.ObserveChange(&c2, c2b);
+  b.ObserveChange(nullptr, c2b);
+  b.ObserveChange(nullptr, c1);
+  for (const RecommendIndex* idx : {&a, &b}) {
+    EXPECT_EQ(idx->customers(), 2u);
+    EXPECT_EQ(idx->buyers(idx->Find("x")), 2u);
+    EXPECT_EQ(idx->buyers(idx->Find("w")), 1u);
+    EXPECT_EQ(idx->cooccurrence(idx->Find("x"), idx->Find("y")), 2u);
+    EXPECT_EQ(idx->cooccurrence(idx->Find("y"), idx->Find("x")), 2u);
+    EXPECT_EQ(idx->cooccurrence(idx->Find("x"), idx->Find("z")), 1u);
+    EXPECT_EQ(idx->cooccurrence(idx->Find("w"), idx->Find("z")), 0u);
+    EXPECT_EQ(idx->cooccurrence(idx->Find("w"), idx->Find("y")), 1u);
+  }
+}
+
+TEST(RecommendIndexTest, EvictedItemsLeaveTheirPairs) {
+  RecommendIndex index;
+  CustomerState before = Customer("c", {"a", "b", "c"});
+  CustomerState after = before;
+  after.mutable_items()->erase(after.mutable_items()->begin());  // "a" evicted
+  index.ObserveChange(nullptr, before);
+  index.ObserveChange(&before, after);
+  EXPECT_EQ(index.Find("a"), kNoItem) << "an item nobody holds is unknown, as after a rebuild";
+  EXPECT_EQ(index.cooccurrence(index.Find("a"), index.Find("b")), 0u);
+  EXPECT_EQ(index.cooccurrence(index.Find("b"), index.Find("c")), 1u);
+}
+
+TEST(RecommendIndexTest, ExemplarPanelTracksSegmentsAndRelabels) {
+  RecommendIndex index(RecommendIndexOptions{1.0});
+  index.ObserveChange(nullptr, Customer("a", {"x", "y"}, "Champions", 100));
+  index.ObserveChange(nullptr, Customer("b", {"x"}, "Lost", 5));
+  ASSERT_NE(index.segment("Champions"), nullptr);
+  EXPECT_EQ(index.segment("Champions")->exemplars, 1u);
+  EXPECT_EQ(index.segment("Champions")->holders_of(index.Find("x")), 1u);
+  EXPECT_DOUBLE_EQ(index.segment("Champions")->spend_per_customer(), 200.0);
+  CustomerState moved = Customer("b", {"x"}, "Champions", 5);
+  index.ObserveRelabel(moved);
+  EXPECT_EQ(index.segment("Lost"), nullptr);
+  EXPECT_EQ(index.segment("Champions")->exemplars, 2u);
+  EXPECT_EQ(index.segment("Champions")->holders_of(index.Find("x")), 2u);
+  EXPECT_EQ(index.holders(index.Find("x")).size(), 2u);
+}
+
+class StrategyTest : public ::testing::Test {
+ protected:
+  StrategyTest() : index_(RecommendIndexOptions{1.0}) {}
+  void Add(const CustomerState& s) {
+    index_.ObserveChange(nullptr, s);
+    for (const auto& e : s.items()) {
+      ItemStats& st = stats_[e.item_id()];
+      st.set_item_id(e.item_id());
+      st.set_count(st.count() + e.count());
+      st.set_decayed_count(st.decayed_count() + e.count());
+      st.set_last_time_ms(std::max(st.last_time_ms(), e.last_time_ms()));
+      st.set_last_price(10);
+    }
+  }
+  StrategyEnv Env(int64_t now = kT0) {
+    StrategyEnv env;
+    env.index = &index_;
+    env.stats = &stats_;
+    env.catalog = catalog_.size() > 0 ? &catalog_ : nullptr;
+    env.now_ms = now;
+    return env;
+  }
+  std::vector<Candidate> Run(Strategy* s, const CustomerState& c, size_t limit = 10,
+                             int64_t now = kT0) {
+    StrategyEnv env = Env(now);
+    s->BeginBatch(env);
+    PrepareCustomerView(env, c, &view_);
+    std::vector<Candidate> out;
+    s->Score(env, view_, limit, &out);
+    std::sort(out.begin(), out.end(), [&](const Candidate& a, const Candidate& b) {
+      return a.score > b.score || (a.score == b.score && index_.item_id(a.item) <
+                                                             index_.item_id(b.item));
+    });
+    return out;
+  }
+  RecommendIndex index_;
+  ItemStatsTable stats_;
+  Catalog catalog_;
+  CustomerView view_;
+};
+
+TEST_F(StrategyTest, CooccurrenceRanksByCosine) {
+  // y co-occurs with x in 3 of 3 customers; z in 1; w never.
+  Add(Customer("a", {"x", "y"}));
+  Add(Customer("b", {"x", "y", "z"}));
+  Add(Customer("c", {"x", "y"}));
+  Add(Customer("d", {"w"}));
+  CustomerState me = Customer("me", {"x"});
+  Add(me);
+  auto s = NewCooccurrenceStrategy(StrategyOptions());
+  auto out = Run(s.get(), me);
+  std::vector<std::string> ids = Ids(index_, out);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids[0], "y");
+  EXPECT_EQ(ids[1], "z");
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "w"), 0);
+  // cos(x, y) = 3 / sqrt(4 * 3); x bought a day ago: recency weight ~ 1.
+  EXPECT_NEAR(out[0].score, 3 / std::sqrt(12.0), 0.02);
+  std::string reason = s->Explain(Env(), view_, out[0]);
+  EXPECT_NE(reason.find("75%"), std::string::npos) << reason;  // 3 of x's 4 buyers
+}
+
+TEST_F(StrategyTest, SimilarCustomersComeFromHigherValueSegments) {
+  Add(Customer("rich1", {"x", "y", "premium"}, "Champions", 100));
+  Add(Customer("rich2", {"x", "premium"}, "Champions", 100));
+  Add(Customer("poor1", {"x", "y", "cheap"}, "Lost", 1));
+  CustomerState me = Customer("me", {"x", "y"}, "Lost", 1);
+  Add(me);
+  auto s = NewSimilarCustomersStrategy(StrategyOptions());
+  auto out = Run(s.get(), me);
+  std::vector<std::string> ids = Ids(index_, out);
+  ASSERT_FALSE(ids.empty());
+  EXPECT_EQ(ids[0], "premium");
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "cheap"), 0) << "Lost is not higher-value";
+  std::string reason = s->Explain(Env(), view_, out[0]);
+  EXPECT_NE(reason.find("100%"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("Champions"), std::string::npos) << reason;
+}
+
+TEST_F(StrategyTest, ReofferScoresDueItemsAndMarksThem) {
+  // "milk" bought every 7 days (4 baskets), last 7 days before now; "tv" bought once.
+  CustomerState me = NewCustomerState("me");
+  FeatureOptions f;
+  auto buy = [&](const std::string& item, int64_t t) {
+    PurchaseEvent e;
+    e.customer_id = "me";
+    e.item_id = item;
+    e.event_time_ms = t;
+    e.quantity = 1;
+    ApplyEvent(f, e, nullptr, &me);
+  };
+  for (int i = 0; i < 4; ++i) buy("milk", kT0 - (28 - 7 * i) * kDay);
+  buy("tv", kT0 - 20 * kDay);
+  Add(me);
+  auto s = NewReofferStrategy(StrategyOptions());
+  auto out = Run(s.get(), me);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(index_.item_id(out[0].item), "milk");
+  EXPECT_TRUE(out[0].due);
+  EXPECT_FALSE(out[1].due) << "bought once: no known cycle";
+  std::string reason = s->Explain(Env(), view_, out[0]);
+  EXPECT_EQ(reason, "you bought this 4 times, about every 7 days; last 7 days ago");
+  // Two days after the last purchase it is not due yet.
+  auto early = Run(s.get(), me, 10, kT0 - 5 * kDay);
+  ASSERT_FALSE(early.empty());
+  EXPECT_FALSE(std::any_of(early.begin(), early.end(), [](const Candidate& c) { return c.due; }));
+}
+
+TEST_F(StrategyTest, UpsellOffersTheNextTierWithinThePriceRatio) {
+  auto pack = [](const std::string& id, double quota_gb, double price) {
+    CatalogItem item;
+    item.item_id = id;
+    item.name = id;
+    item.service_type = "normal_internet";
+    item.quota_mb = quota_gb * 1024;
+    item.price = price;
+    return item;
+  };
+  catalog_.Add(pack("p5", 5, 50));
+  catalog_.Add(pack("p10", 10, 60));
+  catalog_.Add(pack("p20", 20, 90));
+  catalog_.Add(pack("p50", 50, 200));  // beyond 2x the usual price
+  catalog_.Add(pack("p2", 2, 30));     // lower tier
+  for (const char* id : {"p5", "p10", "p20", "p50", "p2"}) Add(Customer(std::string("o") + id, {id}));
+  CustomerState me = Customer("me", {"p5", "p5"});
+  me.set_segment("Loyal");
+  auto s = NewUpsellStrategy(StrategyOptions(), &catalog_);
+  auto out = Run(s.get(), me);
+  ASSERT_EQ(Ids(index_, out), (std::vector<std::string>{"p10", "p20"}));
+  EXPECT_EQ(s->Explain(Env(), view_, out[0]),
+            "next tier of your usual p5 (5 GB): p10 10 GB for +20%");
+  me.set_segment("Champions");  // big spenders: top of the ladder first
+  out = Run(s.get(), me);
+  ASSERT_EQ(Ids(index_, out), (std::vector<std::string>{"p20", "p10"}));
+}
+
+TEST_F(StrategyTest, PopularityTiltsTowardTheSegment) {
+  for (int i = 0; i < 30; ++i) {
+    Add(Customer("g" + std::to_string(i), {"mass"}, "Lost"));
+  }
+  for (int i = 0; i < 25; ++i) {
+    Add(Customer("c" + std::to_string(i), {"niche"}, "Champions"));
+  }
+  CustomerState me = Customer("me", {}, "Champions");
+  StrategyOptions o;
+  o.popularity_segment_tilt = 0;
+  auto flat = Run(NewPopularityStrategy(o).get(), me);
+  ASSERT_EQ(Ids(index_, flat)[0], "mass");
+  o.popularity_segment_tilt = 1;
+  auto tilted = Run(NewPopularityStrategy(o).get(), me);
+  ASSERT_EQ(Ids(index_, tilted)[0], "niche");
+}
+
+TEST(StrategyWeightsTest, ParsesAndNamesBadParts) {
+  StrategyWeights w;
+  ASSERT_OK(ParseStrategyWeights("recommend.weights", "cooccurrence=1, popularity=0.5", &w));
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_DOUBLE_EQ(w["popularity"], 0.5);
+  Status s = ParseStrategyWeights("recommend.weights", "cooc=1", &w);
+  EXPECT_NE(s.message().find("'cooc=1'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("recommend.weights"), std::string::npos) << s.message();
+  s = ParseStrategyWeights("recommend.weights", "popularity=-1", &w);
+  EXPECT_FALSE(s.ok());
+  std::map<std::string, StrategyWeights> seg;
+  ASSERT_OK(ParseSegmentWeights("k", "New:popularity=1;Champions:upsell=2,similar=1", &seg));
+  EXPECT_DOUBLE_EQ(seg["Champions"]["upsell"], 2);
+  EXPECT_FALSE(ParseSegmentWeights("k", "popularity=1", &seg).ok());
+}
+
+}  // namespace
+}  // namespace streamrec
+
+namespace streamrec {
+namespace {
+
+TEST(RecommendIndexTest, ExemplarShareIsRespected) {
+  RecommendIndex index(RecommendIndexOptions{0.05});
+  int in = 0;
+  for (int i = 0; i < 20000; ++i) in += index.IsExemplar("customer-" + std::to_string(i));
+  EXPECT_NEAR(in / 20000.0, 0.05, 0.01);
+  for (int i = 0; i < 200; ++i) {
+    index.ObserveChange(nullptr, CustomerState(NewCustomerState("c" + std::to_string(i))));
+  }
+}
+
+}  // namespace
+}  // namespace streamrec
