@@ -1,5 +1,7 @@
 #include "streamrec/config.h"
 
+#include "streamrec/blended_recommender.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <sstream>
 #include <vector>
 
+#include "streamrec/blended_recommender.h"
 #include "streamrec/kmeans_segmenter.h"
 #include "streamrec/time_util.h"
 
@@ -278,6 +281,89 @@ const std::vector<KeySpec>& Schema() {
     s.push_back(DoubleKey("recommend.control_share",
                           "share of customers in the control group (hash of the customer id)",
                           [](Config& c) -> double& { return c.recommend.control_share; }, 0, 1));
+    s.push_back(BoolKey("recommend.reoffer_due_exempt",
+                        "owned items the re-offer strategy finds due may be offered again",
+                        [](Config& c) -> bool& { return c.recommend.reoffer_due_exempt; }));
+    s.push_back(StringKey("recommend.weights",
+                          "strategy weights of every segment, name=weight,... over cooccurrence, "
+                          "similar, als, popularity, upsell, reoffer (left out = 0)",
+                          [](Config& c) -> std::string& { return c.recommend.weights; }));
+    s.push_back(StringKey("recommend.segment_weights",
+                          "per-segment weights, Segment:name=w,...;Segment:... (a segment named "
+                          "here uses only its own weights)",
+                          [](Config& c) -> std::string& { return c.recommend.segment_weights; }));
+    s.push_back(IntKey("recommend.candidates_per_strategy",
+                       "candidates each strategy proposes before the blend",
+                       [](Config& c) -> int& { return c.recommend.candidates_per_strategy; }, 1,
+                       100000));
+    s.push_back(DoubleKey("recommend.price_cap_ratio",
+                          "rule: an item may cost at most this many times the customer's average "
+                          "price per purchase line; 0 = no cap",
+                          [](Config& c) -> double& { return c.recommend.price_cap_ratio; }, 0, 1e9));
+    s.push_back(BoolKey("recommend.channel_eligibility",
+                        "rule: an item with a channel list only for customers whose main channel "
+                        "is in it",
+                        [](Config& c) -> bool& { return c.recommend.channel_eligibility; }));
+    s.push_back(StringKey("recommend.exclude_items", "rule: item ids never offered, comma-separated",
+                          [](Config& c) -> std::string& { return c.recommend.exclude_items; }));
+    s.push_back(IntKey("recommend.max_per_category",
+                       "rule: at most this many items of one service type / category per list; "
+                       "0 = no limit",
+                       [](Config& c) -> int& { return c.recommend.max_per_category; }, 0, 1000));
+    s.push_back(DoubleKey("recommend.exemplar_share",
+                          "share of customers (hash of the id) in the exemplar panel behind "
+                          "segment popularity and similar customers",
+                          [](Config& c) -> double& { return c.recommend.exemplar_share; }, 0, 1));
+    s.push_back(DoubleKey("recommend.refresh_after_days",
+                          "a list older than this (event time) is refreshed in the background "
+                          "even if its customer is quiet; 0 = never",
+                          [](Config& c) -> double& { return c.recommend.refresh_after_days; }, 0,
+                          36500));
+    s.push_back(IntKey("recommend.refresh_per_batch",
+                       "at most this many stale lists refreshed per micro-batch (rate limit)",
+                       [](Config& c) -> int& { return c.recommend.refresh_per_batch; }, 0,
+                       1000000));
+    s.push_back(DoubleKey(
+        "recommend.popularity_segment_tilt",
+        "popularity: how strongly the customer's segment tilts it; 0 = global only",
+        [](Config& c) -> double& { return c.recommend.strategies.popularity_segment_tilt; }, 0, 10));
+    s.push_back(DoubleKey("recommend.cooccurrence_recency_half_life_days",
+                          "co-occurrence: half-life of an owned item's weight by how recently it "
+                          "was bought, days",
+                          [](Config& c) -> double& {
+                            return c.recommend.strategies.cooccurrence_recency_half_life_days;
+                          },
+                          0.01, 36500));
+    s.push_back(DoubleKey(
+        "recommend.cooccurrence_recency_floor",
+        "co-occurrence: the weight an old owned item never falls below (0..1)",
+        [](Config& c) -> double& { return c.recommend.strategies.cooccurrence_recency_floor; }, 0,
+        1));
+    s.push_back(DoubleKey(
+        "recommend.cooccurrence_alpha",
+        "co-occurrence: n_ij / (n_i^a * n_j^(1-a)); 0.5 = cosine",
+        [](Config& c) -> double& { return c.recommend.strategies.cooccurrence_alpha; }, 0, 1));
+    s.push_back(IntKey(
+        "recommend.cooccurrence_max_query_items",
+        "co-occurrence: the most recently bought owned items that query the table",
+        [](Config& c) -> int& { return c.recommend.strategies.cooccurrence_max_query_items; }, 1,
+        4096));
+    s.push_back(IntKey("recommend.similar_neighbours",
+                       "similar customers: neighbours taken from the exemplar panel",
+                       [](Config& c) -> int& { return c.recommend.strategies.similar_neighbours; },
+                       1, 10000));
+    s.push_back(DoubleKey(
+        "recommend.reoffer_due_ratio",
+        "re-offer: due when time since last purchase reaches this share of the usual gap",
+        [](Config& c) -> double& { return c.recommend.strategies.reoffer_due_ratio; }, 0, 100));
+    s.push_back(DoubleKey(
+        "recommend.upsell_price_ratio",
+        "upsell: a higher tier costs at most this many times the customer's usual price",
+        [](Config& c) -> double& { return c.recommend.strategies.upsell_price_ratio; }, 1, 1000));
+    s.push_back(StringKey(
+        "recommend.upsell_top_segments",
+        "upsell: segments shown the top of the ladder, comma-separated",
+        [](Config& c) -> std::string& { return c.recommend.strategies.upsell_top_segments; }));
     // segments
     s.push_back(DoubleKey("segments.champion_spend",
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",
@@ -526,6 +612,13 @@ Status Validate(const Config& c) {
     return Status::InvalidArgument("configuration keys 'segments.k_min' (" +
                                    std::to_string(c.segments.k_min) + ") and 'segments.k_max' (" +
                                    std::to_string(c.segments.k_max) + "): min must not exceed max");
+  }
+  {
+    StrategyWeights w;
+    STREAMREC_RETURN_IF_ERROR(ParseStrategyWeights("recommend.weights", c.recommend.weights, &w));
+    std::map<std::string, StrategyWeights> sw;
+    STREAMREC_RETURN_IF_ERROR(
+        ParseSegmentWeights("recommend.segment_weights", c.recommend.segment_weights, &sw));
   }
   // The segmenter's own reading of the segment keys (feature names among them).
   auto fit_options = SegmentFitOptions::FromConfig(c.segments);

@@ -202,7 +202,6 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
 
   // 7. Lists, and one atomic write.
   recommender_->BeginBatch(items_, watermark);
-  std::vector<Recommendation> list;
   for (size_t c = 0; c < states.size(); ++c) {
     CustomerState& state = states[c];
     if (state.cluster() != old_cluster[c] || state.segment() != old_segment[c]) {
@@ -220,36 +219,20 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       change->set_event_time_ms(state.last_time_ms());
       writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
     }
-    recommender_->Recommend(state, &list);
-    uint64_t hash = ListContentHash(list);
-    if (state.list_version() == 0 || hash != state.list_hash()) {
-      state.set_list_version(state.list_version() + 1);
-      state.set_list_hash(hash);
-      state.set_list_as_of_ms(watermark);
-      v1::OutboxRecord record;
-      record.set_topic_kind("recommendations");
-      record.set_key(state.customer_id());
-      v1::RecommendationList* out = record.mutable_list();
-      out->set_customer_id(state.customer_id());
-      out->set_version(state.list_version());
-      out->set_as_of_ms(watermark);
-      out->set_segment(state.segment());
-      out->set_cluster(state.cluster());
-      out->set_group(InControlGroup(state.customer_id(), options_.recommend.control_share)
-                         ? v1::RecommendationList::CONTROL
-                         : v1::RecommendationList::TREATMENT);
-      out->set_model_version(state.model_version());
-      for (const Recommendation& r : list) {
-        v1::RecommendedItem* item = out->add_items();
-        item->set_item_id(r.item_id);
-        item->set_score(r.score);
-        item->set_strategy(r.strategy);
-        item->set_reason(r.reason);
-      }
-      writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
+    if (RefreshList(partition, watermark, &state, &writes, &outbox_seq)) {
       ++result->lists_published;
     }
-    writes.Put(Column::kCustomers, std::move(keys[c]), EncodeState(state));
+    writes.Put(Column::kCustomers, keys[c], EncodeState(state));
+  }
+  // Quiet customers' stale lists (skip the batch's own and those the segmenter rewrites).
+  {
+    std::unordered_set<std::string_view> skip;
+    for (const std::string& key : keys) skip.insert(key);
+    for (const WriteSet::Op& op : all.ops()) {
+      if (op.column == Column::kCustomers) skip.insert(op.key);
+    }
+    STREAMREC_RETURN_IF_ERROR(RefreshStaleLists(partition, watermark, skip, &position, &writes,
+                                                &outbox_seq, result));
   }
   for (const ItemStats* stats : dirty_items) {
     writes.Put(Column::kItems, stats->item_id(), EncodeState(*stats));
@@ -282,6 +265,92 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   result->events = events.size();
   result->customers_changed = states.size();
   result->watermark_ms = watermark;
+  return Status::OK();
+}
+
+bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, CustomerState* state,
+                           WriteSet* writes, uint64_t* outbox_seq) {
+  recommender_->Recommend(*state, &list_);
+  state->set_list_model_version(segmenter_->model_version());
+  state->set_list_checked_ms(watermark);
+  const uint64_t hash = ListContentHash(list_);
+  if (state->list_version() != 0 && hash == state->list_hash()) return false;
+  state->set_list_version(state->list_version() + 1);
+  state->set_list_hash(hash);
+  state->set_list_as_of_ms(watermark);
+  v1::OutboxRecord record;
+  record.set_topic_kind("recommendations");
+  record.set_key(state->customer_id());
+  v1::RecommendationList* out = record.mutable_list();
+  out->set_customer_id(state->customer_id());
+  out->set_version(state->list_version());
+  out->set_as_of_ms(watermark);
+  out->set_segment(state->segment());
+  out->set_cluster(state->cluster());
+  out->set_group(InControlGroup(state->customer_id(), options_.recommend.control_share)
+                     ? v1::RecommendationList::CONTROL
+                     : v1::RecommendationList::TREATMENT);
+  out->set_model_version(state->model_version());
+  for (const Recommendation& r : list_) {
+    v1::RecommendedItem* item = out->add_items();
+    item->set_item_id(r.item_id);
+    item->set_score(r.score);
+    item->set_strategy(r.strategy);
+    item->set_reason(r.reason);
+  }
+  writes->Put(Column::kOutbox, OutboxKey(partition, (*outbox_seq)++), EncodeState(record));
+  return true;
+}
+
+Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
+                                   const std::unordered_set<std::string_view>& skip,
+                                   v1::SourcePosition* position, WriteSet* writes,
+                                   uint64_t* outbox_seq, BatchResult* result) {
+  const RecommenderOptions& o = options_.recommend;
+  if (o.refresh_per_batch <= 0) return Status::OK();
+  const int64_t max_age_ms =
+      o.refresh_after_days > 0 ? static_cast<int64_t>(o.refresh_after_days * 86400000.0) : 0;
+  const uint64_t model_version = segmenter_->model_version();
+  // Visit at most a few times the refresh budget, so a sweep over fresh lists stays cheap.
+  const size_t max_visits = 4 * static_cast<size_t>(o.refresh_per_batch);
+  const size_t max_refreshes = static_cast<size_t>(o.refresh_per_batch);
+  const std::string prefix = PartitionPrefix(partition);
+  const std::string start =
+      position->refresh_cursor().empty() ? prefix : position->refresh_cursor();
+  size_t visits = 0, refreshes = 0;
+  std::string next;
+  Status decode_error;
+  CustomerState state;
+  Status s = store_->ScanFrom(
+      Column::kCustomers, prefix, start, [&](std::string_view key, std::string_view value) {
+        if (visits >= max_visits || refreshes >= max_refreshes) {
+          next.assign(key);
+          return false;
+        }
+        ++visits;
+        if (skip.count(key) > 0) return true;
+        Status d = DecodeState(value, &state);
+        if (!d.ok()) {
+          decode_error = Status::Corruption("customer '" + std::string(key.substr(4)) +
+                                            "': " + d.message());
+          return false;
+        }
+        if (state.list_version() == 0) return true;  // never listed: its first event lists it
+        const int64_t checked = std::max(state.list_as_of_ms(), state.list_checked_ms());
+        const bool old = max_age_ms > 0 && watermark - checked >= max_age_ms;
+        const bool refit = state.list_model_version() < model_version;
+        if (!old && !refit) return true;
+        ++refreshes;
+        if (RefreshList(partition, watermark, &state, writes, outbox_seq)) {
+          ++result->lists_published;
+        }
+        writes->Put(Column::kCustomers, std::string(key), EncodeState(state));
+        return true;
+      });
+  STREAMREC_RETURN_IF_ERROR(s);
+  STREAMREC_RETURN_IF_ERROR(decode_error);
+  result->lists_refreshed += refreshes;
+  position->set_refresh_cursor(next);  // "" when the sweep reached the end: start over
   return Status::OK();
 }
 

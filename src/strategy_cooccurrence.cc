@@ -13,14 +13,30 @@ class CooccurrenceStrategy final : public Strategy {
   explicit CooccurrenceStrategy(const StrategyOptions& options) : options_(options) {}
   const char* name() const override { return "cooccurrence"; }
 
+  void BeginBatch(const StrategyEnv& env) override {
+    // n^a and n^(1-a) of every item once per batch, not once per (customer, neighbour).
+    const RecommendIndex& index = *env.index;
+    const double a = options_.cooccurrence_alpha;
+    norm_a_.resize(index.item_count());
+    norm_b_.resize(index.item_count());
+    for (uint32_t i = 0; i < index.item_count(); ++i) {
+      const double n = index.buyers(i);
+      norm_a_[i] = n > 0 ? std::pow(n, a) : 0.0;
+      norm_b_[i] = n > 0 ? 1.0 / std::pow(n, 1 - a) : 0.0;
+    }
+  }
+
   void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
              std::vector<Candidate>* out) override {
     const RecommendIndex& index = *env.index;
+    if (norm_a_.size() < index.item_count()) BeginBatch(env);
     acc_.Reset(index.item_count());
     best_ref_.resize(index.item_count());
     best_part_.resize(index.item_count());
-    const double a = options_.cooccurrence_alpha;
+    // Query items: the customer's owned items by recency weight, at most max_query_items of them
+    // (cost per list is O(query items x neighbours); the oldest items add little).
     const auto& items = customer.state->items();
+    query_.clear();
     for (int k = 0; k < items.size(); ++k) {
       uint32_t i = customer.owned[k];
       if (i == kNoItem || index.buyers(i) == 0) continue;
@@ -28,11 +44,25 @@ class CooccurrenceStrategy final : public Strategy {
                  (1 - options_.cooccurrence_recency_floor) *
                      DecayFactor(env.now_ms - items[k].last_time_ms(),
                                  options_.cooccurrence_recency_half_life_days);
-      double ni = std::pow(static_cast<double>(index.buyers(i)), a);
+      query_.push_back({w, i, k});
+    }
+    const size_t max_query = static_cast<size_t>(std::max(1, options_.cooccurrence_max_query_items));
+    if (query_.size() > max_query) {
+      auto heavier = [&](const Query& x, const Query& y) {
+        if (x.weight != y.weight) return x.weight > y.weight;
+        return x.position < y.position;  // table order = item id order
+      };
+      std::nth_element(query_.begin(), query_.begin() + max_query, query_.end(), heavier);
+      query_.resize(max_query);
+      std::sort(query_.begin(), query_.end(),
+                [](const Query& x, const Query& y) { return x.position < y.position; });
+    }
+    for (const Query& q : query_) {
+      const uint32_t i = q.item;
+      const double wi = q.weight / norm_a_[i];
       for (const auto& [j, nij] : index.neighbours(i)) {
-        double nj = std::pow(static_cast<double>(index.buyers(j)), 1 - a);
-        double part = w * nij / (ni * nj);
-        bool fresh = acc_[j] == 0;
+        const double part = wi * nij * norm_b_[j];
+        const bool fresh = acc_[j] == 0;
         acc_.Add(j, part);
         if (fresh || part > best_part_[j] ||
             (part == best_part_[j] && index.item_id(i) < index.item_id(best_ref_[j]))) {
@@ -66,7 +96,14 @@ class CooccurrenceStrategy final : public Strategy {
   }
 
  private:
+  struct Query {
+    double weight;
+    uint32_t item;
+    int position;
+  };
   StrategyOptions options_;
+  std::vector<double> norm_a_, norm_b_;
+  std::vector<Query> query_;
   ItemAccumulator acc_;
   std::vector<uint32_t> best_ref_;
   std::vector<double> best_part_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 
 #include "testutil/fault_store.h"
@@ -15,10 +16,13 @@ constexpr const char* kHeader = "customer_id,item_id,timestamp,quantity,unit_pri
 // Owns a store, decoder, segmenter, recommender and pipeline over an in-memory store.
 class Harness {
  public:
-  explicit Harness(StateStore* store = nullptr) : own_store_(NewMemStateStore()) {
+  explicit Harness(StateStore* store = nullptr,
+                   const std::function<void(PipelineOptions*)>& tweak = nullptr)
+      : own_store_(NewMemStateStore()) {
     store_ = store != nullptr ? store : own_store_.get();
     options_.recommend.list_length = 3;
     options_.recommend.control_share = 0.0;
+    if (tweak) tweak(&options_);
     decoder_ = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
     segmenter_ = NewRfmRuleSegmenter();
     recommender_ = NewPopularityRecommender(options_.recommend, nullptr);
@@ -160,6 +164,50 @@ TEST(PipelineTest, ListPublishedOnlyWhenItChangesAndNeverFromTheFuture) {
     }
   }
   EXPECT_EQ(keys, (std::set<std::string>{"c1", "c3"}));
+}
+
+// Popularity moves on without a quiet customer: a list older than refresh_after_days is
+// recomputed in a later batch, at most refresh_per_batch per batch, and published only when it
+// changed.
+TEST(PipelineTest, StaleListsOfQuietCustomersAreRefreshedRateLimited) {
+  Harness h(nullptr, [](PipelineOptions* o) {
+    o->recommend.refresh_after_days = 7;
+    o->recommend.refresh_per_batch = 1;
+  });
+  BatchResult r;
+  ASSERT_OK(h.Run({"q1,A,2011-01-01 10:00:00,1,1,1,", "q2,A,2011-01-01 10:00:00,1,1,1,"}, 0, &r));
+  ASSERT_OK(h.Run({"b1,B,2011-01-02 10:00:00,1,1,1,"}, 2, &r));
+  EXPECT_EQ(r.lists_refreshed, 0u) << "nothing is a week old yet";
+  h.Drain();
+  // Day 10: every earlier list is stale; one is refreshed per batch, in key order (b1 first).
+  ASSERT_OK(h.Run({"b2,C,2011-01-10 10:00:00,1,1,1,"}, 3, &r));
+  EXPECT_EQ(r.lists_refreshed, 1u);
+  EXPECT_EQ(Lists(h.Drain()), (std::vector<std::string>{"b2", "b1"}));
+  ASSERT_OK(h.Run({"b3,C,2011-01-10 10:01:00,1,1,1,"}, 4, &r));
+  EXPECT_EQ(r.lists_refreshed, 1u);
+  EXPECT_EQ(Lists(h.Drain()), (std::vector<std::string>{"b3", "q1"})) << "b2 is fresh";
+  ASSERT_OK(h.Run({"b4,C,2011-01-10 10:02:00,1,1,1,"}, 5, &r));
+  EXPECT_EQ(Lists(h.Drain()), (std::vector<std::string>{"b4", "q2"}));
+  EXPECT_EQ(h.Customer("q2").list_version(), 2u);
+  EXPECT_EQ(h.Customer("q2").list_as_of_ms(), 1294653720000);  // 2011-01-10T10:02:00Z
+}
+
+TEST(PipelineTest, RefreshedListEqualToThePublishedOneIsNotPublishedAgain) {
+  Harness h(nullptr, [](PipelineOptions* o) { o->recommend.refresh_after_days = 7; });
+  BatchResult r;
+  ASSERT_OK(h.Run({"q1,A,2011-01-01 10:00:00,1,1,1,", "b1,B,2011-01-01 10:00:00,1,1,1,"}, 0, &r));
+  h.Drain();
+  // Day 9: both lists are stale and recomputed, but A and B are still the only items.
+  ASSERT_OK(h.Run({"b2,B,2011-01-09 10:00:00,1,1,1,"}, 2, &r));
+  EXPECT_EQ(r.lists_refreshed, 2u);
+  EXPECT_EQ(Lists(h.Drain()), (std::vector<std::string>{"b2"}));
+  CustomerState q1 = h.Customer("q1");
+  EXPECT_EQ(q1.list_version(), 1u);
+  EXPECT_EQ(q1.list_as_of_ms(), 1293876000000);    // published 2011-01-01T10:00:00Z
+  EXPECT_EQ(q1.list_checked_ms(), 1294567200000);  // recomputed 2011-01-09T10:00:00Z
+  // Checked a moment ago: the next batch leaves it alone.
+  ASSERT_OK(h.Run({"b3,B,2011-01-09 11:00:00,1,1,1,"}, 3, &r));
+  EXPECT_EQ(r.lists_refreshed, 0u);
 }
 
 TEST(PipelineTest, SegmentChangesGoToTheOutbox) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "streamrec/catalog.h"
@@ -59,6 +60,7 @@ struct BatchResult {
   uint64_t customers_changed = 0;
   uint64_t new_customers = 0;
   uint64_t lists_published = 0;   // lists that differed from the last published, sent to outbox
+  uint64_t lists_refreshed = 0;   // quiet customers' stale lists recomputed (published or not)
   uint64_t segment_changes = 0;
   int64_t watermark_ms = 0;       // max event time applied so far in the partition
   std::vector<InvalidRecord> invalid;
@@ -94,6 +96,18 @@ class Pipeline {
   // Hands every stored customer to the recommender's index (after Open and a failed write).
   Status RebuildRecommenderIndex();
   Status LoadItems();
+  // Recomputes `state`'s list; when it differs from the published one, bumps the list version
+  // and queues the list in the outbox. Returns whether it was published.
+  bool RefreshList(uint32_t partition, int64_t watermark, CustomerState* state, WriteSet* writes,
+                   uint64_t* outbox_seq);
+  // The stale-list sweep: visits stored customers of `partition` from the position's cursor and
+  // refreshes those whose list is older than recommend.refresh_after_days or was computed under
+  // an older segment model, at most recommend.refresh_per_batch per call. `skip` holds the
+  // customer keys the batch writes itself.
+  Status RefreshStaleLists(uint32_t partition, int64_t watermark,
+                           const std::unordered_set<std::string_view>& skip,
+                           v1::SourcePosition* position, WriteSet* writes, uint64_t* outbox_seq,
+                           BatchResult* result);
 
   PipelineOptions options_;
   StateStore* store_;
@@ -102,6 +116,7 @@ class Pipeline {
   Recommender* recommender_;
   ItemStatsTable items_;
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
+  std::vector<Recommendation> list_;                  // scratch
 };
 
 // JSON form of a list, one line, in the shape of `streamrec replay --recs-out`:

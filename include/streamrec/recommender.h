@@ -60,6 +60,10 @@ struct RecommenderOptions {
   // Share of customers (by id hash) in the exemplar panel behind per-segment popularity and
   // similar customers.
   double exemplar_share = 0.05;
+  // Freshness: a list older than this many days of event time is refreshed in the background
+  // even when its customer is quiet (0 = never), at most refresh_per_batch lists per micro-batch.
+  double refresh_after_days = 7.0;
+  int refresh_per_batch = 200;
   // The strategies' own tunables.
   StrategyOptions strategies;
 };

@@ -71,6 +71,8 @@ struct StrategyOptions {
   double cooccurrence_recency_floor = 0.2;
   // Normalisation exponent: score(i, j) = n_ij / (n_i^a * n_j^(1-a)); 0.5 = cosine.
   double cooccurrence_alpha = 0.5;
+  // At most this many owned items (the most recently bought) query the co-occurrence table.
+  int cooccurrence_max_query_items = 24;
   // similar customers: neighbours taken from the exemplar panel.
   int similar_neighbours = 40;
   // re-offer: an owned item is due when the time since it was last bought reaches this share of
