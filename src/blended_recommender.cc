@@ -137,6 +137,7 @@ class BlendedRecommenderImpl final : public Recommender {
     env_.index = &index_;
     env_.stats = &items;
     env_.catalog = catalog_;
+    env_.skip_owned = options_.exclude_owned;
     env_.now_ms = now_ms;
     for (auto& s : strategies_) s->BeginBatch(env_);
   }

@@ -343,6 +343,10 @@ const std::vector<KeySpec>& Schema() {
         "recommend.cooccurrence_alpha",
         "co-occurrence: n_ij / (n_i^a * n_j^(1-a)); 0.5 = cosine",
         [](Config& c) -> double& { return c.recommend.strategies.cooccurrence_alpha; }, 0, 1));
+    s.push_back(DoubleKey(
+        "recommend.cooccurrence_trend",
+        "co-occurrence: exponent of the trend factor (recent purchases / buyers); 0 = off",
+        [](Config& c) -> double& { return c.recommend.strategies.cooccurrence_trend; }, 0, 10));
     s.push_back(IntKey(
         "recommend.cooccurrence_max_query_items",
         "co-occurrence: the most recently bought owned items that query the table",

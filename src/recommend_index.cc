@@ -38,6 +38,7 @@ void RecommendIndex::Clear() {
   items_.clear();
   item_index_.clear();
   customers_ = 0;
+  pair_entries_ = 0;
   exemplars_.clear();
   exemplar_slot_.clear();
   segments_.clear();
@@ -62,20 +63,26 @@ uint32_t RecommendIndex::Intern(const std::string& item_id) {
 uint32_t RecommendIndex::cooccurrence(uint32_t a, uint32_t b) const {
   if (a >= items_.size() || b >= items_.size()) return 0;
   const auto& m = items_[a].cooc;
-  auto it = m.find(b);
-  return it == m.end() ? 0 : it->second;
+  auto it = std::lower_bound(m.begin(), m.end(), Neighbour{b, 0});
+  return it != m.end() && it->first == b ? it->second : 0;
 }
 
 void RecommendIndex::AddPair(uint32_t a, uint32_t b, int delta) {
   for (auto [x, y] : {std::pair{a, b}, std::pair{b, a}}) {
     auto& m = items_[x].cooc;
+    auto it = std::lower_bound(m.begin(), m.end(), Neighbour{y, 0});
+    const bool present = it != m.end() && it->first == y;
     if (delta > 0) {
-      m[y] += static_cast<uint32_t>(delta);
-    } else {
-      auto it = m.find(y);
-      if (it == m.end()) continue;
+      if (present) {
+        it->second += static_cast<uint32_t>(delta);
+      } else {
+        m.insert(it, Neighbour{y, static_cast<uint32_t>(delta)});
+        ++pair_entries_;
+      }
+    } else if (present) {
       if (it->second <= static_cast<uint32_t>(-delta)) {
         m.erase(it);
+        --pair_entries_;
       } else {
         it->second -= static_cast<uint32_t>(-delta);
       }

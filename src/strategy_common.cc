@@ -1,6 +1,6 @@
-#include <algorithm>
-
 #include "streamrec/strategy.h"
+
+#include <algorithm>
 
 namespace streamrec {
 
@@ -21,7 +21,13 @@ void PrepareCustomerView(const StrategyEnv& env, const CustomerState& state, Cus
   view->now_ms = env.now_ms;
   view->owned.clear();
   view->owned.reserve(state.items_size());
-  for (const auto& e : state.items()) view->owned.push_back(env.index->Find(e.item_id()));
+  view->owned_sorted.clear();
+  for (const auto& e : state.items()) {
+    const uint32_t item = env.index->Find(e.item_id());
+    view->owned.push_back(item);
+    if (item != kNoItem) view->owned_sorted.push_back(item);
+  }
+  std::sort(view->owned_sorted.begin(), view->owned_sorted.end());
   view->derived = Derive(state, env.now_ms);
   double priced_spend = 0;
   uint64_t priced = 0;

@@ -14,7 +14,8 @@ class CooccurrenceStrategy final : public Strategy {
   const char* name() const override { return "cooccurrence"; }
 
   void BeginBatch(const StrategyEnv& env) override {
-    // n^a and n^(1-a) of every item once per batch, not once per (customer, neighbour).
+    // n^a and n^(1-a) of every item once per batch, not once per (customer, neighbour); the
+    // trend factor (recent purchases / buyers)^trend folds into the candidate side.
     const RecommendIndex& index = *env.index;
     const double a = options_.cooccurrence_alpha;
     norm_a_.resize(index.item_count());
@@ -23,6 +24,16 @@ class CooccurrenceStrategy final : public Strategy {
       const double n = index.buyers(i);
       norm_a_[i] = n > 0 ? std::pow(n, a) : 0.0;
       norm_b_[i] = n > 0 ? 1.0 / std::pow(n, 1 - a) : 0.0;
+      if (options_.cooccurrence_trend > 0 && n > 0) {
+        double recent = 0;
+        auto it = env.stats->find(index.item_id(i));
+        if (it != env.stats->end()) {
+          recent = it->second.decayed_count() *
+                   DecayFactor(env.now_ms - it->second.last_time_ms(),
+                               options_.popularity_half_life_days);
+        }
+        norm_b_[i] *= std::pow((recent + 0.5) / (n + 1.0), options_.cooccurrence_trend);
+      }
     }
   }
 
@@ -61,6 +72,7 @@ class CooccurrenceStrategy final : public Strategy {
       const uint32_t i = q.item;
       const double wi = q.weight / norm_a_[i];
       for (const auto& [j, nij] : index.neighbours(i)) {
+        if (customer.Skip(env, j)) continue;
         const double part = wi * nij * norm_b_[j];
         const bool fresh = acc_[j] == 0;
         acc_.Add(j, part);

@@ -47,6 +47,7 @@ class PopularityStrategy final : public Strategy {
     for (const auto& [name, s] : env.index->segments()) panel += s.exemplars;
     const size_t first = out->size();
     for (const Candidate& r : ranked_) {
+      if (customer.Skip(env, r.item)) continue;
       Candidate c = r;
       c.evidence[0] = r.score / total_;  // share of recent purchases
       c.score = c.evidence[0];

@@ -70,6 +70,7 @@ class SimilarCustomersStrategy final : public Strategy {
     top_segment_.resize(index.item_count());
     for (const Neighbour& n : neighbours_) {  // closest first
       for (uint32_t j : exemplars[n.slot].items) {
+        if (customer.Skip(env, j)) continue;
         if (acc_[j] == 0) {
           holders_[j] = 0;
           top_segment_[j] = &exemplars[n.slot].segment;

@@ -142,7 +142,10 @@ TEST_F(StrategyTest, CooccurrenceRanksByCosine) {
   Add(Customer("d", {"w"}));
   CustomerState me = Customer("me", {"x"});
   Add(me);
-  auto s = NewCooccurrenceStrategy(StrategyOptions());
+  StrategyOptions cosine;
+  cosine.cooccurrence_alpha = 0.5;
+  cosine.cooccurrence_trend = 0;
+  auto s = NewCooccurrenceStrategy(cosine);
   auto out = Run(s.get(), me);
   std::vector<std::string> ids = Ids(index_, out);
   ASSERT_GE(ids.size(), 2u);
@@ -153,6 +156,26 @@ TEST_F(StrategyTest, CooccurrenceRanksByCosine) {
   EXPECT_NEAR(out[0].score, 3 / std::sqrt(12.0), 0.02);
   std::string reason = s->Explain(Env(), view_, out[0]);
   EXPECT_NE(reason.find("75%"), std::string::npos) << reason;  // 3 of x's 4 buyers
+}
+
+TEST_F(StrategyTest, CooccurrenceTrendLiftsWhatSellsNow) {
+  // "old" co-occurs with x twice, but both times 200 days ago; "new" once, yesterday.
+  Add(Customer("a", {"x", "old"}, "", 10, -200));
+  Add(Customer("c", {"x", "old"}, "", 10, -200));
+  Add(Customer("b", {"x", "new"}));
+  CustomerState me = Customer("me", {"x"});
+  Add(me);
+  StrategyOptions o;
+  o.cooccurrence_alpha = 0.5;
+  o.cooccurrence_trend = 0;
+  auto plain = NewCooccurrenceStrategy(o);
+  EXPECT_EQ(Ids(index_, Run(plain.get(), me))[0], "old");  // cos 2/sqrt(8) > 1/sqrt(4)
+  o.cooccurrence_trend = 1;
+  auto trend = NewCooccurrenceStrategy(o);
+  auto out = Run(trend.get(), me);
+  EXPECT_EQ(Ids(index_, out)[0], "new");
+  // (recent + 0.5) / (buyers + 1): 1.5 / 2 for "new", ~0.5 / 3 for "old".
+  EXPECT_NEAR(out[0].score, 1 / std::sqrt(4.0) * 0.75, 0.02);
 }
 
 TEST_F(StrategyTest, SimilarCustomersComeFromHigherValueSegments) {

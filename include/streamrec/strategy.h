@@ -9,6 +9,7 @@
 #ifndef STREAMREC_STRATEGY_H_
 #define STREAMREC_STRATEGY_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,6 +32,9 @@ struct StrategyEnv {
   const ItemStatsTable* stats = nullptr;
   const Catalog* catalog = nullptr;  // may be null
   int64_t now_ms = 0;                // event time of the batch (its watermark)
+  // Owned items will not pass the rules (recommend.exclude_owned): strategies other than
+  // re-offer then spend their candidate budget on items the customer does not hold.
+  bool skip_owned = false;
 };
 
 // One customer, prepared once per list.
@@ -40,6 +44,13 @@ struct CustomerView {
   // The customer's item table as dense ids, parallel to state->items() (kNoItem for an item the
   // index has not seen).
   std::vector<uint32_t> owned;
+  // The same dense ids, sorted, without kNoItem (for Owns).
+  std::vector<uint32_t> owned_sorted;
+  bool Owns(uint32_t item) const {
+    return std::binary_search(owned_sorted.begin(), owned_sorted.end(), item);
+  }
+  // Whether a strategy should leave `item` out (owned while owned items are excluded).
+  bool Skip(const StrategyEnv& env, uint32_t item) const { return env.skip_owned && Owns(item); }
   DerivedFeatures derived;
   // Mean price paid per purchase line (0 when nothing was priced).
   double avg_line_price = 0;
@@ -69,10 +80,14 @@ struct StrategyOptions {
   // bought it, and the weight it never falls below (0..1).
   double cooccurrence_recency_half_life_days = 60.0;
   double cooccurrence_recency_floor = 0.2;
-  // Normalisation exponent: score(i, j) = n_ij / (n_i^a * n_j^(1-a)); 0.5 = cosine.
-  double cooccurrence_alpha = 0.5;
+  // Normalisation exponent: score(i, j) = n_ij / (n_i^a * n_j^(1-a)); 0.5 = cosine, above 0.5
+  // favours popular candidates (asymmetric cosine).
+  double cooccurrence_alpha = 0.7;
+  // Trend: candidates are multiplied by (recent purchases / buyers)^trend, so what is selling
+  // now (seasonal items, new products) rises over what sold long ago; 0 = off.
+  double cooccurrence_trend = 1.0;
   // At most this many owned items (the most recently bought) query the co-occurrence table.
-  int cooccurrence_max_query_items = 24;
+  int cooccurrence_max_query_items = 64;
   // similar customers: neighbours taken from the exemplar panel.
   int similar_neighbours = 40;
   // re-offer: an owned item is due when the time since it was last bought reaches this share of
