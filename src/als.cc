@@ -12,7 +12,6 @@ namespace streamrec {
 
 namespace {
 
-constexpr uint32_t kNoAlsItem = std::numeric_limits<uint32_t>::max();
 // Rows per work unit of a parallel pass, and rows gathered per rank update. Fixed (never derived
 // from the thread count) so that partial sums are combined the same way whatever the threads.
 constexpr uint32_t kChunkRows = 1024;
@@ -206,7 +205,7 @@ class Reader {
 StatusOr<AlsMatrix> AlsMatrixFromTriplets(uint32_t users, std::vector<std::string> item_ids,
                                           std::span<const AlsTriplet> triplets) {
   const uint64_t items = item_ids.size();
-  if (items >= kNoAlsItem) return Status::InvalidArgument("ALS matrix: too many items");
+  if (items >= kAlsNoItem) return Status::InvalidArgument("ALS matrix: too many items");
   std::vector<uint64_t> offsets(static_cast<size_t>(users) + 1, 0);
   for (size_t t = 0; t < triplets.size(); ++t) {
     const AlsTriplet& x = triplets[t];
@@ -293,7 +292,7 @@ AlsModel::AlsModel(std::vector<std::string> item_ids, AlsFactors item_factors, A
 
 uint32_t AlsModel::FindItem(std::string_view item_id) const {
   auto it = item_index_.find(std::string(item_id));
-  return it == item_index_.end() ? kNoAlsItem : it->second;
+  return it == item_index_.end() ? kAlsNoItem : it->second;
 }
 
 void AlsModel::FoldIn(std::span<const AlsInteraction> history, AlsWorkspace* ws,
@@ -312,14 +311,14 @@ void AlsModel::FoldIn(std::span<const AlsInteraction> history, AlsWorkspace* ws,
 
 uint32_t AlsModel::TopContributor(AlsWorkspace* ws, uint32_t item, double* contribution) const {
   *contribution = 0;
-  if (ws->rows.empty() || item >= items()) return kNoAlsItem;
+  if (ws->rows.empty() || item >= items()) return kAlsNoItem;
   // w = A^-1 y_item; contribution of owned i = c_i y_i . w (A symmetric).
   const Eigen::VectorXd w =
       ws->ldlt.solve(Eigen::VectorXd(item_factors_.row(item).transpose().cast<double>()));
-  uint32_t best = kNoAlsItem;
+  uint32_t best = kAlsNoItem;
   for (const auto& [i, c] : ws->rows) {
     const double part = c * item_factors_.row(i).cast<double>().dot(w.transpose());
-    if (best == kNoAlsItem || part > *contribution) {
+    if (best == kAlsNoItem || part > *contribution) {
       best = i;
       *contribution = part;
     }

@@ -103,6 +103,7 @@ StatusOr<std::unique_ptr<Strategy>> NewStrategyByName(std::string_view name,
   if (name == "popularity") return NewPopularityStrategy(s);
   if (name == "upsell") return NewUpsellStrategy(s, catalog);
   if (name == "reoffer") return NewReofferStrategy(s);
+  if (name == "als") return NewAlsStrategy(s);
   return Status::InvalidArgument("unknown strategy '" + std::string(name) +
                                  "'; known: " + KnownStrategies());
 }

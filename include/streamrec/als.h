@@ -35,6 +35,9 @@
 
 namespace streamrec {
 
+// "No such item" for item indices of a model.
+inline constexpr uint32_t kAlsNoItem = 0xffffffffu;
+
 // Factors, one row per user or item, row-major (a row is contiguous).
 using AlsFactors = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using AlsVector = Eigen::VectorXf;
@@ -141,7 +144,7 @@ class AlsModel {
   uint32_t items() const { return static_cast<uint32_t>(item_ids_.size()); }
   int factors() const { return static_cast<int>(item_factors_.cols()); }
   const std::string& item_id(uint32_t item) const { return item_ids_[item]; }
-  // Index of an item id, or UINT32_MAX when the model has not seen it.
+  // Index of an item id, or kAlsNoItem when the model has not seen it.
   uint32_t FindItem(std::string_view item_id) const;
   const AlsFactors& item_factors() const { return item_factors_; }
   // The options of the fit (progress callback cleared).
@@ -154,7 +157,7 @@ class AlsModel {
               AlsVector* out) const;
   // The owned item of the last FoldIn on `workspace` that contributes most to the score of
   // `item`: the score decomposes exactly as sum_i c_i y_i^T A^-1 y_item over the owned items i.
-  // Returns UINT32_MAX when the history was empty; *contribution gets that item's share.
+  // Returns kAlsNoItem when the history was empty; *contribution gets that item's share.
   uint32_t TopContributor(AlsWorkspace* workspace, uint32_t item, double* contribution) const;
 
   // scores[i] = user . y_i for every item.
