@@ -16,6 +16,7 @@ namespace {
 // from the thread count) so that partial sums are combined the same way whatever the threads.
 constexpr uint32_t kChunkRows = 1024;
 constexpr int64_t kGatherRows = 256;
+constexpr uint64_t kChunkNonzeros = 1 << 16;
 
 int ThreadCount(int threads) {
   if (threads > 0) return threads;
@@ -44,7 +45,7 @@ uint32_t ChunksOf(uint64_t rows) {
 }
 
 // F^T F + lambda I (lower triangle) over the rows of F, in fixed chunks summed in order.
-Eigen::MatrixXd RegularizedGram(const AlsFactors& f, double lambda, int threads) {
+AlsSystem RegularizedGram(const AlsFactors& f, double lambda, int threads) {
   const int k = static_cast<int>(f.cols());
   const uint32_t chunks = ChunksOf(f.rows());
   std::vector<Eigen::MatrixXd> partial(chunks);
@@ -55,16 +56,49 @@ Eigen::MatrixXd RegularizedGram(const AlsFactors& f, double lambda, int threads)
     partial[c] = Eigen::MatrixXd::Zero(k, k);
     partial[c].selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
   });
-  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(k, k);
+  AlsSystem gram = AlsSystem::Zero(k, k);
   for (const Eigen::MatrixXd& p : partial) gram += p;
   gram.diagonal().array() += lambda;
   return gram;
 }
 
+// A = L D L^T in place on the lower triangle of the row-major `a` (L unit lower triangular,
+// stored below the diagonal; D on the diagonal). Left-looking, so every inner loop is a dot
+// product of contiguous row segments. A is symmetric positive definite (lambda > 0, or Y of full
+// rank), so no pivoting is needed; a non-positive pivot (a singular system, lambda = 0) is set to
+// +inf, which drops that direction from the solution instead of producing NaNs.
+void FactorLdlt(AlsSystem* a, Eigen::VectorXd* v) {
+  const int k = static_cast<int>(a->rows());
+  v->resize(k);
+  for (int j = 0; j < k; ++j) {
+    auto row_j = a->row(j);
+    for (int i = 0; i < j; ++i) (*v)[i] = row_j[i] * (*a)(i, i);
+    double d = row_j[j] - row_j.head(j).dot(v->head(j));
+    if (!(d > 0)) d = std::numeric_limits<double>::infinity();
+    row_j[j] = d;
+    for (int r = j + 1; r < k; ++r) {
+      auto row_r = a->row(r);
+      row_r[j] = (row_r[j] - row_r.head(j).dot(v->head(j))) / d;
+    }
+  }
+}
+
+// Solves L D L^T x = b in place (`x` holds b on entry).
+void SolveLdlt(const AlsSystem& a, Eigen::VectorXd* x) {
+  const int k = static_cast<int>(a.rows());
+  for (int r = 1; r < k; ++r) (*x)[r] -= a.row(r).head(r).dot(x->head(r));
+  x->array() /= a.diagonal().array();
+  for (int r = k - 1; r > 0; --r) x->head(r).noalias() -= (*x)[r] * a.row(r).head(r).transpose();
+}
+
+// Rows gathered into one Eigen rank update; below it, rank-1 updates row by row (cheaper for
+// the few items of a customer).
+constexpr int64_t kSmallRows = 24;
+
 // Solves one row: A = gram + sum_i (c_i - 1) y_i y_i^T, b = sum_i c_i y_i, out = A^-1 b.
 // `ws->rows` holds (index into `other`, confidence), ascending. This single function is both the
 // fit's row step and FoldIn, which is what makes a fold-in reproduce the fitted factors.
-void SolveRow(const AlsFactors& other, const Eigen::MatrixXd& gram, AlsWorkspace* ws, float* out) {
+void SolveRow(const AlsFactors& other, const AlsSystem& gram, AlsWorkspace* ws, float* out) {
   const int k = static_cast<int>(other.cols());
   Eigen::Map<Eigen::VectorXf> x(out, k);
   if (ws->rows.empty()) {
@@ -74,19 +108,33 @@ void SolveRow(const AlsFactors& other, const Eigen::MatrixXd& gram, AlsWorkspace
   ws->system = gram;
   ws->rhs.setZero(k);
   const int64_t n = static_cast<int64_t>(ws->rows.size());
-  ws->gather.resize(std::min(n, kGatherRows), k);
-  for (int64_t begin = 0; begin < n; begin += kGatherRows) {
-    const int64_t m = std::min(kGatherRows, n - begin);
-    for (int64_t r = 0; r < m; ++r) {
-      const auto [j, c] = ws->rows[begin + r];
-      const auto y = other.row(j).cast<double>();
-      ws->rhs.noalias() += c * y.transpose();
-      ws->gather.row(r) = std::sqrt(c - 1.0) * y;
+  if (n <= kSmallRows) {
+    ws->scratch.resize(k);
+    for (const auto& [j, c] : ws->rows) {
+      ws->scratch = other.row(j).transpose().cast<double>();
+      ws->rhs.noalias() += c * ws->scratch;
+      const double w = c - 1.0;
+      for (int r = 0; r < k; ++r) {
+        ws->system.row(r).head(r + 1).noalias() +=
+            (w * ws->scratch[r]) * ws->scratch.head(r + 1).transpose();
+      }
     }
-    ws->system.selfadjointView<Eigen::Lower>().rankUpdate(ws->gather.topRows(m).transpose());
+  } else {
+    ws->gather.resize(std::min(n, kGatherRows), k);
+    for (int64_t begin = 0; begin < n; begin += kGatherRows) {
+      const int64_t m = std::min(kGatherRows, n - begin);
+      for (int64_t r = 0; r < m; ++r) {
+        const auto [j, c] = ws->rows[begin + r];
+        const auto y = other.row(j).cast<double>();
+        ws->rhs.noalias() += c * y.transpose();
+        ws->gather.row(r) = std::sqrt(c - 1.0) * y;
+      }
+      ws->system.selfadjointView<Eigen::Lower>().rankUpdate(ws->gather.topRows(m).transpose());
+    }
   }
-  ws->ldlt.compute(ws->system);
-  ws->solution = ws->ldlt.solve(ws->rhs);
+  FactorLdlt(&ws->system, &ws->scratch);
+  ws->solution = ws->rhs;
+  SolveLdlt(ws->system, &ws->solution);
   x = ws->solution.cast<float>();
 }
 
@@ -94,15 +142,25 @@ void SolveRow(const AlsFactors& other, const Eigen::MatrixXd& gram, AlsWorkspace
 void SolveAll(const std::vector<uint64_t>& offsets, const std::vector<uint32_t>& index,
               const std::vector<double>& confidence, const AlsFactors& other,
               const AlsOptions& options, int threads, AlsFactors* solve) {
-  const Eigen::MatrixXd gram = RegularizedGram(other, options.regularization, threads);
+  const AlsSystem gram = RegularizedGram(other, options.regularization, threads);
+  // Work units of at most kChunkRows rows and about kChunkNonzeros non-zeros (a popular item
+  // is a unit of its own), cut from the matrix alone.
   const uint64_t rows = offsets.size() - 1;
+  std::vector<uint64_t> bounds = {0};
+  while (bounds.back() < rows) {
+    const uint64_t begin = bounds.back();
+    uint64_t end = begin + 1;
+    while (end < rows && end - begin < kChunkRows &&
+           offsets[end + 1] - offsets[begin] <= kChunkNonzeros) {
+      ++end;
+    }
+    bounds.push_back(end);
+  }
   std::vector<AlsWorkspace> workspaces(threads);
-  const uint32_t chunks = ChunksOf(rows);
+  const uint32_t chunks = static_cast<uint32_t>(bounds.size() - 1);
   ParallelChunks(chunks, threads, [&](uint32_t c, int worker) {
     AlsWorkspace* ws = &workspaces[worker];
-    const uint64_t begin = static_cast<uint64_t>(c) * kChunkRows;
-    const uint64_t end = std::min<uint64_t>(begin + kChunkRows, rows);
-    for (uint64_t r = begin; r < end; ++r) {
+    for (uint64_t r = bounds[c]; r < bounds[c + 1]; ++r) {
       ws->rows.clear();
       for (uint64_t p = offsets[r]; p < offsets[r + 1]; ++p) {
         ws->rows.emplace_back(index[p], confidence[p]);
@@ -115,7 +173,7 @@ void SolveAll(const std::vector<uint64_t>& offsets, const std::vector<uint32_t>&
 // The objective of the header, in fixed user chunks summed in order.
 double Loss(const AlsMatrix& m, const std::vector<double>& confidence, const AlsFactors& x,
             const AlsFactors& y, double lambda, int threads) {
-  const Eigen::MatrixXd yty = RegularizedGram(y, 0.0, threads);
+  const AlsSystem yty = RegularizedGram(y, 0.0, threads);
   const Eigen::MatrixXd full = yty.selfadjointView<Eigen::Lower>();
   const uint32_t chunks = ChunksOf(m.users);
   std::vector<double> partial(chunks, 0.0);
@@ -313,8 +371,8 @@ uint32_t AlsModel::TopContributor(AlsWorkspace* ws, uint32_t item, double* contr
   *contribution = 0;
   if (ws->rows.empty() || item >= items()) return kAlsNoItem;
   // w = A^-1 y_item; contribution of owned i = c_i y_i . w (A symmetric).
-  const Eigen::VectorXd w =
-      ws->ldlt.solve(Eigen::VectorXd(item_factors_.row(item).transpose().cast<double>()));
+  Eigen::VectorXd w = item_factors_.row(item).transpose().cast<double>();
+  SolveLdlt(ws->system, &w);
   uint32_t best = kAlsNoItem;
   for (const auto& [i, c] : ws->rows) {
     const double part = c * item_factors_.row(i).cast<double>().dot(w.transpose());

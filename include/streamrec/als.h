@@ -9,7 +9,8 @@
 // by solving exactly for all users with the items fixed, then for all items with the users fixed.
 // Each row solve uses the paper's trick A = Y^T Y + lambda I + Y^T (C_u - I) Y, where the first
 // two terms are shared by every row and the last touches only the row's non-zeros, so a user costs
-// O(n_u f^2 + f^3) (LDLT of the f x f system).
+// O(n_u f^2 + f^3) (an LDL^T factorisation of the f x f system, which is symmetric positive
+// definite, so no pivoting is needed).
 //
 // Determinism: every row is solved independently from the same inputs and the initial factors
 // come from the seed alone, so results do not depend on the number of threads; sums over rows
@@ -118,15 +119,19 @@ struct AlsInteraction {
   double count = 0;
 };
 
+// Row-major double matrix of the f x f normal equations.
+using AlsSystem = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 // Scratch space of a fold-in, reused across calls (not thread-safe: one per thread). After
-// FoldIn it holds the factorised system of that customer (see AlsModel::TopContributor).
+// FoldIn it holds the LDL^T factorisation of that customer's system (see
+// AlsModel::TopContributor).
 struct AlsWorkspace {
   std::vector<std::pair<uint32_t, double>> rows;  // (item, confidence), ascending item
-  Eigen::MatrixXd system;
-  Eigen::MatrixXd gather;
+  AlsSystem system;                               // L strictly below the diagonal, D on it
+  AlsSystem gather;
   Eigen::VectorXd rhs;
   Eigen::VectorXd solution;
-  Eigen::LDLT<Eigen::MatrixXd> ldlt;
+  Eigen::VectorXd scratch;
 };
 
 struct AlsScored {
@@ -177,7 +182,7 @@ class AlsModel {
   std::unordered_map<std::string, uint32_t> item_index_;
   AlsFactors item_factors_;
   AlsOptions options_;
-  Eigen::MatrixXd gram_;  // Y^T Y + lambda I, lower triangle (shared by every fold-in)
+  AlsSystem gram_;  // Y^T Y + lambda I, lower triangle (shared by every fold-in)
 };
 
 inline constexpr uint8_t kAlsFormatVersion = 1;
