@@ -278,6 +278,11 @@ const std::vector<KeySpec>& Schema() {
     s.push_back(DoubleKey("recommend.control_share",
                           "share of customers in the control group (hash of the customer id)",
                           [](Config& c) -> double& { return c.recommend.control_share; }, 0, 1));
+    s.push_back(IntKey("recommend.als_refit_every_events",
+                       "re-fit the ALS model every this many events (0 = only when the segments "
+                       "are re-fitted)",
+                       [](Config& c) -> int64_t& { return c.recommend.als_refit_every_events; },
+                       0, int64_t{1} << 50));
     // segments
     s.push_back(DoubleKey("segments.champion_spend",
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",
