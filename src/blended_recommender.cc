@@ -7,9 +7,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "strategy_util.h"
 #include "streamrec/als.h"
 #include "streamrec/state_store.h"
-#include "strategy_util.h"
 
 namespace streamrec {
 
@@ -205,8 +205,8 @@ class BlendedRecommenderImpl final : public Recommender {
       t.item = item_rank[t.item];
     }
     std::sort(items.begin(), items.end());
-    auto matrix = AlsMatrixFromTriplets(static_cast<uint32_t>(customers.size()),
-                                        std::move(items), cells);
+    auto matrix =
+        AlsMatrixFromTriplets(static_cast<uint32_t>(customers.size()), std::move(items), cells);
     if (!matrix.ok()) return matrix.status();
     auto model = AlsFit(*matrix, als_options_);
     if (!model.ok()) return model.status();
