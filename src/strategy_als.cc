@@ -15,9 +15,17 @@ class AlsStrategy final : public Strategy {
   explicit AlsStrategy(const StrategyOptions& options) : options_(options) {}
   const char* name() const override { return "als"; }
 
+  // Dense ids of the model's items, once per batch (the index does not change within one).
+  void BeginBatch(const StrategyEnv& env) override {
+    dense_.clear();
+    if (env.als == nullptr) return;
+    dense_.resize(env.als->items());
+    for (uint32_t j = 0; j < dense_.size(); ++j) dense_[j] = env.index->Find(env.als->item_id(j));
+  }
+
   void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
              std::vector<Candidate>* out) override {
-    if (env.als == nullptr) return;
+    if (env.als == nullptr || dense_.size() != env.als->items()) return;
     const AlsModel& model = *env.als;
     const RecommendIndex& index = *env.index;
     history_.clear();
@@ -36,7 +44,7 @@ class AlsStrategy final : public Strategy {
     for (uint32_t j = 0; j < model.items(); ++j) {
       if (owned_[j] || !(scores_[j] > 0)) continue;
       Candidate c;
-      c.item = index.Find(model.item_id(j));
+      c.item = dense_[j];
       if (c.item == kNoItem) continue;
       c.score = scores_[j];
       c.ref = j;  // model index until the evidence is filled in below
@@ -48,7 +56,7 @@ class AlsStrategy final : public Strategy {
       const uint32_t ref = model.TopContributor(&workspace_, c.ref, &part);
       c.evidence[0] = c.score;
       c.evidence[1] = part;
-      c.ref = ref == kAlsNoItem ? kNoItem : index.Find(model.item_id(ref));
+      c.ref = ref == kAlsNoItem ? kNoItem : dense_[ref];
       out->push_back(std::move(c));
     }
   }
@@ -64,6 +72,7 @@ class AlsStrategy final : public Strategy {
 
  private:
   StrategyOptions options_;
+  std::vector<uint32_t> dense_;  // model item -> RecommendIndex dense id (or kNoItem)
   std::vector<AlsInteraction> history_;
   std::vector<bool> owned_;
   AlsWorkspace workspace_;
