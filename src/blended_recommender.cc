@@ -8,6 +8,8 @@
 #include <unordered_set>
 
 #include "strategy_util.h"
+#include "streamrec/als.h"
+#include "streamrec/state_store.h"
 
 namespace streamrec {
 
@@ -37,6 +39,16 @@ bool KnownStrategy(std::string_view name) {
     if (name == n) return true;
   }
   return false;
+}
+
+AlsOptions AlsOptionsFrom(const RecommenderOptions& o) {
+  AlsOptions a;
+  a.factors = o.als_factors;
+  a.iterations = o.als_iterations;
+  a.regularization = o.als_regularization;
+  a.alpha = o.als_alpha;
+  a.threads = o.als_threads;
+  return a;
 }
 
 std::string KnownStrategies() {
@@ -103,6 +115,7 @@ StatusOr<std::unique_ptr<Strategy>> NewStrategyByName(std::string_view name,
   if (name == "popularity") return NewPopularityStrategy(s);
   if (name == "upsell") return NewUpsellStrategy(s, catalog);
   if (name == "reoffer") return NewReofferStrategy(s);
+  if (name == "als") return NewAlsStrategy(s);
   return Status::InvalidArgument("unknown strategy '" + std::string(name) +
                                  "'; known: " + KnownStrategies());
 }
@@ -133,8 +146,78 @@ class BlendedRecommenderImpl final : public Recommender {
   void ObserveRelabel(const CustomerState& state) override { index_.ObserveRelabel(state); }
   void ResetObserved() override { index_.Clear(); }
 
+  Status LoadModel(StateStore* store) override {
+    std::string value;
+    Status s = store->Get(Column::kModel, kAlsModelKey, &value);
+    if (s.IsNotFound()) {
+      als_.reset();
+      return Status::OK();
+    }
+    STREAMREC_RETURN_IF_ERROR(s);
+    auto model = AlsModel::Decode(value);
+    if (!model.ok()) return Status::Corruption("stored ALS model: " + model.status().message());
+    als_ = std::make_shared<const AlsModel>(std::move(model).value());
+    return Status::OK();
+  }
+
+  Status RefitModel(StateStore* store, std::span<const CustomerState> batch,
+                    WriteSet* writes) override {
+    if (!UsesAls()) return Status::OK();
+    // Customers by id (the batch's states win over the stored ones), items interned as seen.
+    std::unordered_set<std::string_view> in_batch;
+    for (const CustomerState& c : batch) in_batch.insert(c.customer_id());
+    std::vector<std::string> customers;
+    std::vector<std::string> items;
+    std::unordered_map<std::string, uint32_t> item_slot;
+    std::vector<AlsTriplet> cells;
+    auto add = [&](const CustomerState& c) {
+      const uint32_t u = static_cast<uint32_t>(customers.size());
+      customers.push_back(c.customer_id());
+      for (const auto& e : c.items()) {
+        if (e.count() == 0) continue;
+        auto [it, inserted] = item_slot.try_emplace(e.item_id(), items.size());
+        if (inserted) items.push_back(e.item_id());
+        cells.push_back({u, it->second, static_cast<double>(e.count())});
+      }
+    };
+    Status decode_status;
+    STREAMREC_RETURN_IF_ERROR(
+        store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
+          CustomerState state;
+          decode_status = DecodeState(value, &state);
+          if (!decode_status.ok()) {
+            decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
+                                               "': " + decode_status.message());
+            return false;
+          }
+          if (in_batch.count(state.customer_id()) == 0) add(state);
+          return true;
+        }));
+    STREAMREC_RETURN_IF_ERROR(decode_status);
+    for (const CustomerState& c : batch) add(c);
+    if (items.empty()) return Status::OK();
+    // Canonical order (customers and items by id), so the fit depends only on the states, not
+    // on partitions or on where micro-batches were cut.
+    std::vector<uint32_t> user_rank = RankById(customers);
+    std::vector<uint32_t> item_rank = RankById(items);
+    for (AlsTriplet& t : cells) {
+      t.user = user_rank[t.user];
+      t.item = item_rank[t.item];
+    }
+    std::sort(items.begin(), items.end());
+    auto matrix =
+        AlsMatrixFromTriplets(static_cast<uint32_t>(customers.size()), std::move(items), cells);
+    if (!matrix.ok()) return matrix.status();
+    auto model = AlsFit(*matrix, als_options_);
+    if (!model.ok()) return model.status();
+    writes->Put(Column::kModel, kAlsModelKey, model->Encode());
+    als_ = std::make_shared<const AlsModel>(std::move(model).value());
+    return Status::OK();
+  }
+
   void BeginBatch(const ItemStatsTable& items, int64_t now_ms) override {
     env_.index = &index_;
+    env_.als = als_.get();
     env_.stats = &items;
     env_.catalog = catalog_;
     env_.skip_owned = options_.exclude_owned;
@@ -256,7 +339,30 @@ class BlendedRecommenderImpl final : public Recommender {
     return true;
   }
 
+  // The key of the ALS model in the model column family.
+  static constexpr const char* kAlsModelKey = "als";
+
+  // rank[i] = position of ids[i] in ascending order.
+  static std::vector<uint32_t> RankById(const std::vector<std::string>& ids) {
+    std::vector<uint32_t> order(ids.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
+    std::vector<uint32_t> rank(ids.size());
+    for (uint32_t r = 0; r < order.size(); ++r) rank[order[r]] = r;
+    return rank;
+  }
+
+  // Whether a strategy "als" is in the blend (a model is fitted only then).
+  bool UsesAls() const {
+    for (const auto& s : strategies_) {
+      if (std::string_view(s->name()) == "als") return true;
+    }
+    return false;
+  }
+
   RecommenderOptions options_;
+  AlsOptions als_options_ = AlsOptionsFrom(options_);
+  std::shared_ptr<const AlsModel> als_;
   const Catalog* catalog_;
   RecommendIndex index_;
   std::vector<std::unique_ptr<Strategy>> strategies_;
@@ -272,6 +378,14 @@ class BlendedRecommenderImpl final : public Recommender {
 };
 
 Status ValidateRecommenderOptions(const RecommenderOptions& o) {
+  if (o.als_refit_every_events < 0) {
+    return Status::InvalidArgument(
+        "configuration key 'recommend.als_refit_every_events': must be >= 0 (got " +
+        std::to_string(o.als_refit_every_events) + ")");
+  }
+  if (Status s = ValidateAlsOptions(AlsOptionsFrom(o)); !s.ok()) {
+    return Status::InvalidArgument("configuration keys 'recommend.als_*': " + s.message());
+  }
   if (o.list_length < 1) {
     return Status::InvalidArgument("configuration key 'recommend.list_length': must be >= 1");
   }
@@ -301,7 +415,6 @@ StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(const RecommenderOp
                                                              const Catalog* catalog) {
   std::vector<std::unique_ptr<Strategy>> strategies;
   for (const char* name : kStrategyNames) {
-    if (std::string_view(name) == "als") continue;  // not built in yet
     auto s = NewStrategyByName(name, options, catalog);
     if (!s.ok()) return s.status();
     strategies.push_back(std::move(*s));

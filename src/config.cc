@@ -368,6 +368,11 @@ const std::vector<KeySpec>& Schema() {
         "recommend.upsell_top_segments",
         "upsell: segments shown the top of the ladder, comma-separated",
         [](Config& c) -> std::string& { return c.recommend.strategies.upsell_top_segments; }));
+    s.push_back(IntKey("recommend.als_refit_every_events",
+                       "re-fit the ALS model every this many events (0 = only when the segments "
+                       "are re-fitted)",
+                       [](Config& c) -> int64_t& { return c.recommend.als_refit_every_events; },
+                       0, int64_t{1} << 50));
     // segments
     s.push_back(DoubleKey("segments.champion_spend",
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",

@@ -19,6 +19,7 @@ Pipeline::Pipeline(PipelineOptions options, StateStore* store, const Catalog* ca
 
 Status Pipeline::Open() {
   STREAMREC_RETURN_IF_ERROR(LoadItems());
+  STREAMREC_RETURN_IF_ERROR(recommender_->LoadModel(store_));
   return RebuildRecommenderIndex();
 }
 
@@ -181,6 +182,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   std::vector<CustomerState*> changed;
   changed.reserve(states.size());
   for (auto& state : states) changed.push_back(&state);
+  const uint64_t segment_version = segmenter_->model_version();
   segmenter_->AssignBatch(changed, watermark);
   // The segmenter's own writes: its model, and stored customers a re-fit relabelled.
   WriteSet all;
@@ -198,6 +200,15 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     for (size_t c = 0; c < states.size(); ++c) {
       recommender_->ObserveChange(found[c] ? &before[c] : nullptr, states[c]);
     }
+  }
+
+  // 6b. Models fitted on every customer (ALS) follow segmenter re-fits and, optionally, every N
+  // events; the model commits with the batch, so a restart resumes with the same model.
+  const uint64_t every = static_cast<uint64_t>(options_.recommend.als_refit_every_events);
+  const uint64_t events_before = position.events();
+  if (segmenter_->model_version() != segment_version ||
+      (every > 0 && (events_before + events.size()) / every != events_before / every)) {
+    STREAMREC_RETURN_IF_ERROR(recommender_->RefitModel(store_, states, &writes));
   }
 
   // 7. Lists, and one atomic write.
@@ -257,6 +268,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     // Nothing of the batch is stored: forget the in-memory effects too.
     positions_.erase(partition);
     Status reload = LoadItems();
+    if (reload.ok()) reload = recommender_->LoadModel(store_);
     if (reload.ok()) reload = RebuildRecommenderIndex();
     if (!reload.ok()) return Status::IOError(s.message() + "; reloading items: " + reload.message());
     return s;

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
 #include <set>
 
+#include "streamrec/blended_recommender.h"
 #include "testutil/fault_store.h"
 #include "testutil/test_util.h"
 
@@ -289,6 +291,100 @@ TEST(PipelineTest, ControlGroupIsDeterministicAndSized) {
   }
   EXPECT_FALSE(InControlGroup("x", 0.0));
   EXPECT_TRUE(InControlGroup("x", 1.0));
+}
+
+}  // namespace
+}  // namespace streamrec
+
+namespace streamrec {
+namespace {
+
+// A pipeline with the blended recommender and only the ALS strategy, over a given store.
+struct AlsPipeline {
+  explicit AlsPipeline(StateStore* store) {
+    options.recommend.list_length = 3;
+    options.recommend.control_share = 0.0;
+    options.recommend.weights = "als=1";
+    options.recommend.segment_weights = "";
+    options.recommend.als_refit_every_events = 8;
+    options.recommend.als_factors = 2;
+    options.recommend.als_iterations = 8;
+    options.recommend.als_threads = 1;
+    decoder = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
+    segmenter = NewRfmRuleSegmenter();
+    recommender = std::move(NewBlendedRecommender(options.recommend, nullptr)).value();
+    pipeline = std::make_unique<Pipeline>(options, store, nullptr, segmenter.get(),
+                                          recommender.get());
+  }
+  Status Run(const std::vector<std::string>& lines, uint64_t first_offset) {
+    std::vector<SourceRecord> records;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      records.push_back(SourceRecord{first_offset + i, {}, lines[i]});
+    }
+    BatchResult result;
+    return pipeline->ProcessBatch(0, records, decoder.get(), &result);
+  }
+
+  PipelineOptions options;
+  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<Segmenter> segmenter;
+  std::unique_ptr<Recommender> recommender;
+  std::unique_ptr<Pipeline> pipeline;
+};
+
+// customer id -> "item/strategy,..." of the lists in the outbox.
+std::map<std::string, std::string> AlsLists(StateStore* store) {
+  std::map<std::string, std::string> out;
+  auto n = DrainOutbox(store, 0, [&](const v1::OutboxRecord& r) {
+    if (r.payload_case() != v1::OutboxRecord::kList) return Status::OK();
+    std::string& s = out[r.key()];
+    s.clear();
+    for (const auto& item : r.list().items()) s += item.item_id() + "/" + item.strategy() + ",";
+    return Status::OK();
+  });
+  EXPECT_TRUE(n.ok());
+  return out;
+}
+
+TEST(PipelineAlsTest, ModelIsStoredWithTheBatchAndReloadedAtOpen) {
+  // Two tastes: {A, B, C} and {X, Y, Z}. The first batch crosses 8 events: the model is fitted
+  // on it and stored with it; the second does not re-fit.
+  const std::vector<std::string> b1 = {
+      "c1,A,2011-01-01 10:00:00,1,1,1,", "c1,B,2011-01-01 10:00:00,1,1,1,",
+      "c2,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,",
+      "c2,C,2011-01-01 10:00:00,1,1,1,", "c3,X,2011-01-01 10:00:00,1,1,1,",
+      "c3,Y,2011-01-01 10:00:00,1,1,1,", "c4,X,2011-01-01 10:00:00,1,1,1,",
+      "c4,Y,2011-01-01 10:00:00,1,1,1,", "c4,Z,2011-01-01 10:00:00,1,1,1,"};
+  const std::vector<std::string> b2 = {"c5,A,2011-01-02 10:00:00,1,1,1,",
+                                       "c6,X,2011-01-02 10:00:00,1,1,1,"};
+  auto clean_store = NewMemStateStore();
+  AlsPipeline clean(clean_store.get());
+  ASSERT_OK(clean.pipeline->Open());
+  ASSERT_OK(clean.Run(b1, 0));
+  std::string value;
+  ASSERT_OK(clean_store->Get(Column::kModel, "als", &value));
+  ASSERT_OK(clean.Run(b2, b1.size()));
+  auto expected = AlsLists(clean_store.get());
+
+  // The same batches with a restart in between: the second pipeline loads the stored model.
+  auto store = NewMemStateStore();
+  {
+    AlsPipeline first(store.get());
+    ASSERT_OK(first.pipeline->Open());
+    ASSERT_OK(first.Run(b1, 0));
+  }
+  AlsPipeline second(store.get());
+  ASSERT_OK(second.pipeline->Open());
+  ASSERT_OK(second.Run(b2, b1.size()));
+  auto got = AlsLists(store.get());
+  EXPECT_EQ(got, expected);
+  // The newcomers are offered their group's items first, by ALS.
+  ASSERT_EQ(got.count("c5"), 1u);
+  ASSERT_EQ(got.count("c6"), 1u);
+  EXPECT_TRUE(got["c5"].rfind("B/als,C/als,", 0) == 0 || got["c5"].rfind("C/als,B/als,", 0) == 0)
+      << got["c5"];
+  EXPECT_TRUE(got["c6"].rfind("Y/als,Z/als,", 0) == 0 || got["c6"].rfind("Z/als,Y/als,", 0) == 0)
+      << got["c6"];
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 
+#include "streamrec/als.h"
 #include "streamrec/blended_recommender.h"
 #include "streamrec/recommend_index.h"
 #include "streamrec/strategy.h"
@@ -113,6 +114,7 @@ class StrategyTest : public ::testing::Test {
     env.stats = &stats_;
     env.catalog = catalog_.size() > 0 ? &catalog_ : nullptr;
     env.now_ms = now;
+    env.als = als_;
     return env;
   }
   std::vector<Candidate> Run(Strategy* s, const CustomerState& c, size_t limit = 10,
@@ -132,6 +134,7 @@ class StrategyTest : public ::testing::Test {
   ItemStatsTable stats_;
   Catalog catalog_;
   CustomerView view_;
+  const AlsModel* als_ = nullptr;
 };
 
 TEST_F(StrategyTest, CooccurrenceRanksByCosine) {
@@ -176,6 +179,67 @@ TEST_F(StrategyTest, CooccurrenceTrendLiftsWhatSellsNow) {
   EXPECT_EQ(Ids(index_, out)[0], "new");
   // (recent + 0.5) / (buyers + 1): 1.5 / 2 for "new", ~0.5 / 3 for "old".
   EXPECT_NEAR(out[0].score, 1 / std::sqrt(4.0) * 0.75, 0.02);
+}
+
+TEST_F(StrategyTest, AlsRecommendsWithinTheTasteGroup) {
+  // Two tastes: {a1..a4} and {b1..b4}; each customer holds three of their group's four items.
+  std::vector<CustomerState> all;
+  for (int g = 0; g < 2; ++g) {
+    const std::string p = g == 0 ? "a" : "b";
+    for (int c = 0; c < 8; ++c) {
+      std::vector<std::string> items;
+      for (int k = 0; k < 3; ++k) items.push_back(p + std::to_string(1 + (c + k) % 4));
+      all.push_back(Customer(p + "cust" + std::to_string(c), items));
+    }
+  }
+  CustomerState me = Customer("me", {"a1", "a2"});
+  all.push_back(me);
+  for (const CustomerState& c : all) Add(c);
+  // Fit on the customers' item tables, as the pipeline's re-fit does.
+  std::vector<std::string> item_ids = {"a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"};
+  std::vector<AlsTriplet> cells;
+  for (uint32_t u = 0; u < all.size(); ++u) {
+    for (const auto& e : all[u].items()) {
+      const auto it = std::find(item_ids.begin(), item_ids.end(), e.item_id());
+      cells.push_back({u, static_cast<uint32_t>(it - item_ids.begin()),
+                       static_cast<double>(e.count())});
+    }
+  }
+  const uint32_t users = static_cast<uint32_t>(all.size());
+  ASSERT_OK_AND_ASSIGN(m, AlsMatrixFromTriplets(users, item_ids, cells));
+  AlsOptions o;
+  o.factors = 2;
+  o.iterations = 10;
+  o.threads = 1;
+  ASSERT_OK_AND_ASSIGN(model, AlsFit(m, o));
+
+  auto s = NewAlsStrategy(StrategyOptions());
+  EXPECT_TRUE(Run(s.get(), me).empty()) << "no model: no candidates";
+  als_ = &model;
+  auto out = Run(s.get(), me, 2);
+  std::vector<std::string> ids = Ids(index_, out);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0].substr(0, 1), "a");
+  EXPECT_EQ(ids[1].substr(0, 1), "a");
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "a1"), 0) << "owned items are not proposed";
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "a2"), 0);
+  // The affinity is the folded-in score, and the reason names it and an owned item.
+  AlsWorkspace ws;
+  AlsVector x;
+  const std::vector<AlsInteraction> h = {{0, 1}, {1, 1}};
+  model.FoldIn(h, &ws, &x);
+  const uint32_t j = model.FindItem(ids[0]);
+  EXPECT_NEAR(out[0].score, x.dot(model.item_factors().row(j).transpose()), 1e-6);
+  const std::string reason = s->Explain(Env(), view_, out[0]);
+  char affinity[64];
+  std::snprintf(affinity, sizeof(affinity), "ALS affinity %.2f", out[0].score);
+  EXPECT_NE(reason.find(affinity), std::string::npos) << reason;
+  const bool names_owned = reason.find("like your a1") != std::string::npos ||
+                           reason.find("like your a2") != std::string::npos;
+  EXPECT_TRUE(names_owned) << reason;
+  auto by_name = NewStrategyByName("als", RecommenderOptions(), nullptr);
+  ASSERT_TRUE(by_name.ok());
+  EXPECT_STREQ((*by_name)->name(), "als");
 }
 
 TEST_F(StrategyTest, SimilarCustomersComeFromHigherValueSegments) {

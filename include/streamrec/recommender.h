@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -15,9 +16,13 @@
 
 #include "streamrec/catalog.h"
 #include "streamrec/features.h"
+#include "streamrec/status.h"
 #include "streamrec/strategy.h"
 
 namespace streamrec {
+
+class StateStore;
+class WriteSet;
 
 struct Recommendation {
   std::string item_id;
@@ -66,6 +71,16 @@ struct RecommenderOptions {
   int refresh_per_batch = 200;
   // The strategies' own tunables.
   StrategyOptions strategies;
+  // ALS (strategy "als", als.h): the model is re-fitted on every stored customer after each
+  // segmenter re-fit and, when > 0, every this many events (recommend.als_refit_every_events).
+  int64_t als_refit_every_events = 0;
+  // Latent factors, iterations, L2 penalty, confidence slope (c = 1 + alpha * count) and
+  // threads of the ALS fit. More factors: finer tastes, f^2 slower per purchase.
+  int als_factors = 32;
+  int als_iterations = 15;
+  double als_regularization = 0.05;
+  double als_alpha = 10.0;
+  int als_threads = 2;
 };
 
 class Recommender {
@@ -84,6 +99,24 @@ class Recommender {
   virtual void ObserveRelabel(const CustomerState& state) { (void)state; }
   // Forget every observed customer (before a rebuild).
   virtual void ResetObserved() {}
+  // A model fitted on every stored customer (the blended recommender's ALS). Loads the model
+  // RefitModel stored (none stored: no model yet). Called by Pipeline::Open and after a failed
+  // write, so the model in memory is always the stored one.
+  [[nodiscard]] virtual Status LoadModel(StateStore* store) {
+    (void)store;
+    return Status::OK();
+  }
+  // Re-fits that model on every customer — the stored ones, with `batch` (the micro-batch's new
+  // states, not yet written) in place of their stored versions — and appends the encoded model
+  // to `writes`, which the caller commits atomically with the batch. Used from the next
+  // BeginBatch on.
+  [[nodiscard]] virtual Status RefitModel(StateStore* store, std::span<const CustomerState> batch,
+                                          WriteSet* writes) {
+    (void)store;
+    (void)batch;
+    (void)writes;
+    return Status::OK();
+  }
   // Called once per micro-batch with the statistics after the batch, at event time `now_ms`.
   virtual void BeginBatch(const ItemStatsTable& items, int64_t now_ms) = 0;
   // Appends the customer's list to *out (cleared first). Reads only what BeginBatch saw and

@@ -23,6 +23,8 @@
 
 namespace streamrec {
 
+class AlsModel;  // streamrec/als.h
+
 // Global item statistics by item id (the "items" column family, held in memory).
 using ItemStatsTable = std::unordered_map<std::string, ItemStats>;
 
@@ -35,6 +37,7 @@ struct StrategyEnv {
   // Owned items will not pass the rules (recommend.exclude_owned): strategies other than
   // re-offer then spend their candidate budget on items the customer does not hold.
   bool skip_owned = false;
+  const AlsModel* als = nullptr;     // the current ALS model; null = none fitted yet
 };
 
 // One customer, prepared once per list.
@@ -136,6 +139,11 @@ std::unique_ptr<Strategy> NewReofferStrategy(const StrategyOptions& options);
 // within a price ratio of their usual price; the top of the ladder for big spenders:
 // "next tier of your usual 5 GB pack: 10 GB for +20%".
 std::unique_ptr<Strategy> NewUpsellStrategy(const StrategyOptions& options, const Catalog* catalog);
+// Implicit-feedback matrix factorisation (als.h): the customer's full item table is folded in
+// against the current model's item factors (StrategyEnv::als; none without a model) and the
+// items are scored by affinity x_u . y_j; the evidence is the owned item contributing most:
+// "customers with your taste buy it (ALS affinity 0.82, like your 85123A)".
+std::unique_ptr<Strategy> NewAlsStrategy(const StrategyOptions& options);
 
 // Helpers shared by strategies and rules.
 // The price of an item: the catalogue's list price, else the last price observed in events
