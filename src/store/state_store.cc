@@ -71,6 +71,13 @@ std::string PartitionPrefix(uint32_t partition) {
   return key;
 }
 
+uint32_t PartitionOfKey(std::string_view key) {
+  if (key.size() < 4) return 0;
+  uint32_t partition = 0;
+  for (int b = 0; b < 4; ++b) partition = (partition << 8) | static_cast<uint8_t>(key[b]);
+  return partition;
+}
+
 std::string PartitionKey(uint32_t partition, std::string_view id) {
   std::string key = PartitionPrefix(partition);
   key.append(id);
