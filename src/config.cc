@@ -354,9 +354,10 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> std::string& { return c.segments.features; }));
     s.push_back(StringKey("segments.transforms",
                           "per-feature transform before standardisation, feature:transform,... "
-                          "(none, log1p, yeo-johnson; lambda fitted at each re-fit); features not "
-                          "named keep the default (log1p for counts, amounts and days, none for "
-                          "ratios and shares)",
+                          "e.g. monetary:yeo-johnson,frequency:log1p,avg_discount:none (none, "
+                          "log1p, yeo-johnson: lambda fitted by maximum likelihood at each full "
+                          "re-fit, stored with the model version); features not named keep the "
+                          "default (log1p for counts, amounts and days, none for ratios and shares)",
                           [](Config& c) -> std::string& { return c.segments.transforms; }));
     s.push_back(DoubleKey("segments.half_life_events",
                           "forgetting of the online centres: half-life in customer updates; 0 = off",
