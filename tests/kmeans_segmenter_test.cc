@@ -48,7 +48,8 @@ class RecordingLogger : public Logger {
 
 class SegmenterHarness {
  public:
-  explicit SegmenterHarness(SegmentsConfig config) : store_(NewMemStateStore()), config_(config) {
+  explicit SegmenterHarness(SegmentsConfig config, bool background_refit = false)
+      : store_(NewMemStateStore()), config_(config), background_refit_(background_refit) {
     decoder_ = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
     recommender_ = NewPopularityRecommender(RecommenderOptions(), nullptr);
     Reopen();
@@ -59,6 +60,7 @@ class SegmenterHarness {
     KMeansSegmenterOptions options;
     options.config = config_;
     options.logger = logger_;
+    options.background_refit = background_refit_;
     auto s = KMeansSegmenter::Create(options, store_.get());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     segmenter_ = std::move(s).value();
@@ -113,6 +115,7 @@ class SegmenterHarness {
   std::shared_ptr<RecordingLogger> logger_ = std::make_shared<RecordingLogger>();
   std::unique_ptr<StateStore> store_;
   SegmentsConfig config_;
+  bool background_refit_ = false;
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<Recommender> recommender_;
   std::unique_ptr<KMeansSegmenter> segmenter_;
@@ -546,6 +549,29 @@ TEST(KMeansSegmenterTest, RescoreSweepRelabelsCustomersWhoDoNotBuy) {
   auto a = straight.Customers(), b = restarted.Customers();
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [id, s] : a) EXPECT_EQ(b[id].SerializeAsString(), s.SerializeAsString()) << id;
+}
+
+// A background re-fit is swapped in without touching the store; the sweep then brings every
+// stored customer to the new version (without it, customers who do not buy keep the old one).
+TEST(KMeansSegmenterTest, RescoreSweepCarriesABackgroundRefitToEveryStoredCustomer) {
+  for (int64_t per_batch : {int64_t{0}, int64_t{1000}}) {
+    SegmentsConfig config = SmallConfig();
+    config.rescore_per_batch = per_batch;
+    config.refit_every_events = 25;
+    SegmenterHarness h(config, /*background_refit=*/true);
+    h.Run(SyntheticEvents(300));  // cold start (synchronous), then background re-fits
+    h.segmenter().WaitForBackgroundRefit();
+    h.Run(LateBuyers(1, 0, 1), 1);  // picks up the finished re-fit
+    const uint64_t version = h.segmenter().model_version();
+    ASSERT_GE(version, 2u);
+    size_t stale = 0;
+    for (const auto& [id, s] : h.Customers()) stale += s.model_version() != version;
+    if (per_batch == 0) {
+      EXPECT_GT(stale, 0u) << "without the sweep, customers who do not buy keep the old version";
+    } else {
+      EXPECT_EQ(stale, 0u);
+    }
+  }
 }
 
 TEST(KMeansSegmenterTest, RescoreSweepWithoutMovingCentresOnlyRelabels) {
