@@ -103,8 +103,10 @@ TEST(FeatureVectorTest, DefaultTransformKinds) {
 
 TEST(FeatureVectorTest, TransformsFromConfigurationKeepDefaultsForUnnamedFeatures) {
   const FeatureSpec spec = FeatureSpec::WithShares({"app"}, {});
-  ASSERT_OK_AND_ASSIGN(kinds, ParseTransformKinds(spec, " monetary:yeo-johnson, frequency:none,"
-                                                        "avg_discount:log1p,channel_share:app:yeo_johnson"));
+  ASSERT_OK_AND_ASSIGN(kinds,
+                       ParseTransformKinds(spec,
+                                           " monetary:yeo-johnson, frequency:none,"
+                                           "avg_discount:log1p,channel_share:app:yeo_johnson"));
   std::vector<FeatureTransformKind> expected = DefaultTransformKinds(spec);
   expected[1] = FeatureTransformKind::kNone;        // frequency
   expected[2] = FeatureTransformKind::kYeoJohnson;  // monetary

@@ -261,10 +261,12 @@ TEST(PipelineTest, StoredCustomersTheSegmenterRelabelsGetASegmentChangeInTheirOw
   Pipeline pipeline(PipelineOptions(), store.get(), nullptr, &segmenter, &recommender);
   ASSERT_OK(pipeline.Open());
   auto decoder = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
-  const std::string lines[] = {"c1,A,2011-01-01 10:00:00,1,1,1,", "c1,A,2011-01-02 10:00:00,1,1,1,"};
+  const std::string lines[] = {"c1,A,2011-01-01 10:00:00,1,1,1,",
+                               "c1,A,2011-01-02 10:00:00,1,1,1,"};
   for (uint64_t offset = 0; offset < 2; ++offset) {
     BatchResult r;
-    ASSERT_OK(pipeline.ProcessBatch(0, {SourceRecord{offset, {}, lines[offset]}}, decoder.get(), &r));
+    ASSERT_OK(
+        pipeline.ProcessBatch(0, {SourceRecord{offset, {}, lines[offset]}}, decoder.get(), &r));
     EXPECT_EQ(r.segment_changes, offset == 0 ? 2u : 1u);  // c1 scored once; x9 moves each time
   }
   // The recommender's index followed both moves.
@@ -272,16 +274,16 @@ TEST(PipelineTest, StoredCustomersTheSegmenterRelabelsGetASegmentChangeInTheirOw
   // Partition 7's outbox holds x9's changes, in order, after its stored sequence numbers.
   std::vector<std::string> moves;
   std::vector<uint64_t> seqs;
-  ASSERT_OK(store->Scan(Column::kOutbox, PartitionPrefix(7), [&](std::string_view key,
-                                                                 std::string_view value) {
-    v1::OutboxRecord record;
-    EXPECT_OK(DecodeState(value, &record));
-    EXPECT_EQ(record.key(), "x9");
-    moves.push_back(record.segment_change().from_segment() + ">" +
-                    record.segment_change().to_segment());
-    seqs.push_back(OutboxSequence(key));
-    return true;
-  }));
+  ASSERT_OK(store->Scan(Column::kOutbox, PartitionPrefix(7),
+                        [&](std::string_view key, std::string_view value) {
+                          v1::OutboxRecord record;
+                          EXPECT_OK(DecodeState(value, &record));
+                          EXPECT_EQ(record.key(), "x9");
+                          moves.push_back(record.segment_change().from_segment() + ">" +
+                                          record.segment_change().to_segment());
+                          seqs.push_back(OutboxSequence(key));
+                          return true;
+                        }));
   EXPECT_EQ(moves, (std::vector<std::string>{"Loyal>Moved 2", "Moved 2>Moved 3"}));
   EXPECT_EQ(seqs, (std::vector<uint64_t>{5, 6}));
   ASSERT_OK_AND_ASSIGN(p7, pipeline.Position(7));
@@ -294,9 +296,9 @@ TEST(PipelineTest, StoredCustomersTheSegmenterRelabelsGetASegmentChangeInTheirOw
   // Partition 0's outbox has c1's own change only.
   size_t changes0 = 0;
   ASSERT_OK(DrainOutbox(store.get(), 0, [&](const v1::OutboxRecord& r) {
-    changes0 += r.payload_case() == v1::OutboxRecord::kSegmentChange;
-    return Status::OK();
-  }).status());
+              changes0 += r.payload_case() == v1::OutboxRecord::kSegmentChange;
+              return Status::OK();
+            }).status());
   EXPECT_EQ(changes0, 1u);
 }
 
