@@ -374,6 +374,14 @@ TEST(KMeansSegmenterTest, SegmentsCommandShowsLifecycleTransitionsAndRuleActions
   EXPECT_EQ(uint64_t(doc["deaths_total"]), 0u);
   EXPECT_GT(double(doc["online_objective"]), 0.0);
   EXPECT_GT(uint64_t(doc["online_points"]), 0u);
+  // Each feature's transform, as fitted with the model (defaults here: recency log1p, discount
+  // none).
+  simdjson::dom::array transforms = doc["transforms"].get_array();
+  ASSERT_EQ(transforms.size(), 7u) << json.output;
+  EXPECT_EQ(std::string_view(transforms.at(0)["feature"]), "recency_days");
+  EXPECT_EQ(std::string_view(transforms.at(0)["transform"]), "log1p");
+  EXPECT_EQ(std::string_view(transforms.at(4)["transform"]), "none");
+  EXPECT_GT(double(transforms.at(0)["std"]), 0.0);
   uint64_t moves = 0;
   bool c00001_move = false;
   for (simdjson::dom::element m : doc["transitions"]["moves"].get_array()) {
