@@ -312,7 +312,10 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     return s;
   }
   positions_[partition] = position;
-  for (auto& [p, other] : other_positions) positions_[p] = std::move(other);
+  for (auto& [p, other] : other_positions) {
+    positions_[p] = std::move(other);
+    result->other_outbox_partitions.push_back(p);
+  }
   result->events = events.size();
   result->customers_changed = states.size();
   result->watermark_ms = watermark;

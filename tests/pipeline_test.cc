@@ -268,6 +268,7 @@ TEST(PipelineTest, StoredCustomersTheSegmenterRelabelsGetASegmentChangeInTheirOw
     ASSERT_OK(
         pipeline.ProcessBatch(0, {SourceRecord{offset, {}, lines[offset]}}, decoder.get(), &r));
     EXPECT_EQ(r.segment_changes, offset == 0 ? 2u : 1u);  // c1 scored once; x9 moves each time
+    EXPECT_EQ(r.other_outbox_partitions, std::vector<uint32_t>{7});
   }
   // The recommender's index followed both moves.
   EXPECT_EQ(recommender.relabelled, (std::vector<std::string>{"x9:2", "x9:3"}));
