@@ -447,6 +447,14 @@ const std::vector<KeySpec>& Schema() {
                           "avg_discount, mean_gap_days, tenure_days, channel_share:<c>, service_share:<s>); "
                           "empty = the first seven",
                           [](Config& c) -> std::string& { return c.segments.features; }));
+    s.push_back(
+        StringKey("segments.transforms",
+                  "per-feature transform before standardisation, feature:transform,... "
+                  "e.g. monetary:yeo-johnson,frequency:log1p,avg_discount:none (none, "
+                  "log1p, yeo-johnson: lambda fitted by maximum likelihood at each full "
+                  "re-fit, stored with the model version); features not named keep the "
+                  "default (log1p for counts, amounts and days, none for ratios and shares)",
+                  [](Config& c) -> std::string& { return c.segments.transforms; }));
     s.push_back(DoubleKey("segments.half_life_events",
                           "forgetting of the online centres: half-life in customer updates; 0 = off",
                           [](Config& c) -> double& { return c.segments.half_life_events; }, 0, 1e15));
@@ -455,6 +463,16 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> double& { return c.segments.reassignment_ratio; }, 0, 1));
     s.push_back(IntKey("segments.threads", "threads of a full re-fit (results do not depend on it)",
                        [](Config& c) -> int& { return c.segments.threads; }, 1, 256));
+    s.push_back(IntKey(
+        "segments.rescore_per_batch",
+        "stored customers re-assigned to the online centres per micro-batch (a "
+        "cursor over the store, wrapping); 0 = off",
+        [](Config& c) -> int64_t& { return c.segments.rescore_per_batch; }, 0,
+        std::numeric_limits<int64_t>::max()));
+    s.push_back(BoolKey("segments.rescore_moves_centres",
+                        "the swept customers also take part in the online mini-batch step (the "
+                        "centres follow the whole population, not only buyers)",
+                        [](Config& c) -> bool& { return c.segments.rescore_moves_centres; }));
     s.push_back(IntKey("segments.transition_window_days",
                        "event-time days the segment transition matrix sums (per-day counts)",
                        [](Config& c) -> int& { return c.segments.transition_window_days; }, 1,

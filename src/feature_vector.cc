@@ -211,9 +211,17 @@ std::string_view FeatureTransformKindName(FeatureTransformKind kind) {
     case FeatureTransformKind::kLog1p:
       return "log1p";
     case FeatureTransformKind::kYeoJohnson:
-      return "yeo_johnson";
+      return "yeo-johnson";
   }
   return "?";
+}
+
+StatusOr<FeatureTransformKind> ParseFeatureTransformKind(std::string_view name) {
+  if (name == "none") return FeatureTransformKind::kNone;
+  if (name == "log1p") return FeatureTransformKind::kLog1p;
+  if (name == "yeo-johnson" || name == "yeo_johnson") return FeatureTransformKind::kYeoJohnson;
+  return Status::InvalidArgument("unknown transform '" + std::string(name) +
+                                 "'; valid: none, log1p, yeo-johnson");
 }
 
 FeatureTransformKind DefaultTransformKind(FeatureKind kind) {
@@ -237,6 +245,52 @@ std::vector<FeatureTransformKind> DefaultTransformKinds(const FeatureSpec& spec)
   std::vector<FeatureTransformKind> kinds;
   kinds.reserve(spec.features.size());
   for (const FeatureRef& f : spec.features) kinds.push_back(DefaultTransformKind(f.kind));
+  return kinds;
+}
+
+StatusOr<std::vector<FeatureTransformKind>> ParseTransformKinds(const FeatureSpec& spec,
+                                                                std::string_view list) {
+  std::vector<FeatureTransformKind> kinds = DefaultTransformKinds(spec);
+  const std::vector<std::string> names = spec.Names();
+  std::set<std::string> named;
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+    return v;
+  };
+  size_t begin = 0;
+  while (begin <= list.size()) {
+    size_t end = list.find(',', begin);
+    if (end == std::string_view::npos) end = list.size();
+    const std::string_view entry = trim(list.substr(begin, end - begin));
+    begin = end + 1;
+    if (entry.empty()) {
+      if (end == list.size()) break;
+      continue;
+    }
+    const size_t colon = entry.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Status::InvalidArgument("entry '" + std::string(entry) +
+                                     "' should be feature:transform (transform: none, log1p, "
+                                     "yeo-johnson)");
+    }
+    const std::string feature(trim(entry.substr(0, colon)));
+    auto kind = ParseFeatureTransformKind(trim(entry.substr(colon + 1)));
+    if (!kind.ok()) {
+      return Status::InvalidArgument("feature '" + feature + "': " + kind.status().message());
+    }
+    auto it = std::find(names.begin(), names.end(), feature);
+    if (it == names.end()) {
+      std::string valid;
+      for (const std::string& n : names) valid += (valid.empty() ? "" : ", ") + n;
+      return Status::InvalidArgument("feature '" + feature +
+                                     "' is not a clustering feature; the features are: " + valid);
+    }
+    if (!named.insert(feature).second) {
+      return Status::InvalidArgument("feature '" + feature + "' is given a transform twice");
+    }
+    kinds[it - names.begin()] = *kind;
+  }
   return kinds;
 }
 

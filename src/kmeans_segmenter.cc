@@ -163,6 +163,14 @@ StatusOr<SegmentFitOptions> SegmentFitOptions::FromConfig(const SegmentsConfig& 
     }
     o.spec = std::move(spec).value();
   }
+  if (!c.transforms.empty()) {
+    auto kinds = ParseTransformKinds(o.spec, c.transforms);
+    if (!kinds.ok()) {
+      return Status::InvalidArgument("configuration key 'segments.transforms': " +
+                                     kinds.status().message());
+    }
+    o.transforms = std::move(kinds).value();
+  }
   o.k = c.k;
   o.k_min = c.k_min;
   o.k_max = c.k_max;
@@ -233,7 +241,12 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
   }
 
   FeatureTransformOptions transform_options;
-  transform_options.kinds = DefaultTransformKinds(options.spec);
+  transform_options.kinds =
+      options.transforms.empty() ? DefaultTransformKinds(options.spec) : options.transforms;
+  if (static_cast<int>(transform_options.kinds.size()) != d) {
+    return Status::InvalidArgument("segment fit: " + std::to_string(options.transforms.size()) +
+                                   " transforms for d=" + std::to_string(d) + " features");
+  }
   auto transform_or = FeatureTransform::Fit(train_raw.data(), m, d, transform_options);
   if (!transform_or.ok()) return transform_or.status();
   const FeatureTransform transform = std::move(transform_or).value();
@@ -414,6 +427,95 @@ struct KMeansSegmenter::Impl {
   bool online_dirty = false;
   std::vector<std::shared_ptr<const SegmentModelVersion>> new_versions;
   std::vector<std::pair<std::string, std::string>> state_writes;
+  // Stored customers relabelled since the last TakeRelabels (cluster or segment changed).
+  std::vector<SegmentRelabel> relabels;
+  // Rescore sweep: the store key of the last customer re-assigned ("" = from the start), and the
+  // points the sweep fed to the online step since the model was installed (they are not customer
+  // updates: the re-fit triggers do not count them). Both persisted in the current proto.
+  std::string rescore_cursor;
+  uint64_t rescored_points = 0;
+
+  // Customer updates the online model absorbed since its fit (not the sweep's points).
+  uint64_t UpdatesSinceFit() const {
+    const uint64_t seen = online ? online->points_seen() : 0;
+    return seen > rescored_points ? seen - rescored_points : 0;
+  }
+
+  // Relabels a stored customer `state` (key `key`) to centre row `row` of `v`; when its cluster
+  // or segment changes, queues its new state for AppendWrites and a relabel for TakeRelabels.
+  void Relabel(const SegmentModelVersion& v, int row, std::string key, CustomerState* state,
+               int64_t now_ms) {
+    const int32_t old_cluster = state->cluster();
+    const uint64_t old_version = state->model_version();
+    if (v.ids[row] == old_cluster && v.names[row] == state->segment()) {
+      // Same segment: the state is written only if it was scored by another version (its
+      // model_version would be stale), and no change is emitted.
+      if (old_version == v.version) return;
+      Label(v, row, state);
+      state_writes.emplace_back(std::move(key), EncodeState(*state));
+      return;
+    }
+    SegmentRelabel r;
+    r.change.set_customer_id(state->customer_id());
+    r.change.set_from_cluster(old_cluster);
+    r.change.set_from_segment(state->segment());
+    Label(v, row, state);
+    CountMove(old_cluster, old_version, state->cluster(), now_ms);
+    r.change.set_to_cluster(state->cluster());
+    r.change.set_to_segment(state->segment());
+    r.change.set_model_version(v.version);
+    r.change.set_event_time_ms(now_ms);
+    r.key = key;
+    relabels.push_back(std::move(r));
+    state_writes.emplace_back(std::move(key), EncodeState(*state));
+  }
+
+  // The next stored customers of the rescore sweep: up to segments.rescore_per_batch keys after
+  // the cursor, wrapping once to the start, never the same key twice; customers of the batch
+  // (their stored state is stale, the batch scores them) are passed over but advance the cursor.
+  Status CollectSweep(std::span<CustomerState* const> batch,
+                      std::vector<std::pair<std::string, CustomerState>>* out) {
+    const int64_t budget = options.config.rescore_per_batch;
+    if (store == nullptr || budget <= 0) return Status::OK();
+    std::unordered_set<std::string_view> in_batch;
+    for (CustomerState* s : batch) in_batch.insert(s->customer_id());
+    int64_t visited = 0;
+    std::string last = rescore_cursor;
+    bool wrapped_past_start = false;
+    CustomerState state;
+    Status decode_status;
+    auto visit = [&](std::string_view key, std::string_view value) {
+      if (wrapped_past_start && !rescore_cursor.empty() && key > rescore_cursor) return false;
+      ++visited;
+      last.assign(key);
+      if (in_batch.count(key.substr(4)) == 0) {
+        decode_status = DecodeState(value, &state);
+        if (!decode_status.ok()) {
+          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
+                                             "': " + decode_status.message());
+          return false;
+        }
+        out->emplace_back(std::string(key), state);
+      }
+      return visited < budget;
+    };
+    // After the cursor (its successor: the cursor followed by a zero byte) ...
+    std::string start = rescore_cursor;
+    if (!start.empty()) start.push_back('\0');
+    STREAMREC_RETURN_IF_ERROR(store->ScanFrom(Column::kCustomers, "", start, visit));
+    STREAMREC_RETURN_IF_ERROR(decode_status);
+    // ... then from the start up to the cursor itself.
+    if (visited < budget && !rescore_cursor.empty()) {
+      wrapped_past_start = true;
+      STREAMREC_RETURN_IF_ERROR(store->Scan(Column::kCustomers, "", visit));
+      STREAMREC_RETURN_IF_ERROR(decode_status);
+    }
+    if (last != rescore_cursor) {
+      rescore_cursor = std::move(last);
+      online_dirty = true;
+    }
+    return Status::OK();
+  }
 
   // Customer moves per event-time day: day -> (from cluster, to cluster) -> count. Consumer
   // thread (and Refit); persisted in the current proto.
@@ -460,6 +562,9 @@ struct KMeansSegmenter::Impl {
     }
   }
 
+  // A fit of this batch relabelled every stored customer: the sweep has nothing to add.
+  bool relabelled_stored = false;
+
   // Cold start without a store: the customers seen so far.
   std::map<std::string, CustomerState> seen;
   uint64_t refit_failures = 0;
@@ -480,6 +585,7 @@ struct KMeansSegmenter::Impl {
       model = version;
     }
     new_versions.push_back(version);
+    rescored_points = 0;
     online_dirty = true;
     ++refits;
   }
@@ -548,13 +654,9 @@ struct KMeansSegmenter::Impl {
     Install(report->model);
     const SegmentModelVersion& v = *report->model;
     for (size_t i = 0; i < others.size(); ++i) {
-      CustomerState& s = others[i].second;
-      const int32_t old_cluster = s.cluster();
-      const uint64_t old_version = s.model_version();
-      Label(v, rows[i], &s);
-      CountMove(old_cluster, old_version, s.cluster(), now_ms);
-      state_writes.emplace_back(std::move(others[i].first), EncodeState(s));
+      Relabel(v, rows[i], std::move(others[i].first), &others[i].second, now_ms);
     }
+    relabelled_stored = store != nullptr;
     // Without a store, `seen` is the population of every later fit: keep it.
     if (store != nullptr) seen.clear();
     return Status::OK();
@@ -564,11 +666,11 @@ struct KMeansSegmenter::Impl {
     if (!model || !online) return false;
     const SegmentsConfig& c = options.config;
     if (c.refit_every_events > 0 &&
-        online->points_seen() >= static_cast<uint64_t>(c.refit_every_events)) {
+        UpdatesSinceFit() >= static_cast<uint64_t>(c.refit_every_events)) {
       return true;
     }
     if (c.refit_growth_ratio > 0 &&
-        online->points_seen() >= c.refit_growth_ratio * model->proto.fit_points()) {
+        UpdatesSinceFit() >= c.refit_growth_ratio * model->proto.fit_points()) {
       return true;
     }
     if (c.refit_interval_days > 0 &&
@@ -672,6 +774,8 @@ StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegment
       impl->model = std::move(version).value();
       impl->online.emplace(std::move(online).value());
       impl->TransitionsFromProto(*current);
+      impl->rescore_cursor = current->rescore_cursor();
+      impl->rescored_points = current->online_rescored_points();
     } else if (!current.status().IsNotFound()) {
       return current.status();
     }
@@ -681,6 +785,8 @@ StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegment
 
 void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) {
   Impl& im = *impl_;
+  im.relabels.clear();  // not taken by the caller: they belonged to an earlier batch
+  im.relabelled_stored = false;
   im.PickUpBackgroundRefit();
   // Without a store (evaluation), the segmenter remembers every customer it has seen: they are
   // the population of its fits.
@@ -727,27 +833,59 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
     }
   }
 
-  // Online step on the batch.
   const SegmentModelVersion& v = *im.model;
   const int d = v.spec.dim();
   const int64_t m = static_cast<int64_t>(changed.size());
   if (m == 0) return;
-  std::vector<float> x(static_cast<size_t>(m) * d);
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = x.data() + i * d;
-    BuildRawVector(v.spec, *changed[i], now_ms, row);
-    v.transform.Apply(row, row);
+
+  // The rescore sweep's stored customers (none when a fit of this batch relabelled them all).
+  std::vector<std::pair<std::string, CustomerState>> swept;
+  if (!im.relabelled_stored) {
+    Status s = im.CollectSweep(changed, &swept);
+    if (!s.ok()) {
+      std::fprintf(stderr, "streamrec: segment rescore sweep: %s\n", s.ToString().c_str());
+      swept.clear();
+    }
   }
-  std::vector<int32_t> rows(m);
-  im.online->Step(x.data(), m, rows.data());
+  const int64_t r = static_cast<int64_t>(swept.size());
+  const bool swept_move_centres = im.options.config.rescore_moves_centres;
+
+  // Online step on the batch's customers, and on the swept ones when they move the centres.
+  const int64_t stepped = m + (swept_move_centres ? r : 0);
+  std::vector<float> x(static_cast<size_t>(m + r) * d);
+  auto add_row = [&](int64_t i, const CustomerState& state) {
+    float* row = x.data() + i * d;
+    BuildRawVector(v.spec, state, now_ms, row);
+    v.transform.Apply(row, row);
+  };
+  for (int64_t i = 0; i < m; ++i) add_row(i, *changed[i]);
+  for (int64_t i = 0; i < r; ++i) add_row(m + i, swept[i].second);
+  std::vector<int32_t> rows(m + r);
+  im.online->Step(x.data(), stepped, rows.data());
+  if (swept_move_centres) im.rescored_points += r;
   for (int64_t i = 0; i < m; ++i) {
     const int32_t old_cluster = changed[i]->cluster();
     const uint64_t old_version = changed[i]->model_version();
     im.Label(v, rows[i], changed[i]);
     im.CountMove(old_cluster, old_version, changed[i]->cluster(), now_ms);
   }
+  // Swept customers follow the centres as they are after the step.
+  if (r > 0) {
+    if (!swept_move_centres) {
+      AssignNearest(im.online->centres().data(), im.online->k(), x.data() + m * d, r, d,
+                    rows.data() + m);
+    }
+    for (int64_t i = 0; i < r; ++i) {
+      im.Relabel(v, rows[m + i], std::move(swept[i].first), &swept[i].second, now_ms);
+    }
+  }
   im.PruneTransitions(now_ms);
   im.online_dirty = true;
+}
+
+void KMeansSegmenter::TakeRelabels(std::vector<SegmentRelabel>* out) {
+  out->clear();
+  out->swap(impl_->relabels);
 }
 
 void KMeansSegmenter::AppendWrites(WriteSet* writes) {
@@ -795,6 +933,8 @@ v1::SegmentModel KMeansSegmenter::CurrentProto() const {
   v1::SegmentModel proto = m->proto;
   if (impl_->online) impl_->online->ToProto(&proto);
   impl_->TransitionsToProto(&proto);
+  proto.set_rescore_cursor(impl_->rescore_cursor);
+  proto.set_online_rescored_points(impl_->rescored_points);
   return proto;
 }
 

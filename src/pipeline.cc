@@ -187,6 +187,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   // The segmenter's own writes: its model, and stored customers a re-fit relabelled.
   WriteSet all;
   segmenter_->AppendWrites(&all);
+  std::vector<SegmentRelabel> relabels;
+  segmenter_->TakeRelabels(&relabels);
 
   // 6. The recommender's index follows every changed customer, then the lists.
   if (observe) {
@@ -249,6 +251,36 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     writes.Put(Column::kItems, stats->item_id(), EncodeState(*stats));
   }
 
+  // A SegmentChange for each stored customer the segmenter relabelled (a re-fit's reassignment,
+  // the rescore sweep), in the outbox of the customer's own partition so that one customer's
+  // changes are published in order.
+  std::map<uint32_t, v1::SourcePosition> other_positions;
+  for (const SegmentRelabel& relabel : relabels) {
+    const uint32_t p = PartitionOfKey(relabel.key);
+    uint64_t seq = 0;
+    if (p == partition) {
+      seq = outbox_seq++;
+    } else {
+      auto it = other_positions.find(p);
+      if (it == other_positions.end()) {
+        auto other = Position(p);
+        if (!other.ok()) return other.status();
+        it = other_positions.emplace(p, std::move(other).value()).first;
+      }
+      seq = it->second.outbox_seq();
+      it->second.set_outbox_seq(seq + 1);
+    }
+    v1::OutboxRecord record;
+    record.set_topic_kind("segment-changes");
+    record.set_key(relabel.change.customer_id());
+    *record.mutable_segment_change() = relabel.change;
+    writes.Put(Column::kOutbox, OutboxKey(p, seq), EncodeState(record));
+    ++result->segment_changes;
+  }
+  for (const auto& [p, other] : other_positions) {
+    writes.Put(Column::kPositions, PositionKey(options_.source_name, p), EncodeState(other));
+  }
+
   position.set_next_offset(next_offset);
   position.set_events(position.events() + events.size());
   position.set_invalid(position.invalid() + result->invalid.size());
@@ -267,6 +299,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   if (!s.ok()) {
     // Nothing of the batch is stored: forget the in-memory effects too.
     positions_.erase(partition);
+    for (const auto& [p, other] : other_positions) positions_.erase(p);
     Status reload = LoadItems();
     if (reload.ok()) reload = recommender_->LoadModel(store_);
     if (reload.ok()) reload = RebuildRecommenderIndex();
@@ -274,6 +307,10 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     return s;
   }
   positions_[partition] = position;
+  for (auto& [p, other] : other_positions) {
+    positions_[p] = std::move(other);
+    result->other_outbox_partitions.push_back(p);
+  }
   result->events = events.size();
   result->customers_changed = states.size();
   result->watermark_ms = watermark;

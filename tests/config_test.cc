@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "streamrec/kmeans_segmenter.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
@@ -145,6 +146,30 @@ TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {
               {"segments.rules_file", "none.csv"});
   ExpectError(LoadText("segments:\n  transition_window_days: 0\n"),
               {"segments.transition_window_days", "0"});
+}
+
+TEST(ConfigTest, SegmentTransformsAndRescoreSweep) {
+  ASSERT_OK_AND_ASSIGN(defaults, LoadConfig("", {}));
+  EXPECT_EQ(defaults.segments.transforms, "");
+  EXPECT_EQ(defaults.segments.rescore_per_batch, 1000);
+  EXPECT_TRUE(defaults.segments.rescore_moves_centres);
+  ASSERT_OK_AND_ASSIGN(c, LoadText("segments:\n  transforms: monetary:yeo-johnson,frequency:log1p,"
+                                   "avg_discount:none\n  rescore_per_batch: 50\n"
+                                   "  rescore_moves_centres: false\n"));
+  EXPECT_EQ(c.segments.transforms, "monetary:yeo-johnson,frequency:log1p,avg_discount:none");
+  EXPECT_EQ(c.segments.rescore_per_batch, 50);
+  EXPECT_FALSE(c.segments.rescore_moves_centres);
+  ASSERT_OK_AND_ASSIGN(options, SegmentFitOptions::FromConfig(c.segments));
+  EXPECT_EQ(options.transforms[2], FeatureTransformKind::kYeoJohnson);
+
+  ExpectError(LoadText("segments:\n  transforms: monetary:box-cox\n"),
+              {"segments.transforms", "monetary", "box-cox"});
+  // A feature the clustering vector does not hold.
+  ExpectError(LoadText("segments:\n  features: recency_days,frequency\n"
+                       "  transforms: monetary:log1p\n"),
+              {"segments.transforms", "'monetary'"});
+  ExpectError(LoadText("segments:\n  rescore_per_batch: -1\n"),
+              {"segments.rescore_per_batch", "-1"});
 }
 
 TEST(ConfigTest, MissingOrBrokenFile) {

@@ -101,6 +101,41 @@ TEST(FeatureVectorTest, DefaultTransformKinds) {
                                    K::kLog1p, K::kNone}));
 }
 
+TEST(FeatureVectorTest, TransformsFromConfigurationKeepDefaultsForUnnamedFeatures) {
+  const FeatureSpec spec = FeatureSpec::WithShares({"app"}, {});
+  ASSERT_OK_AND_ASSIGN(kinds,
+                       ParseTransformKinds(spec,
+                                           " monetary:yeo-johnson, frequency:none,"
+                                           "avg_discount:log1p,channel_share:app:yeo_johnson"));
+  std::vector<FeatureTransformKind> expected = DefaultTransformKinds(spec);
+  expected[1] = FeatureTransformKind::kNone;        // frequency
+  expected[2] = FeatureTransformKind::kYeoJohnson;  // monetary
+  expected[4] = FeatureTransformKind::kLog1p;       // avg_discount
+  expected[7] = FeatureTransformKind::kYeoJohnson;  // channel_share:app
+  EXPECT_EQ(kinds, expected);
+  ASSERT_OK_AND_ASSIGN(defaults, ParseTransformKinds(spec, ""));
+  EXPECT_EQ(defaults, DefaultTransformKinds(spec));
+  EXPECT_EQ(FeatureTransformKindName(FeatureTransformKind::kYeoJohnson), "yeo-johnson");
+}
+
+TEST(FeatureVectorTest, TransformListErrorsNameTheBadEntry) {
+  const FeatureSpec spec = FeatureSpec::Default();
+  auto expect_error = [&](const std::string& list, const std::vector<std::string>& parts) {
+    auto kinds = ParseTransformKinds(spec, list);
+    ASSERT_FALSE(kinds.ok()) << list;
+    EXPECT_TRUE(kinds.status().IsInvalidArgument());
+    for (const std::string& p : parts) {
+      EXPECT_NE(kinds.status().message().find(p), std::string::npos)
+          << "'" << p << "' not in: " << kinds.status().message();
+    }
+  };
+  expect_error("monetary:box-cox", {"monetary", "'box-cox'", "yeo-johnson"});
+  expect_error("monetory:log1p", {"'monetory'", "recency_days"});
+  expect_error("channel_share:app:none", {"'channel_share:app'"});  // not in the spec
+  expect_error("monetary", {"'monetary'", "feature:transform"});
+  expect_error("monetary:log1p,monetary:none", {"'monetary'", "twice"});
+}
+
 TEST(FeatureVectorTest, YeoJohnsonValues) {
   // ((x+1)^l - 1) / l for x >= 0; -((1-x)^(2-l) - 1) / (2-l) for x < 0.
   EXPECT_NEAR(detail::YeoJohnson(3.0, 0.5), 2.0, 1e-12);

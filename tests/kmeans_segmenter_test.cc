@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -47,7 +48,8 @@ class RecordingLogger : public Logger {
 
 class SegmenterHarness {
  public:
-  explicit SegmenterHarness(SegmentsConfig config) : store_(NewMemStateStore()), config_(config) {
+  explicit SegmenterHarness(SegmentsConfig config, bool background_refit = false)
+      : store_(NewMemStateStore()), config_(config), background_refit_(background_refit) {
     decoder_ = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
     recommender_ = NewPopularityRecommender(RecommenderOptions(), nullptr);
     Reopen();
@@ -58,6 +60,7 @@ class SegmenterHarness {
     KMeansSegmenterOptions options;
     options.config = config_;
     options.logger = logger_;
+    options.background_refit = background_refit_;
     auto s = KMeansSegmenter::Create(options, store_.get());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     segmenter_ = std::move(s).value();
@@ -112,6 +115,7 @@ class SegmenterHarness {
   std::shared_ptr<RecordingLogger> logger_ = std::make_shared<RecordingLogger>();
   std::unique_ptr<StateStore> store_;
   SegmentsConfig config_;
+  bool background_refit_ = false;
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<Recommender> recommender_;
   std::unique_ptr<KMeansSegmenter> segmenter_;
@@ -370,6 +374,14 @@ TEST(KMeansSegmenterTest, SegmentsCommandShowsLifecycleTransitionsAndRuleActions
   EXPECT_EQ(uint64_t(doc["deaths_total"]), 0u);
   EXPECT_GT(double(doc["online_objective"]), 0.0);
   EXPECT_GT(uint64_t(doc["online_points"]), 0u);
+  // Each feature's transform, as fitted with the model (defaults here: recency log1p, discount
+  // none).
+  simdjson::dom::array transforms = doc["transforms"].get_array();
+  ASSERT_EQ(transforms.size(), 7u) << json.output;
+  EXPECT_EQ(std::string_view(transforms.at(0)["feature"]), "recency_days");
+  EXPECT_EQ(std::string_view(transforms.at(0)["transform"]), "log1p");
+  EXPECT_EQ(std::string_view(transforms.at(4)["transform"]), "none");
+  EXPECT_GT(double(transforms.at(0)["std"]), 0.0);
   uint64_t moves = 0;
   bool c00001_move = false;
   for (simdjson::dom::element m : doc["transitions"]["moves"].get_array()) {
@@ -396,6 +408,200 @@ TEST(KMeansSegmenterTest, SegmentsCommandShowsLifecycleTransitionsAndRuleActions
                              "days 2011-"),
             std::string::npos)
       << text.output;
+}
+
+// Third-moment skewness of a sample.
+double Skewness(const std::vector<double>& x) {
+  double mean = 0;
+  for (double v : x) mean += v;
+  mean /= x.size();
+  double m2 = 0, m3 = 0;
+  for (double v : x) m2 += (v - mean) * (v - mean), m3 += (v - mean) * (v - mean) * (v - mean);
+  m2 /= x.size();
+  m3 /= x.size();
+  return m3 / std::pow(m2, 1.5);
+}
+
+TEST(KMeansSegmenterTest, ConfiguredTransformsAreFittedAndStoredWithTheVersion) {
+  SegmentsConfig config = SmallConfig();
+  config.transforms = "monetary:yeo-johnson,frequency:none";
+  SegmenterHarness h(config);
+  h.Run(SyntheticEvents(300));
+  auto model = h.segmenter().model();
+  ASSERT_NE(model, nullptr);
+  const std::vector<FeatureScaling>& columns = model->transform.columns();
+  ASSERT_EQ(columns.size(), 7u);
+  EXPECT_EQ(columns[0].kind, FeatureTransformKind::kLog1p);  // recency: not named, default
+  EXPECT_EQ(columns[1].kind, FeatureTransformKind::kNone);
+  ASSERT_EQ(columns[2].kind, FeatureTransformKind::kYeoJohnson);
+  // Spend is right-skewed: the maximum-likelihood lambda compresses it (well below 1, inside
+  // the search interval), and the transformed column is far less skewed than the raw one.
+  const double lambda = columns[2].lambda;
+  EXPECT_LT(lambda, 0.6);
+  EXPECT_GT(lambda, -2.9);
+  std::vector<double> raw, transformed;
+  float row[7];
+  for (const auto& [id, s] : h.Customers()) {
+    BuildRawVector(model->spec, s, model->proto.created_event_time_ms(), row);
+    raw.push_back(row[2]);
+    transformed.push_back(detail::YeoJohnson(row[2], lambda));
+  }
+  EXPECT_GT(Skewness(raw), 0.5);
+  EXPECT_LT(std::abs(Skewness(transformed)), 0.5 * Skewness(raw));
+  // The lambda belongs to the stored version.
+  std::string stored;
+  ASSERT_OK(h.store()->Get(Column::kModel, ModelVersionKey(model->version), &stored));
+  v1::SegmentModel proto;
+  ASSERT_OK(DecodeState(stored, &proto));
+  EXPECT_EQ(proto.features(2).transform(), v1::FEATURE_TRANSFORM_YEO_JOHNSON);
+  EXPECT_EQ(proto.features(2).lambda(), lambda);
+  EXPECT_EQ(proto.features(1).transform(), v1::FEATURE_TRANSFORM_NONE);
+}
+
+TEST(KMeansSegmenterTest, ScoringUsesTheModelsTransformUntilTheNextRefit) {
+  SegmenterHarness h(SmallConfig());
+  h.Run(SyntheticEvents(300));
+  ASSERT_EQ(h.segmenter().model_version(), 1u);
+  ASSERT_EQ(h.segmenter().model()->transform.columns()[2].kind, FeatureTransformKind::kLog1p);
+
+  // New transforms in the configuration: the stored model keeps scoring with its own.
+  SegmentsConfig config = SmallConfig();
+  config.transforms = "monetary:yeo-johnson";
+  h.Reconfigure(config);
+  h.Run(SyntheticEvents(30, 300));
+  auto model = h.segmenter().model();
+  EXPECT_EQ(model->version, 1u);
+  EXPECT_EQ(model->transform.columns()[2].kind, FeatureTransformKind::kLog1p);
+  for (const auto& [id, s] : h.Customers()) EXPECT_EQ(s.model_version(), 1u) << id;
+
+  // The next full re-fit fits (and stores) the configured ones, and scores everyone with them.
+  ASSERT_OK_AND_ASSIGN(report, h.segmenter().Refit(h.store()));
+  EXPECT_EQ(report.model->version, 2u);
+  EXPECT_EQ(report.model->transform.columns()[2].kind, FeatureTransformKind::kYeoJohnson);
+  EXPECT_EQ(report.model->transform.columns()[0].kind, FeatureTransformKind::kLog1p);
+  std::vector<float> row(7);
+  for (const auto& [id, s] : h.Customers()) {
+    EXPECT_EQ(s.model_version(), 2u) << id;
+    BuildRawVector(report.model->spec, s, report.now_ms, row.data());
+    report.model->transform.Apply(row.data(), row.data());
+    const int nearest = NearestCentre(report.model->centres.data(), report.model->k, 7, row.data());
+    EXPECT_EQ(s.cluster(), report.model->ids[nearest]) << id;
+  }
+}
+
+// `customers` customers buying once each on 2012-12-`day`: far past the synthetic history, so
+// every customer who does not buy again ages by a year.
+std::vector<std::string> LateBuyers(int customers, int first_customer, int day) {
+  std::vector<std::string> lines;
+  char buf[256];
+  for (int c = first_customer; c < first_customer + customers; ++c) {
+    std::snprintf(buf, sizeof(buf), "n%05d,item%d,2012-12-%02dT10:00:00,1,40.00,40.00,web", c,
+                  c % 17, day);
+    lines.push_back(buf);
+  }
+  return lines;
+}
+
+TEST(KMeansSegmenterTest, RescoreSweepRelabelsCustomersWhoDoNotBuy) {
+  SegmentsConfig config = SmallConfig();
+  config.rescore_per_batch = 40;
+  SegmenterHarness h(config);
+  h.Run(SyntheticEvents(300));
+  h.DrainChanges();
+  auto before = h.Customers();
+
+  // Ten batches of two late buyers each: the 300 stored customers (key order) are swept 40 per
+  // batch, wrapping once.
+  std::string previous_cursor = h.segmenter().CurrentProto().rescore_cursor();
+  std::set<std::string> cursors;
+  for (int b = 0; b < 10; ++b) {
+    h.Run(LateBuyers(2, 2 * b, 1 + b), /*batch=*/2);
+    const std::string cursor = h.segmenter().CurrentProto().rescore_cursor();
+    EXPECT_NE(cursor, previous_cursor) << "batch " << b;
+    cursors.insert(cursor);
+    previous_cursor = cursor;
+  }
+  EXPECT_EQ(cursors.size(), 10u);
+
+  // Customers who did not buy moved; each move is a SegmentChange, and only moves are.
+  auto after = h.Customers();
+  std::map<std::string, std::vector<v1::SegmentChange>> changes;
+  for (const v1::SegmentChange& c : h.DrainChanges()) changes[c.customer_id()].push_back(c);
+  size_t moved = 0;
+  for (const auto& [id, s] : before) {
+    const CustomerState& now = after[id];
+    EXPECT_EQ(now.event_count(), s.event_count()) << id << " did not buy";
+    const auto& list = changes[id];
+    if (now.cluster() == s.cluster() && list.empty()) continue;
+    ++moved;
+    ASSERT_FALSE(list.empty()) << id << " moved without a SegmentChange";
+    EXPECT_EQ(list.front().from_cluster(), s.cluster()) << id;
+    EXPECT_EQ(list.back().to_cluster(), now.cluster()) << id;
+    for (size_t i = 0; i < list.size(); ++i) {
+      EXPECT_NE(list[i].from_cluster(), list[i].to_cluster()) << id;
+      if (i > 0) EXPECT_EQ(list[i].from_cluster(), list[i - 1].to_cluster()) << id;
+    }
+  }
+  EXPECT_GT(moved, 10u) << "a year without buying moves some customers";
+  EXPECT_GT(h.segmenter().CurrentProto().online_rescored_points(), 0u);
+
+  // A restart in the middle of the sweep continues exactly where an uninterrupted run is.
+  SegmenterHarness straight(config), restarted(config);
+  for (SegmenterHarness* x : {&straight, &restarted}) x->Run(SyntheticEvents(300));
+  for (int b = 0; b < 6; ++b) {
+    if (b == 3) restarted.Reopen();
+    for (SegmenterHarness* x : {&straight, &restarted}) x->Run(LateBuyers(2, 2 * b, 1 + b), 2);
+  }
+  EXPECT_EQ(restarted.segmenter().CurrentProto().SerializeAsString(),
+            straight.segmenter().CurrentProto().SerializeAsString());
+  auto a = straight.Customers(), b = restarted.Customers();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [id, s] : a) EXPECT_EQ(b[id].SerializeAsString(), s.SerializeAsString()) << id;
+}
+
+// A background re-fit is swapped in without touching the store; the sweep then brings every
+// stored customer to the new version (without it, customers who do not buy keep the old one).
+TEST(KMeansSegmenterTest, RescoreSweepCarriesABackgroundRefitToEveryStoredCustomer) {
+  for (int64_t per_batch : {int64_t{0}, int64_t{1000}}) {
+    SegmentsConfig config = SmallConfig();
+    config.rescore_per_batch = per_batch;
+    config.refit_every_events = 25;
+    SegmenterHarness h(config, /*background_refit=*/true);
+    h.Run(SyntheticEvents(300));  // cold start (synchronous), then background re-fits
+    h.segmenter().WaitForBackgroundRefit();
+    h.Run(LateBuyers(1, 0, 1), 1);  // picks up the finished re-fit
+    const uint64_t version = h.segmenter().model_version();
+    ASSERT_GE(version, 2u);
+    size_t stale = 0;
+    for (const auto& [id, s] : h.Customers()) stale += s.model_version() != version;
+    if (per_batch == 0) {
+      EXPECT_GT(stale, 0u) << "without the sweep, customers who do not buy keep the old version";
+    } else {
+      EXPECT_EQ(stale, 0u);
+    }
+  }
+}
+
+TEST(KMeansSegmenterTest, RescoreSweepWithoutMovingCentresOnlyRelabels) {
+  SegmentsConfig off = SmallConfig();
+  off.rescore_per_batch = 0;
+  SegmentsConfig labels_only = SmallConfig();
+  labels_only.rescore_per_batch = 40;
+  labels_only.rescore_moves_centres = false;
+  SegmenterHarness a(off), b(labels_only);
+  for (SegmenterHarness* x : {&a, &b}) {
+    x->Run(SyntheticEvents(300));
+    for (int batch = 0; batch < 5; ++batch) x->Run(LateBuyers(2, 2 * batch, 1 + batch), 2);
+  }
+  // The same centres: the swept customers are scored, not learnt from.
+  v1::SegmentModel pa = a.segmenter().CurrentProto(), pb = b.segmenter().CurrentProto();
+  EXPECT_EQ(pa.online_centres().size(), pb.online_centres().size());
+  for (int i = 0; i < pa.online_centres_size(); ++i) {
+    EXPECT_EQ(pa.online_centres(i), pb.online_centres(i)) << i;
+  }
+  EXPECT_EQ(pb.online_rescored_points(), 0u);
+  EXPECT_FALSE(pb.rescore_cursor().empty());
+  EXPECT_TRUE(pa.rescore_cursor().empty());
 }
 
 TEST(KMeansSegmenterTest, OnlineRetailReplayGivesPlausibleNamedSegments) {

@@ -230,6 +230,129 @@ TEST(PipelineTest, SegmentChangesGoToTheOutbox) {
   EXPECT_EQ(moves, (std::vector<std::string>{">New", "New>Promising"}));
 }
 
+// Labels batch customers "New" and, at every batch, moves stored customer x9 (partition 7) to
+// the next cluster without a purchase, as a re-fit or the rescore sweep does.
+class RelabellingSegmenter : public Segmenter {
+ public:
+  explicit RelabellingSegmenter(StateStore* store) : store_(store) {}
+  void AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) override {
+    for (CustomerState* s : changed) {
+      s->set_cluster(0);
+      s->set_segment("New");
+    }
+    std::string value;
+    EXPECT_OK(store_->Get(Column::kCustomers, PartitionKey(7, "x9"), &value));
+    EXPECT_OK(DecodeState(value, &x9_));
+    SegmentRelabel r;
+    r.key = PartitionKey(7, "x9");
+    r.change.set_customer_id("x9");
+    r.change.set_from_cluster(x9_.cluster());
+    r.change.set_from_segment(x9_.segment());
+    x9_.set_cluster(x9_.cluster() + 1);
+    x9_.set_segment("Moved " + std::to_string(x9_.cluster()));
+    r.change.set_to_cluster(x9_.cluster());
+    r.change.set_to_segment(x9_.segment());
+    r.change.set_event_time_ms(now_ms);
+    relabels_ = {r};
+  }
+  void AppendWrites(WriteSet* writes) override {
+    writes->Put(Column::kCustomers, PartitionKey(7, "x9"), EncodeState(x9_));
+  }
+  void TakeRelabels(std::vector<SegmentRelabel>* out) override {
+    out->clear();
+    out->swap(relabels_);
+  }
+  uint64_t model_version() const override { return 1; }
+  std::vector<SegmentInfo> Segments() const override { return {}; }
+
+ private:
+  StateStore* store_;
+  CustomerState x9_;
+  std::vector<SegmentRelabel> relabels_;
+};
+
+// Popularity lists, and a record of the customers relabelled without a purchase.
+class RelabelRecorder : public Recommender {
+ public:
+  RelabelRecorder() : lists_(NewPopularityRecommender(RecommenderOptions(), nullptr)) {}
+  bool ObservesCustomers() const override { return true; }
+  void ObserveRelabel(const CustomerState& state) override {
+    relabelled.push_back(state.customer_id() + ":" + std::to_string(state.cluster()));
+  }
+  void BeginBatch(const ItemStatsTable& items, int64_t now_ms) override {
+    lists_->BeginBatch(items, now_ms);
+  }
+  void Recommend(const CustomerState& c, std::vector<Recommendation>* out) override {
+    lists_->Recommend(c, out);
+  }
+  std::vector<std::string> relabelled;
+
+ private:
+  std::unique_ptr<Recommender> lists_;
+};
+
+TEST(PipelineTest, StoredCustomersTheSegmenterRelabelsGetASegmentChangeInTheirOwnPartition) {
+  std::unique_ptr<StateStore> store = NewMemStateStore();
+  {
+    WriteSet w;
+    CustomerState x9 = NewCustomerState("x9");
+    x9.set_cluster(1);
+    x9.set_segment("Loyal");
+    w.Put(Column::kCustomers, PartitionKey(7, "x9"), EncodeState(x9));
+    v1::SourcePosition p7;
+    p7.set_source("file");
+    p7.set_partition(7);
+    p7.set_outbox_seq(5);
+    w.Put(Column::kPositions, PositionKey("file", 7), EncodeState(p7));
+    ASSERT_OK(store->Write(w));
+  }
+  RelabellingSegmenter segmenter(store.get());
+  RelabelRecorder recommender;
+  Pipeline pipeline(PipelineOptions(), store.get(), nullptr, &segmenter, &recommender);
+  ASSERT_OK(pipeline.Open());
+  auto decoder = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
+  const std::string lines[] = {"c1,A,2011-01-01 10:00:00,1,1,1,",
+                               "c1,A,2011-01-02 10:00:00,1,1,1,"};
+  for (uint64_t offset = 0; offset < 2; ++offset) {
+    BatchResult r;
+    ASSERT_OK(
+        pipeline.ProcessBatch(0, {SourceRecord{offset, {}, lines[offset]}}, decoder.get(), &r));
+    EXPECT_EQ(r.segment_changes, offset == 0 ? 2u : 1u);  // c1 scored once; x9 moves each time
+    EXPECT_EQ(r.other_outbox_partitions, std::vector<uint32_t>{7});
+  }
+  // The recommender's index followed both moves.
+  EXPECT_EQ(recommender.relabelled, (std::vector<std::string>{"x9:2", "x9:3"}));
+  // Partition 7's outbox holds x9's changes, in order, after its stored sequence numbers.
+  std::vector<std::string> moves;
+  std::vector<uint64_t> seqs;
+  ASSERT_OK(store->Scan(Column::kOutbox, PartitionPrefix(7),
+                        [&](std::string_view key, std::string_view value) {
+                          v1::OutboxRecord record;
+                          EXPECT_OK(DecodeState(value, &record));
+                          EXPECT_EQ(record.key(), "x9");
+                          moves.push_back(record.segment_change().from_segment() + ">" +
+                                          record.segment_change().to_segment());
+                          seqs.push_back(OutboxSequence(key));
+                          return true;
+                        }));
+  EXPECT_EQ(moves, (std::vector<std::string>{"Loyal>Moved 2", "Moved 2>Moved 3"}));
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{5, 6}));
+  ASSERT_OK_AND_ASSIGN(p7, pipeline.Position(7));
+  EXPECT_EQ(p7.outbox_seq(), 7u);
+  std::string value;
+  ASSERT_OK(store->Get(Column::kPositions, PositionKey("file", 7), &value));
+  v1::SourcePosition stored;
+  ASSERT_OK(DecodeState(value, &stored));
+  EXPECT_EQ(stored.outbox_seq(), 7u);
+  // Partition 0's outbox has c1's own change only.
+  size_t changes0 = 0;
+  ASSERT_OK(DrainOutbox(store.get(), 0, [&](const v1::OutboxRecord& r) {
+              changes0 += r.payload_case() == v1::OutboxRecord::kSegmentChange;
+              return Status::OK();
+            }).status());
+  EXPECT_EQ(changes0, 1u);
+}
+
 TEST(PipelineTest, FailedWriteLeavesNoTraceAndRetrySucceeds) {
   std::vector<std::string> b1 = {"c1,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,"};
   std::vector<std::string> b2 = {"c1,B,2011-01-02 10:00:00,1,1,1,", "c3,A,2011-01-02 10:00:00,1,1,1,"};

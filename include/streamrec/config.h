@@ -69,12 +69,26 @@ struct SegmentsConfig {
   int64_t min_customers_for_fit = 200;
   // Comma-separated feature names (see feature_vector.h); empty = the default seven.
   std::string features;
+  // Per-feature transform before standardisation, "feature:transform,..." with transform none,
+  // log1p or yeo-johnson (lambda fitted by maximum likelihood at each full re-fit and stored
+  // with the model version). Features not named keep their default (log1p for counts, amounts
+  // and days; none for ratios and shares). Takes effect at the next full re-fit: a model scores
+  // with the transform it was fitted with.
+  std::string transforms;
   // Forgetting of the online centres: half-life in customer updates; 0 = off.
   double half_life_events = 0;
   // Re-seed an online centre whose weight falls below this ratio x the largest; 0 = never.
   double reassignment_ratio = 0.01;
   // Threads of a full re-fit (results do not depend on it).
   int threads = 2;
+  // Rescore sweep: each micro-batch also re-assigns up to this many stored customers (a cursor
+  // over the store in key order, wrapping) to the current online centres, so customers who do not
+  // buy follow centre moves and re-fits; a changed cluster is written with the batch and emits a
+  // SegmentChange. O(rescore_per_batch x k x d) per batch; 0 = off.
+  int64_t rescore_per_batch = 1000;
+  // The swept customers also take part in the online mini-batch step (true: the centres follow
+  // the whole population, not only the customers who buy; false: they are only re-labelled).
+  bool rescore_moves_centres = true;
   // Customer moves between clusters are counted per event-time day; the transition matrix
   // (`streamrec segments`) sums the newest this many days.
   int transition_window_days = 30;

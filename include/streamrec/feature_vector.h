@@ -74,11 +74,22 @@ enum class FeatureTransformKind {
   kYeoJohnson = 2,  // Yeo-Johnson with lambda fitted by maximum likelihood
 };
 std::string_view FeatureTransformKindName(FeatureTransformKind kind);
+// "none", "log1p", "yeo-johnson" (or "yeo_johnson"); InvalidArgument names the bad name and lists
+// the valid ones.
+[[nodiscard]] StatusOr<FeatureTransformKind> ParseFeatureTransformKind(std::string_view name);
 
 // The default transform of a feature: log1p for recency, frequency, monetary, average spend,
 // mean gap and tenure (counts and amounts, right-skewed); none for ratios and shares.
 FeatureTransformKind DefaultTransformKind(FeatureKind kind);
 std::vector<FeatureTransformKind> DefaultTransformKinds(const FeatureSpec& spec);
+// The transform of each column of `spec` from a configuration list
+// "feature:transform,feature:transform,..." (e.g. "monetary:yeo-johnson,frequency:log1p"; the
+// feature name is everything before the last colon, so "channel_share:app:none" works). Features
+// not named keep DefaultTransformKind; an empty list gives the defaults. InvalidArgument names the
+// bad entry: an entry without a colon, an unknown transform, a feature that is not in `spec`, or a
+// feature named twice.
+[[nodiscard]] StatusOr<std::vector<FeatureTransformKind>> ParseTransformKinds(
+    const FeatureSpec& spec, std::string_view list);
 
 // Parameters of one column: transformed = (T_kind,lambda(raw) - mean) / std.
 struct FeatureScaling {

@@ -7,6 +7,12 @@
 //   online     (AssignBatch): each micro-batch's changed customers are transformed with the
 //              model's parameters, assigned to the nearest centre, and move it (Sculley's
 //              mini-batch step, optional forgetting, re-seeding of dying centres).
+//   sweep      (AssignBatch, segments.rescore_per_batch): each batch also takes the next stored
+//              customers after a cursor (key order, wrapping) into the mini-batch step and
+//              re-labels them with the centres after it, so the centres follow the whole
+//              population (not only the customers who buy) and a customer who does not buy still
+//              follows centre moves and background re-fits. Changed states go out through
+//              AppendWrites and TakeRelabels; the cursor is stored with the online state.
 //
 // The fitted part of a model (transform, ids, names, actions, version) is an immutable
 // SegmentModelVersion behind a std::shared_ptr<const ...>, swapped atomically; the online centres
@@ -70,6 +76,8 @@ struct SegmentModelVersion {
 // documented configuration defaults are the only ones.
 struct SegmentFitOptions {
   FeatureSpec spec = FeatureSpec::Default();
+  /// Transform of each column of `spec` (same length); empty = DefaultTransformKinds(spec).
+  std::vector<FeatureTransformKind> transforms;
   /// Clusters; 0 = choose over [k_min, k_max] by silhouette.
   int k = SegmentsConfig().k;
   int k_min = SegmentsConfig().k_min;
@@ -152,6 +160,7 @@ class KMeansSegmenter : public Segmenter {
 
   void AssignBatch(std::span<CustomerState* const> changed, int64_t now_ms) override;
   void AppendWrites(WriteSet* writes) override;
+  void TakeRelabels(std::vector<SegmentRelabel>* out) override;
   uint64_t model_version() const override;
   std::vector<SegmentInfo> Segments() const override;
 

@@ -63,6 +63,9 @@ struct BatchResult {
   uint64_t lists_refreshed = 0;   // quiet customers' stale lists recomputed (published or not)
   uint64_t segment_changes = 0;
   int64_t watermark_ms = 0;       // max event time applied so far in the partition
+  // Other partitions whose outbox got records in this batch (SegmentChanges of stored customers
+  // the segmenter relabelled): their publishers have something to send too.
+  std::vector<uint32_t> other_outbox_partitions;
   std::vector<InvalidRecord> invalid;
 };
 

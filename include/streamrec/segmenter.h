@@ -12,12 +12,22 @@
 
 #include "streamrec/features.h"
 #include "streamrec/status.h"
+#include "streamrec/v1/events.pb.h"
 
 namespace streamrec {
 
 class WriteSet;
 class StateStore;
 struct Config;
+
+// A stored customer outside the micro-batch whose cluster or segment the segmenter changed (a
+// re-fit's reassignment, the rescore sweep). Its new state is among AppendWrites' puts.
+struct SegmentRelabel {
+  /// Store key of the customer (PartitionKey: the partition prefix, then the id).
+  std::string key;
+  /// from/to cluster and segment, model version, event time of the relabelling.
+  v1::SegmentChange change;
+};
 
 struct SegmentInfo {
   int32_t cluster = -1;
@@ -35,6 +45,11 @@ class Segmenter {
   // so they commit atomically with the states AssignBatch produced. Called once after each
   // AssignBatch, before the write. Default: nothing.
   virtual void AppendWrites(WriteSet* writes) { (void)writes; }
+  // Moves the stored customers of the last AssignBatch whose cluster or segment changed into
+  // `out` (replacing its contents): the caller emits a SegmentChange for each, in the same write
+  // as AppendWrites' puts. Only real moves are listed; a customer scored for the first time is
+  // not. Default: none.
+  virtual void TakeRelabels(std::vector<SegmentRelabel>* out) { out->clear(); }
   virtual uint64_t model_version() const = 0;
   // The segments this segmenter can assign, in cluster order.
   virtual std::vector<SegmentInfo> Segments() const = 0;

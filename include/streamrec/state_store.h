@@ -32,6 +32,8 @@ const char* ColumnName(Column column);
 // Fixed-width big-endian partition prefix + customer id: keys sort by partition.
 std::string PartitionKey(uint32_t partition, std::string_view id);
 std::string PartitionPrefix(uint32_t partition);
+// The partition of a key made by PartitionKey (0 for a key shorter than the prefix).
+uint32_t PartitionOfKey(std::string_view key);
 std::string OutboxKey(uint32_t partition, uint64_t sequence);
 std::string PositionKey(std::string_view source, uint32_t partition);
 

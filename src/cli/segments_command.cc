@@ -91,6 +91,22 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
       for (const std::string& n : model->spec.Names()) w.String(n);
     }
     w.EndArray();
+    // The transform of each feature, as fitted with this model version (segments.transforms).
+    w.Key("transforms").BeginArray();
+    if (model) {
+      const std::vector<std::string> names = model->spec.Names();
+      for (size_t j = 0; j < names.size(); ++j) {
+        const FeatureScaling& c = model->transform.columns()[j];
+        w.BeginObject();
+        w.Key("feature").String(names[j]);
+        w.Key("transform").String(std::string(FeatureTransformKindName(c.kind)));
+        if (c.kind == FeatureTransformKind::kYeoJohnson) w.Key("lambda").Double(c.lambda);
+        w.Key("mean").Double(c.mean);
+        w.Key("std").Double(c.std);
+        w.EndObject();
+      }
+    }
+    w.EndArray();
     w.Key("customers").Uint(total_customers);
     w.Key("revenue").Double(total_revenue);
     w.Key("segments").BeginArray();

@@ -299,6 +299,7 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
   watermark_ms_ = std::max(watermark_ms_, result.watermark_ms);
   committed_next_[partition] = batch->messages.back()->offset() + 1;
   publisher_->Notify(static_cast<uint32_t>(partition));
+  for (uint32_t other : result.other_outbox_partitions) publisher_->Notify(other);
   batch->messages.clear();
   return Status::OK();
 }

@@ -71,6 +71,13 @@ std::string PartitionPrefix(uint32_t partition) {
   return key;
 }
 
+uint32_t PartitionOfKey(std::string_view key) {
+  if (key.size() < 4) return 0;
+  uint32_t partition = 0;
+  for (int b = 0; b < 4; ++b) partition = (partition << 8) | static_cast<uint8_t>(key[b]);
+  return partition;
+}
+
 std::string PartitionKey(uint32_t partition, std::string_view id) {
   std::string key = PartitionPrefix(partition);
   key.append(id);
@@ -158,6 +165,8 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_list_version();
     state.clear_list_hash();
     state.clear_list_as_of_ms();
+    state.clear_list_model_version();
+    state.clear_list_checked_ms();
     // Online K-Means assignments depend on micro-batch composition too (the centres move once
     // per batch), so segments are not part of the feature state compared here.
     state.clear_cluster();
