@@ -181,7 +181,8 @@ class BlendedRecommenderImpl final : public Recommender {
       }
     };
     Status decode_status;
-    STREAMREC_RETURN_IF_ERROR(
+    if (store != nullptr) {
+      STREAMREC_RETURN_IF_ERROR(
         store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
           CustomerState state;
           decode_status = DecodeState(value, &state);
@@ -193,8 +194,11 @@ class BlendedRecommenderImpl final : public Recommender {
           if (in_batch.count(state.customer_id()) == 0) add(state);
           return true;
         }));
-    STREAMREC_RETURN_IF_ERROR(decode_status);
-    for (const CustomerState& c : batch) add(c);
+      STREAMREC_RETURN_IF_ERROR(decode_status);
+    }
+    for (const CustomerState& c : batch) {
+      if (!c.customer_id().empty()) add(c);  // (evaluation: slots of unseen customers are empty)
+    }
     if (items.empty()) return Status::OK();
     // Canonical order (customers and items by id), so the fit depends only on the states, not
     // on partitions or on where micro-batches were cut.

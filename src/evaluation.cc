@@ -11,6 +11,7 @@
 #include "file_io.h"
 #include "json_writer.h"
 #include "progress.h"
+#include "streamrec/state_store.h"
 #include "streamrec/time_util.h"
 
 namespace streamrec {
@@ -318,6 +319,7 @@ class StreamrecListProvider final : public ListProvider {
 
   void AdvanceTo(int64_t now_ms) override {
     if (changed_.empty()) return;
+    const uint64_t segment_version = segmenter_ != nullptr ? segmenter_->model_version() : 0;
     if (segmenter_ != nullptr) {
       std::vector<CustomerState*> states;
       states.reserve(changed_.size());
@@ -329,6 +331,17 @@ class StreamrecListProvider final : public ListProvider {
         recommender_->ObserveChange(before_[c].customer_id().empty() ? nullptr : &before_[c],
                                     states_[c]);
       }
+    }
+    // Whole-population models, on the same triggers as the pipeline's (every state is here).
+    const uint64_t every = static_cast<uint64_t>(options_.refit_every_events);
+    const bool refit = (segmenter_ != nullptr && segmenter_->model_version() != segment_version) ||
+                       (every > 0 && events_ / every != events_at_refit_ / every);
+    if (refit) {
+      events_at_refit_ = events_;
+      WriteSet unused;
+      Status s = recommender_->RefitModel(nullptr, states_, &unused);
+      if (!s.ok()) std::fprintf(stderr, "streamrec: model re-fit failed: %s\n", s.message().c_str());
+      items_changed_ = true;
     }
     for (uint32_t c : changed_) changed_flag_[c] = 0;
     changed_.clear();
@@ -363,6 +376,7 @@ class StreamrecListProvider final : public ListProvider {
     ApplyItemEvent(options_.features, event, new_buyer, &it->second);
     watermark_ = std::max(watermark_, event.event_time_ms);
     items_changed_ = true;
+    ++events_;
     if (!changed_flag_[ids.customer]) {
       changed_flag_[ids.customer] = 1;
       changed_.push_back(ids.customer);
@@ -391,6 +405,8 @@ class StreamrecListProvider final : public ListProvider {
   std::vector<char> changed_flag_;
   int64_t watermark_ = 0;
   bool items_changed_ = true;
+  uint64_t events_ = 0;
+  uint64_t events_at_refit_ = 0;
 };
 
 // Per-provider tallies while the evaluation runs.

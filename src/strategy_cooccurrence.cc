@@ -41,9 +41,6 @@ class CooccurrenceStrategy final : public Strategy {
              std::vector<Candidate>* out) override {
     const RecommendIndex& index = *env.index;
     if (norm_a_.size() < index.item_count()) BeginBatch(env);
-    acc_.Reset(index.item_count());
-    best_ref_.resize(index.item_count());
-    best_part_.resize(index.item_count());
     // Query items: the customer's owned items by recency weight, at most max_query_items of them
     // (cost per list is O(query items x neighbours); the oldest items add little).
     const auto& items = customer.state->items();
@@ -51,11 +48,7 @@ class CooccurrenceStrategy final : public Strategy {
     for (int k = 0; k < items.size(); ++k) {
       uint32_t i = customer.owned[k];
       if (i == kNoItem || index.buyers(i) == 0) continue;
-      double w = options_.cooccurrence_recency_floor +
-                 (1 - options_.cooccurrence_recency_floor) *
-                     DecayFactor(env.now_ms - items[k].last_time_ms(),
-                                 options_.cooccurrence_recency_half_life_days);
-      query_.push_back({w, i, k});
+      query_.push_back({QueryWeight(env, items[k]), i, k});
     }
     const size_t max_query = static_cast<size_t>(std::max(1, options_.cooccurrence_max_query_items));
     if (query_.size() > max_query) {
@@ -68,46 +61,61 @@ class CooccurrenceStrategy final : public Strategy {
       std::sort(query_.begin(), query_.end(),
                 [](const Query& x, const Query& y) { return x.position < y.position; });
     }
+    // Dense accumulation: the inner loop is a multiply-add per (query item, neighbour); the
+    // candidate-side normaliser, the owned filter and the reference item are applied once per
+    // item afterwards (the reference only for the kept candidates).
+    const size_t n = index.item_count();
+    sum_.assign(n, 0.0);
+    double* sum = sum_.data();
     for (const Query& q : query_) {
-      const uint32_t i = q.item;
-      const double wi = q.weight / norm_a_[i];
-      for (const auto& [j, nij] : index.neighbours(i)) {
-        if (customer.Skip(env, j)) continue;
-        const double part = wi * nij * norm_b_[j];
-        const bool fresh = acc_[j] == 0;
-        acc_.Add(j, part);
-        if (fresh || part > best_part_[j] ||
-            (part == best_part_[j] && index.item_id(i) < index.item_id(best_ref_[j]))) {
-          best_part_[j] = part;
-          best_ref_[j] = i;
-        }
-      }
+      const double wi = q.weight / norm_a_[q.item];
+      for (const auto& [j, nij] : index.neighbours(q.item)) sum[j] += wi * nij;
     }
     std::vector<Candidate>& mine = scratch_;
     mine.clear();
-    for (uint32_t j : acc_.touched()) {
+    for (uint32_t j = 0; j < n; ++j) {
+      if (sum[j] <= 0 || customer.Skip(env, j)) continue;
       Candidate c;
       c.item = j;
-      c.score = acc_[j];
-      c.ref = best_ref_[j];
+      c.score = sum[j] * norm_b_[j];
       mine.push_back(c);
     }
     KeepBest(index, limit, &mine);
-    for (Candidate& c : mine) {
-      c.evidence[0] = static_cast<double>(index.cooccurrence(c.ref, c.item)) /
-                      std::max<uint32_t>(1, index.buyers(c.ref));
-      c.evidence[1] = index.buyers(c.ref);
-      out->push_back(std::move(c));
-    }
+    out->insert(out->end(), mine.begin(), mine.end());
   }
 
   std::string Explain(const StrategyEnv& env, const CustomerView& customer,
                       const Candidate& c) const override {
-    return Format("bought by %.0f%% of the %.0f customers who bought %s, as you did",
-                  100 * c.evidence[0], c.evidence[1], ItemLabel(env, env.index->item_id(c.ref)).c_str());
+    // The owned item contributing most to the candidate (ties: the smaller item id), found
+    // here because only the items that make the list need it.
+    const RecommendIndex& index = *env.index;
+    const auto& items = customer.state->items();
+    uint32_t ref = kNoItem;
+    double best = 0;
+    for (int k = 0; k < items.size(); ++k) {
+      const uint32_t i = customer.owned[k];
+      if (i == kNoItem || index.buyers(i) == 0) continue;
+      const double part = QueryWeight(env, items[k]) / std::pow(index.buyers(i), options_.cooccurrence_alpha) *
+                          index.cooccurrence(i, c.item);
+      if (part > best || (part == best && part > 0 && index.item_id(i) < index.item_id(ref))) {
+        best = part;
+        ref = i;
+      }
+    }
+    if (ref == kNoItem) return "bought by customers who bought what you bought";
+    const double share = static_cast<double>(index.cooccurrence(ref, c.item)) / index.buyers(ref);
+    return Format("bought by %.0f%% of the %u customers who bought %s, as you did", 100 * share,
+                  index.buyers(ref), ItemLabel(env, index.item_id(ref)).c_str());
   }
 
  private:
+  // How much an owned item counts: by how recently the customer bought it, never below the floor.
+  double QueryWeight(const StrategyEnv& env, const v1::ItemCount& item) const {
+    return options_.cooccurrence_recency_floor +
+           (1 - options_.cooccurrence_recency_floor) *
+               DecayFactor(env.now_ms - item.last_time_ms(),
+                           options_.cooccurrence_recency_half_life_days);
+  }
   struct Query {
     double weight;
     uint32_t item;
@@ -116,9 +124,7 @@ class CooccurrenceStrategy final : public Strategy {
   StrategyOptions options_;
   std::vector<double> norm_a_, norm_b_;
   std::vector<Query> query_;
-  ItemAccumulator acc_;
-  std::vector<uint32_t> best_ref_;
-  std::vector<double> best_part_;
+  std::vector<double> sum_;
   std::vector<Candidate> scratch_;
 };
 

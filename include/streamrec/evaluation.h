@@ -152,6 +152,9 @@ struct StreamrecListProviderOptions {
   // Share of customers in the control group, for the "group" field of the recs-out lines only:
   // control customers are scored like everyone else.
   double control_share = 0.05;
+  // Models fitted on every customer (ALS) are re-fitted, as in the pipeline, after each
+  // segmenter re-fit and every this many events (0 = only after segmenter re-fits).
+  int64_t refit_every_events = 0;
 };
 
 // streamrec as a ListProvider: keeps a CustomerState per customer (ApplyEvent) and the global

@@ -109,7 +109,7 @@ class Recommender {
   // Re-fits that model on every customer — the stored ones, with `batch` (the micro-batch's new
   // states, not yet written) in place of their stored versions — and appends the encoded model
   // to `writes`, which the caller commits atomically with the batch. Used from the next
-  // BeginBatch on.
+  // BeginBatch on. `store` may be null: `batch` is then every customer (evaluation).
   [[nodiscard]] virtual Status RefitModel(StateStore* store, std::span<const CustomerState> batch,
                                           WriteSet* writes) {
     (void)store;

@@ -116,6 +116,7 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   streamrec_options.features = config.features;
   streamrec_options.catalog = &catalog;
   streamrec_options.control_share = config.recommend.control_share;
+  streamrec_options.refit_every_events = config.recommend.als_refit_every_events;
   streamrec_options.name = provider_name;
   std::vector<std::unique_ptr<ListProvider>> owned;
   owned.push_back(NewStreamrecListProvider(streamrec_options, recommender.get(), segmenter.get()));
