@@ -652,6 +652,12 @@ RecommenderOptions RecommenderOptionsForMode(const RecommenderOptions& base,
   out.exclude_owned = options.mode == EvaluationMode::kCrossSell;
   // Cross-sell means new items only: no owned item comes back, due or not.
   if (out.exclude_owned) out.reoffer_due_exempt = false;
+  // Next-purchase predicts the whole next basket, in which re-buys dominate: the re-offer
+  // strategy leads and co-occurrence fills the list with new items.
+  if (options.mode == EvaluationMode::kNextPurchase) {
+    out.weights = "reoffer=1,cooccurrence=0.3,als=0.1,popularity=0.02";
+    out.segment_weights = "";
+  }
   return out;
 }
 

@@ -10,6 +10,8 @@ namespace streamrec {
 namespace {
 
 constexpr double kDayMs = 86400000.0;
+// Half-life (days) of the bonus for recently bought items.
+constexpr double kRecentHalfLifeDays = 30.0;
 
 class ReofferStrategy final : public Strategy {
  public:
@@ -55,7 +57,11 @@ class ReofferStrategy final : public Strategy {
       }
       Candidate c;
       c.item = item;
-      c.score = std::log1p(static_cast<double>(baskets)) * (cycle_known ? 1.0 : kOnceWeight) * due;
+      // Habit (how often) x how due, softened (an item bought often is likely again even when
+      // not yet due), x a bonus for items bought lately (habits drift).
+      c.score = std::log1p(static_cast<double>(baskets)) * (cycle_known ? 1.0 : kOnceWeight) *
+                std::sqrt(due) *
+                (1.0 + DecayFactor(env.now_ms - e.last_time_ms(), kRecentHalfLifeDays));
       c.evidence[0] = gap_days;
       c.evidence[1] = elapsed_days;
       c.evidence[2] = static_cast<double>(baskets);

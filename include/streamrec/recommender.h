@@ -44,13 +44,13 @@ struct RecommenderOptions {
   double control_share = 0.05;
   // Strategy weights for every segment, "name=weight,...", over kStrategyNames; strategies
   // left out weigh 0.
-  std::string weights = "cooccurrence=1,similar=0.1,als=1,popularity=0.05,upsell=0.3,reoffer=0.3";
+  std::string weights = "cooccurrence=1,als=0.3,similar=0.1,popularity=0.05,upsell=0.3,reoffer=0.3";
   // Per-segment overrides, "Segment:name=weight,...;Segment:...": a segment named here uses
   // its own weights (strategies left out weigh 0), every other segment `weights`.
   std::string segment_weights =
       "Unscored:cooccurrence=1,popularity=0.3;New:cooccurrence=1,popularity=0.3,similar=0.1;"
-      "Champions:cooccurrence=1,als=1,similar=0.1,upsell=0.5,reoffer=0.3,popularity=0.05;"
-      "Can't Lose:cooccurrence=1,als=0.8,upsell=0.3,reoffer=1,popularity=0.05";
+      "Champions:cooccurrence=1,als=0.3,similar=0.1,upsell=0.5,reoffer=0.3,popularity=0.05;"
+      "Can't Lose:cooccurrence=1,als=0.3,upsell=0.3,reoffer=1,popularity=0.05";
   // Candidates each strategy proposes before the blend.
   int candidates_per_strategy = 60;
   // Rules. Price cap: an item may cost at most this many times the customer's average price per
