@@ -92,6 +92,37 @@ std::vector<std::string> ReplayArgs(const TempDir& dir, const std::string& name)
 
 const std::map<std::string, std::string> kSmallBatches = {{"STREAMREC_PIPELINE__BATCH_SIZE", "2500"}};
 
+// `replay --mode` publishes the lists `evaluate --mode` scores: no owned item in cross-sell (so no
+// re-offer), re-offers leading in next-purchase; the state is the same either way.
+TEST(ReplayEndToEndTest, ModeChoosesWhatListsMayHold) {
+  TempDir dir;
+  std::map<std::string, size_t> reoffers;
+  std::map<std::string, std::string> digests;
+  for (const std::string mode : {"cross-sell", "next-purchase"}) {
+    std::vector<std::string> args = ReplayArgs(dir, mode);
+    args.push_back("--mode");
+    args.push_back(mode);
+    ProcessResult r = RunProcess(args);
+    ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+    const std::string lines = testing::ReadFile(dir.File(mode + ".jsonl"));
+    size_t n = 0;
+    for (size_t at = lines.find("\"strategy\":\"reoffer\""); at != std::string::npos;
+         at = lines.find("\"strategy\":\"reoffer\"", at + 1)) {
+      ++n;
+    }
+    reoffers[mode] = n;
+    digests[mode] = ReadSummary(dir.File(mode + ".json")).digest;
+  }
+  EXPECT_EQ(reoffers["cross-sell"], 0u);
+  EXPECT_GT(reoffers["next-purchase"], 100u);
+  EXPECT_EQ(digests["cross-sell"], digests["next-purchase"]);
+  std::vector<std::string> bad = ReplayArgs(dir, "bad");
+  bad.push_back("--mode");
+  bad.push_back("upsell-everything");
+  ProcessResult r = RunProcess(bad);
+  EXPECT_TRUE(r.exited && r.exit_code != 0) << r.output;
+}
+
 TEST(ReplayEndToEndTest, DigestIsReproducible) {
   TempDir dir;
   ProcessResult a = RunProcess(ReplayArgs(dir, "a"), kSmallBatches);

@@ -26,6 +26,8 @@ struct ReplayArgs {
   std::string recs_out;
   std::string summary_json;
   std::string catalog;
+  // "" = the configured recommender options; cross-sell / next-purchase as in `evaluate`.
+  std::string mode;
   bool quiet = false;
 };
 void AddReplayCommand(CLI::App& app, ReplayArgs* args, int* exit_code);

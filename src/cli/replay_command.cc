@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "streamrec/clock.h"
+#include "streamrec/evaluation.h"
 #include "streamrec/replay.h"
 
 namespace streamrec::cli {
@@ -19,6 +20,18 @@ int RunReplayCommand(const ReplayArgs& args) {
     return kExitConfig;
   }
   if (!args.catalog.empty()) options.config.catalog_path = args.catalog;
+  if (!args.mode.empty()) {
+    // The lists `streamrec evaluate --mode` scores, published by the real pipeline.
+    auto mode = ParseEvaluationMode(args.mode);
+    if (!mode.ok()) {
+      std::fprintf(stderr, "streamrec replay: %s\n", mode.status().message().c_str());
+      return kExitConfig;
+    }
+    EvaluationOptions evaluation;
+    evaluation.mode = *mode;
+    evaluation.k = options.config.recommend.list_length;
+    options.config.recommend = RecommenderOptionsForMode(options.config.recommend, evaluation);
+  }
   options.input_path = args.input;
   options.recs_out = args.recs_out;
   options.progress = args.quiet ? nullptr : stderr;
@@ -57,6 +70,10 @@ void AddReplayCommand(CLI::App& app, ReplayArgs* args, int* exit_code) {
   cmd->add_option("--summary-json", args->summary_json, "write the run summary as JSON here");
   cmd->add_option("--catalog", args->catalog, "catalogue CSV (overrides catalog.path)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--mode", args->mode,
+                  "recommender options of `evaluate --mode`: cross-sell (owned items never "
+                  "offered) or next-purchase (re-offers lead); default: the configuration's")
+      ->check(CLI::IsMember({"cross-sell", "next-purchase"}));
   cmd->add_flag("--quiet", args->quiet, "no progress bar");
   cmd->callback([args, exit_code] { *exit_code = RunReplayCommand(*args); });
 }
