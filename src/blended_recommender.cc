@@ -180,21 +180,11 @@ class BlendedRecommenderImpl final : public Recommender {
         cells.push_back({u, it->second, static_cast<double>(e.count())});
       }
     };
-    Status decode_status;
     if (store != nullptr) {
-      STREAMREC_RETURN_IF_ERROR(
-        store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
-          CustomerState state;
-          decode_status = DecodeState(value, &state);
-          if (!decode_status.ok()) {
-            decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                               "': " + decode_status.message());
-            return false;
-          }
-          if (in_batch.count(state.customer_id()) == 0) add(state);
-          return true;
-        }));
-      STREAMREC_RETURN_IF_ERROR(decode_status);
+      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](const CustomerState& state) {
+        if (in_batch.count(state.customer_id()) == 0) add(state);
+        return true;
+      }));
     }
     for (const CustomerState& c : batch) {
       if (!c.customer_id().empty()) add(c);  // (evaluation: slots of unseen customers are empty)

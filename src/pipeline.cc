@@ -26,20 +26,10 @@ Status Pipeline::Open() {
 Status Pipeline::RebuildRecommenderIndex() {
   if (!recommender_->ObservesCustomers()) return Status::OK();
   recommender_->ResetObserved();
-  Status decode_status;
-  STREAMREC_RETURN_IF_ERROR(
-      store_->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
-        CustomerState state;
-        decode_status = DecodeState(value, &state);
-        if (!decode_status.ok()) {
-          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                             "': " + decode_status.message());
-          return false;
-        }
-        recommender_->ObserveChange(nullptr, state);
-        return true;
-      }));
-  return decode_status;
+  return ScanCustomers(store_, [&](const CustomerState& state) {
+    recommender_->ObserveChange(nullptr, state);
+    return true;
+  });
 }
 
 Status Pipeline::LoadItems() {

@@ -148,6 +148,23 @@ Status CheckStoreFormat(StateStore* store, std::string_view where) {
   return Status::OK();
 }
 
+Status ScanCustomers(StateStore* store,
+                     const std::function<bool(const v1::CustomerState&)>& visit) {
+  v1::CustomerState state;
+  Status decode_status;
+  STREAMREC_RETURN_IF_ERROR(
+      store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
+        decode_status = DecodeState(value, &state);
+        if (!decode_status.ok()) {
+          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
+                                             "': " + decode_status.message());
+          return false;
+        }
+        return visit(state);
+      }));
+  return decode_status;
+}
+
 StatusOr<std::string> StateDigest(StateStore* store) {
   // The sum (mod 2^128) of one FNV-1a-128 per customer over (customer id, canonical state):
   // independent of key order and of the partition a customer lives in, so a state spread over
