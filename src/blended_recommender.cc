@@ -181,7 +181,7 @@ class BlendedRecommenderImpl final : public Recommender {
       }
     };
     if (store != nullptr) {
-      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](const CustomerState& state) {
+      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view, CustomerState& state) {
         if (in_batch.count(state.customer_id()) == 0) add(state);
         return true;
       }));

@@ -72,25 +72,6 @@ StatusOr<int64_t> StoreWatermark(StateStore* store) {
   return watermark;
 }
 
-// Visits every stored customer state.
-Status ScanCustomers(StateStore* store,
-                     const std::function<void(std::string_view key, CustomerState& state)>& visit) {
-  Status decode_status;
-  CustomerState state;
-  STREAMREC_RETURN_IF_ERROR(
-      store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
-        decode_status = DecodeState(value, &state);
-        if (!decode_status.ok()) {
-          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                             "': " + decode_status.message());
-          return false;
-        }
-        visit(key, state);
-        return true;
-      }));
-  return decode_status;
-}
-
 // The event time to take a store's vectors at: the newest source watermark, or when none is
 // stored, the newest last purchase.
 StatusOr<int64_t> StoreNow(StateStore* store) {
@@ -99,7 +80,10 @@ StatusOr<int64_t> StoreNow(StateStore* store) {
   if (*watermark > 0) return *watermark;
   int64_t now = 0;
   STREAMREC_RETURN_IF_ERROR(ScanCustomers(
-      store, [&](std::string_view, CustomerState& s) { now = std::max(now, s.last_time_ms()); }));
+      store, [&](std::string_view, CustomerState& s) {
+        now = std::max(now, s.last_time_ms());
+        return true;
+      }));
   return now;
 }
 
@@ -625,9 +609,10 @@ struct KMeansSegmenter::Impl {
     for (CustomerState* s : batch) in_batch.insert(s->customer_id());
     if (store != nullptr) {
       STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
-        if (in_batch.count(s.customer_id()) != 0) return;
+        if (in_batch.count(s.customer_id()) != 0) return true;
         input->Add(spec, s);
         if (others != nullptr) others->emplace_back(std::string(key), s);
+        return true;
       }));
     } else {
       for (auto& [id, s] : seen) {
@@ -694,6 +679,7 @@ struct KMeansSegmenter::Impl {
       input.now_ms = now_ms;
       Status s = ScanCustomers(store, [&](std::string_view, CustomerState& state) {
         input.Add(fit_options.spec, state);
+        return true;
       });
       std::shared_ptr<const SegmentModelVersion> result;
       if (s.ok()) {
@@ -801,6 +787,7 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
       for (CustomerState* s : changed) in_batch.insert(s->customer_id());
       Status s = ScanCustomers(im.store, [&](std::string_view, CustomerState& state) {
         if (in_batch.count(state.customer_id()) == 0) ++customers;
+        return true;
       });
       if (!s.ok()) std::fprintf(stderr, "streamrec: segment cold start: %s\n", s.ToString().c_str());
       customers += changed.size();
@@ -956,6 +943,7 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
     input.Add(im.fit_options.spec, s);
     keys.emplace_back(key);
+    return true;
   }));
   auto previous = im.Current();
   std::vector<float> previous_centres;
@@ -999,7 +987,7 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   Status scan_status = ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
     if (index >= keys.size() || keys[index] != key) {
       write_status = Status::Aborted("customers changed during the re-fit");
-      return;
+      return true;
     }
     const int32_t old_cluster = s.cluster();
     const uint64_t old_version = s.model_version();
@@ -1033,6 +1021,7 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
       write_status = store->Write(writes);
       writes.Clear();
     }
+    return true;
   });
   STREAMREC_RETURN_IF_ERROR(scan_status);
   STREAMREC_RETURN_IF_ERROR(write_status);

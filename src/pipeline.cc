@@ -26,7 +26,7 @@ Status Pipeline::Open() {
 Status Pipeline::RebuildRecommenderIndex() {
   if (!recommender_->ObservesCustomers()) return Status::OK();
   recommender_->ResetObserved();
-  return ScanCustomers(store_, [&](const CustomerState& state) {
+  return ScanCustomers(store_, [&](std::string_view, CustomerState& state) {
     recommender_->ObserveChange(nullptr, state);
     return true;
   });
@@ -181,8 +181,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   segmenter_->TakeRelabels(&relabels);
 
   // 6. The recommender's index follows every changed customer, then the lists.
+  std::unordered_set<std::string_view> in_batch(keys.begin(), keys.end());
   if (observe) {
-    std::unordered_set<std::string_view> in_batch(keys.begin(), keys.end());
     for (const WriteSet::Op& op : all.ops()) {
       if (op.column != Column::kCustomers || op.is_delete || in_batch.count(op.key) > 0) continue;
       CustomerState relabelled;
@@ -228,15 +228,12 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     writes.Put(Column::kCustomers, keys[c], EncodeState(state));
   }
   // Quiet customers' stale lists (skip the batch's own and those the segmenter rewrites).
-  {
-    std::unordered_set<std::string_view> skip;
-    for (const std::string& key : keys) skip.insert(key);
-    for (const WriteSet::Op& op : all.ops()) {
-      if (op.column == Column::kCustomers) skip.insert(op.key);
-    }
-    STREAMREC_RETURN_IF_ERROR(RefreshStaleLists(partition, watermark, skip, &position, &writes,
-                                                &outbox_seq, result));
+  std::unordered_set<std::string_view>& skip = in_batch;
+  for (const WriteSet::Op& op : all.ops()) {
+    if (op.column == Column::kCustomers) skip.insert(op.key);
   }
+  STREAMREC_RETURN_IF_ERROR(
+      RefreshStaleLists(partition, watermark, skip, &position, &writes, &outbox_seq, result));
   for (const ItemStats* stats : dirty_items) {
     writes.Put(Column::kItems, stats->item_id(), EncodeState(*stats));
   }

@@ -47,7 +47,7 @@ class CooccurrenceStrategy final : public Strategy {
     query_.clear();
     for (int k = 0; k < items.size(); ++k) {
       uint32_t i = customer.owned[k];
-      if (i == kNoItem || index.buyers(i) == 0) continue;
+      if (i == kNoItem) continue;  // (Find: an item nobody holds is kNoItem)
       query_.push_back({QueryWeight(env, items[k]), i, k});
     }
     const size_t max_query = static_cast<size_t>(std::max(1, options_.cooccurrence_max_query_items));
@@ -94,7 +94,7 @@ class CooccurrenceStrategy final : public Strategy {
     double best = 0;
     for (int k = 0; k < items.size(); ++k) {
       const uint32_t i = customer.owned[k];
-      if (i == kNoItem || index.buyers(i) == 0) continue;
+      if (i == kNoItem) continue;  // (Find: an item nobody holds is kNoItem)
       const double part = QueryWeight(env, items[k]) / std::pow(index.buyers(i), options_.cooccurrence_alpha) *
                           index.cooccurrence(i, c.item);
       if (part > best || (part == best && part > 0 && index.item_id(i) < index.item_id(ref))) {

@@ -34,6 +34,15 @@ class PopularityStrategy final : public Strategy {
     KeepBest(*env.index, ranked_.size(), &ranked_);
     for (const Candidate& c : ranked_) total_ += c.score;
     if (ranked_.size() > kPool) ranked_.resize(kPool);
+    // The panel and each pooled item's holders over all segments, once per batch.
+    panel_ = 0;
+    for (const auto& [name, s] : env.index->segments()) panel_ += s.exemplars;
+    panel_holders_.assign(ranked_.size(), 0);
+    for (size_t r = 0; r < ranked_.size(); ++r) {
+      for (const auto& [name, s] : env.index->segments()) {
+        panel_holders_[r] += s.holders_of(ranked_[r].item);
+      }
+    }
   }
 
   void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
@@ -43,20 +52,17 @@ class PopularityStrategy final : public Strategy {
         options_.popularity_segment_tilt > 0 ? env.index->segment(customer.state->segment())
                                              : nullptr;
     if (seg != nullptr && seg->exemplars < kMinSegmentExemplars) seg = nullptr;
-    uint64_t panel = 0;
-    for (const auto& [name, s] : env.index->segments()) panel += s.exemplars;
     const size_t first = out->size();
-    for (const Candidate& r : ranked_) {
+    for (size_t k = 0; k < ranked_.size(); ++k) {
+      const Candidate& r = ranked_[k];
       if (customer.Skip(env, r.item)) continue;
       Candidate c = r;
       c.evidence[0] = r.score / total_;  // share of recent purchases
       c.score = c.evidence[0];
-      if (seg != nullptr && panel > 0) {
+      if (seg != nullptr && panel_ > 0) {
         // Segment share over panel share of holders, damped; > 1 when the segment favours it.
         double in_segment = (seg->holders_of(r.item) + 1.0) / (seg->exemplars + 1.0);
-        uint32_t all = 0;
-        for (const auto& [name, s] : env.index->segments()) all += s.holders_of(r.item);
-        double overall = (all + 1.0) / (panel + 1.0);
+        double overall = (panel_holders_[k] + 1.0) / (panel_ + 1.0);
         c.score *= std::pow(in_segment / overall, options_.popularity_segment_tilt);
         c.evidence[1] = static_cast<double>(seg->holders_of(r.item)) / seg->exemplars;
         c.ref_text = customer.state->segment();
@@ -86,6 +92,8 @@ class PopularityStrategy final : public Strategy {
   static constexpr uint64_t kMinSegmentExemplars = 20;
   StrategyOptions options_;
   std::vector<Candidate> ranked_;
+  std::vector<uint32_t> panel_holders_;  // parallel to ranked_
+  uint64_t panel_ = 0;
   double total_ = 0;
 };
 

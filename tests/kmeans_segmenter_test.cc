@@ -539,7 +539,9 @@ TEST(KMeansSegmenterTest, RescoreSweepRelabelsCustomersWhoDoNotBuy) {
     EXPECT_EQ(list.back().to_cluster(), now.cluster()) << id;
     for (size_t i = 0; i < list.size(); ++i) {
       EXPECT_NE(list[i].from_cluster(), list[i].to_cluster()) << id;
-      if (i > 0) EXPECT_EQ(list[i].from_cluster(), list[i - 1].to_cluster()) << id;
+      if (i > 0) {
+        EXPECT_EQ(list[i].from_cluster(), list[i - 1].to_cluster()) << id;
+      }
     }
   }
   EXPECT_GT(moved, 10u) << "a year without buying moves some customers";

@@ -118,12 +118,15 @@ constexpr uint32_t kStoreFormatVersion = 1;
 // Stamps an empty store with kStoreFormatVersion, or checks the stamp of an existing one.
 Status CheckStoreFormat(StateStore* store, std::string_view where);
 
-// Visits every stored customer, decoded, in key order; stops early when `visit` returns false.
-// A value that does not decode stops the scan with Corruption naming the customer.
+// Visits every stored customer (its key and decoded state, which `visit` may modify as scratch)
+// in key order; stops early when `visit` returns false. A value that does not decode stops the
+// scan with Corruption naming the customer.
 namespace v1 {
 class CustomerState;
 }
-Status ScanCustomers(StateStore* store, const std::function<bool(const v1::CustomerState&)>& visit);
+Status ScanCustomers(
+    StateStore* store,
+    const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit);
 
 // A digest of every customer's state (hex, 32 characters): two stores with equal digests hold
 // the same features and counts for the same customers, byte for byte. Excluded: list

@@ -148,8 +148,9 @@ Status CheckStoreFormat(StateStore* store, std::string_view where) {
   return Status::OK();
 }
 
-Status ScanCustomers(StateStore* store,
-                     const std::function<bool(const v1::CustomerState&)>& visit) {
+Status ScanCustomers(
+    StateStore* store,
+    const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit) {
   v1::CustomerState state;
   Status decode_status;
   STREAMREC_RETURN_IF_ERROR(
@@ -160,7 +161,7 @@ Status ScanCustomers(StateStore* store,
                                              "': " + decode_status.message());
           return false;
         }
-        return visit(state);
+        return visit(key, state);
       }));
   return decode_status;
 }
