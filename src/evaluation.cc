@@ -318,6 +318,7 @@ class StreamrecListProvider final : public ListProvider {
   std::string name() const override { return options_.name; }
 
   void AdvanceTo(int64_t now_ms) override {
+    now_ms_ = now_ms;
     if (changed_.empty()) return;
     const uint64_t segment_version = segmenter_ != nullptr ? segmenter_->model_version() : 0;
     if (segmenter_ != nullptr) {
@@ -343,16 +344,26 @@ class StreamrecListProvider final : public ListProvider {
       if (!s.ok()) std::fprintf(stderr, "streamrec: model re-fit failed: %s\n", s.message().c_str());
       items_changed_ = true;
     }
+    if (options_.lists != Lists::kFresh) {
+      // The lists the pipeline computes in the micro-batch of these customers' purchases.
+      if (kept_.size() < states_.size()) {
+        kept_.resize(states_.size());
+        kept_at_ms_.resize(states_.size(), 0);
+      }
+      for (uint32_t c : changed_) Compute(c, &kept_[c]);
+    }
     for (uint32_t c : changed_) changed_flag_[c] = 0;
     changed_.clear();
   }
 
   void Recommend(uint32_t customer, std::vector<Recommendation>* out) override {
-    if (items_changed_) {
-      recommender_->BeginBatch(items_, watermark_);
-      items_changed_ = false;
+    if (options_.lists == Lists::kFresh) return Compute(customer, out);
+    const double age_days = static_cast<double>(now_ms_ - kept_at_ms_[customer]) / kDayMs;
+    if (options_.lists == Lists::kPublished && options_.refresh_after_days > 0 &&
+        age_days > options_.refresh_after_days) {
+      Compute(customer, &kept_[customer]);  // the freshness sweep
     }
-    recommender_->Recommend(states_[customer], out);
+    *out = kept_[customer];
   }
 
   void Observe(const PurchaseEvent& event, const EventIds& ids) override {
@@ -395,9 +406,27 @@ class StreamrecListProvider final : public ListProvider {
   }
 
  private:
+  using Lists = StreamrecListProviderOptions::Lists;
+  static constexpr double kDayMs = 86400000.0;
+
+  // The customer's list now (from every event observed so far), noting when it was computed.
+  void Compute(uint32_t customer, std::vector<Recommendation>* out) {
+    if (items_changed_) {
+      recommender_->BeginBatch(items_, watermark_);
+      items_changed_ = false;
+    }
+    recommender_->Recommend(states_[customer], out);
+    if (customer < kept_at_ms_.size()) kept_at_ms_[customer] = watermark_;
+  }
+
   StreamrecListProviderOptions options_;
   Recommender* recommender_;
   Segmenter* segmenter_;
+  // Lists kept between purchases (all but Lists::kFresh), by customer, and the event time they
+  // were computed at.
+  std::vector<std::vector<Recommendation>> kept_;
+  std::vector<int64_t> kept_at_ms_;
+  int64_t now_ms_ = 0;
   std::vector<CustomerState> states_;  // by customer number
   std::vector<CustomerState> before_;  // states before the changes since the last AdvanceTo
   ItemStatsTable items_;

@@ -461,6 +461,44 @@ TEST(EvaluationStreamrecTest, WritesEveryScoredListWithVersionsAndAsOf) {
   }
 }
 
+// Which list a basket meets: A's list from its purchase on Jan 1 offers y; z becomes the hit
+// of Jan 3; A comes back on Jan 20 and buys z. A fresh list has z; the list kept since A's
+// purchase does not; the freshness sweep recomputes it only when it is older than its limit.
+TEST(EvaluationStreamrecTest, ListsKeptSincePurchaseGoStaleUnlessSwept) {
+  TempDir dir;
+  auto at = [](const std::string& customer, const std::string& item, const std::string& day) {
+    return customer + "," + item + ",2011-01-" + day + "T10:00:00,1,1.5,1.5,\n";
+  };
+  std::string path =
+      WriteEvents(dir, {at("A", "x", "01"), at("B", "x", "01"), at("C", "y", "01"),
+                        at("D", "z", "03"), at("E", "z", "03"), at("F", "z", "03"),
+                        at("A", "z", "20")});
+  using Lists = StreamrecListProviderOptions::Lists;
+  struct Case {
+    Lists lists;
+    double refresh_after_days;
+    std::vector<std::string> list;
+  };
+  for (const Case& c : {Case{Lists::kFresh, 7, {"z", "y"}}, Case{Lists::kOnPurchase, 7, {"y"}},
+                        Case{Lists::kPublished, 7, {"z", "y"}},
+                        Case{Lists::kPublished, 30, {"y"}}}) {
+    StreamrecSetup s(EvaluationMode::kCrossSell);
+    StreamrecListProviderOptions p;
+    p.control_share = 0;
+    p.lists = c.lists;
+    p.refresh_after_days = c.refresh_after_days;
+    s.provider = NewStreamrecListProvider(p, s.recommender.get(), s.segmenter.get());
+    std::vector<std::string> items;
+    ListSink sink = [&items](const v1::RecommendationList& list) {
+      for (const auto& item : list.items()) items.push_back(item.item_id());
+      return Status::OK();
+    };
+    ASSERT_OK_AND_ASSIGN(report, Evaluate(path, {s.provider.get()}, s.options, sink));
+    EXPECT_EQ(items, c.list) << static_cast<int>(c.lists) << " " << c.refresh_after_days;
+    EXPECT_EQ(report.providers[0].hits_new, c.list[0] == "z" ? 1u : 0u);
+  }
+}
+
 TEST(EvaluationStreamrecTest, ReportJsonHasTheFigures) {
   TempDir dir;
   std::string path = WriteEvents(dir, {Line("A", "x", 0), Line("A", "x", 1)});

@@ -155,6 +155,16 @@ struct StreamrecListProviderOptions {
   // Models fitted on every customer (ALS) are re-fitted, as in the pipeline, after each
   // segmenter re-fit and every this many events (0 = only after segmenter re-fits).
   int64_t refit_every_events = 0;
+  // Which list a basket is scored against (`evaluate --lists`):
+  //   kFresh:      recomputed just before the basket (what the method can do at best);
+  //   kOnPurchase: the list computed in the micro-batch of the customer's previous purchase and
+  //                never refreshed since (no freshness sweep);
+  //   kPublished:  kOnPurchase, plus the freshness sweep: a list older than
+  //                `refresh_after_days` of event time is recomputed (without the sweep's rate
+  //                limit, and without the refresh of every list after a model re-fit).
+  enum class Lists { kFresh, kOnPurchase, kPublished };
+  Lists lists = Lists::kFresh;
+  double refresh_after_days = 7.0;
 };
 
 // streamrec as a ListProvider: keeps a CustomerState per customer (ApplyEvent) and the global

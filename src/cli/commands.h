@@ -88,6 +88,7 @@ struct EvaluateArgs {
   bool quiet = false;
   std::vector<std::string> strategies;  // --strategy: evaluate only these
   bool no_baselines = false;
+  std::string lists = "fresh";  // fresh | on-purchase | published
 };
 void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code);
 

@@ -118,6 +118,10 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   streamrec_options.control_share = config.recommend.control_share;
   streamrec_options.refit_every_events = config.recommend.als_refit_every_events;
   streamrec_options.name = provider_name;
+  streamrec_options.lists = args.lists == "on-purchase" ? StreamrecListProviderOptions::Lists::kOnPurchase
+                            : args.lists == "published" ? StreamrecListProviderOptions::Lists::kPublished
+                                                        : StreamrecListProviderOptions::Lists::kFresh;
+  streamrec_options.refresh_after_days = config.recommend.refresh_after_days;
   std::vector<std::unique_ptr<ListProvider>> owned;
   owned.push_back(NewStreamrecListProvider(streamrec_options, recommender.get(), segmenter.get()));
   if (!args.no_baselines) {
@@ -195,6 +199,13 @@ void AddEvaluateCommand(CLI::App& app, EvaluateArgs* args, int* exit_code) {
                   "evaluate only these strategies (repeat; equal weights): " 
                   "cooccurrence, similar, als, popularity, upsell, reoffer");
   cmd->add_flag("--no-baselines", args->no_baselines, "score streamrec only (faster)");
+  cmd->add_option("--lists", args->lists,
+                  "the streamrec list a basket is scored against: fresh (recomputed just before "
+                  "it), on-purchase (computed at the customer's previous purchase, never "
+                  "refreshed), published (on-purchase plus the freshness sweep of lists older "
+                  "than recommend.refresh_after_days)")
+      ->check(CLI::IsMember({"fresh", "on-purchase", "published"}))
+      ->capture_default_str();
   cmd->callback([args, exit_code] { *exit_code = RunEvaluateCommand(*args); });
 }
 
