@@ -46,6 +46,7 @@ AlsOptions AlsOptionsFrom(const RecommenderOptions& o) {
   a.factors = o.als_factors;
   a.iterations = o.als_iterations;
   a.regularization = o.als_regularization;
+  a.confidence = o.als_confidence == "log" ? AlsConfidence::kLog : AlsConfidence::kLinear;
   a.alpha = o.als_alpha;
   a.threads = o.als_threads;
   return a;

@@ -273,7 +273,8 @@ const std::vector<KeySpec>& Schema() {
     s.push_back(IntKey("recommend.list_length", "items per recommendation list",
                        [](Config& c) -> int& { return c.recommend.list_length; }, 1, 1000));
     s.push_back(DoubleKey("recommend.popularity_half_life_days",
-                          "half-life of item popularity when ranking, days",
+                          "half-life of item popularity (the items' decayed purchase counts and "
+                          "the rankings that read them), days of event time",
                           [](Config& c) -> double& { return c.recommend.popularity_half_life_days; },
                           0.01, 36500));
     s.push_back(BoolKey("recommend.exclude_owned", "never offer an item the customer bought",
@@ -373,6 +374,25 @@ const std::vector<KeySpec>& Schema() {
                        "are re-fitted)",
                        [](Config& c) -> int64_t& { return c.recommend.als_refit_every_events; },
                        0, int64_t{1} << 50));
+    s.push_back(IntKey("recommend.als_factors",
+                       "ALS: latent factors per customer and item (cost per fit grows as f^2)",
+                       [](Config& c) -> int& { return c.recommend.als_factors; }, 1, 1024));
+    s.push_back(IntKey("recommend.als_iterations", "ALS: alternating sweeps per full fit",
+                       [](Config& c) -> int& { return c.recommend.als_iterations; }, 1, 1000));
+    s.push_back(DoubleKey("recommend.als_regularization",
+                          "ALS: L2 penalty on the factors",
+                          [](Config& c) -> double& { return c.recommend.als_regularization; }, 0,
+                          1e6));
+    s.push_back(StringKey("recommend.als_confidence",
+                          "ALS: how purchase lines become a confidence: linear (c = 1 + alpha r) "
+                          "or log (c = 1 + alpha ln(1 + r))",
+                          [](Config& c) -> std::string& { return c.recommend.als_confidence; },
+                          {"linear", "log"}));
+    s.push_back(DoubleKey("recommend.als_alpha",
+                          "ALS: confidence slope (Hu, Koren & Volinsky's alpha)",
+                          [](Config& c) -> double& { return c.recommend.als_alpha; }, 0, 1e6));
+    s.push_back(IntKey("recommend.als_threads", "ALS: threads of a full fit",
+                       [](Config& c) -> int& { return c.recommend.als_threads; }, 1, 256));
     // segments
     s.push_back(DoubleKey("segments.champion_spend",
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",
@@ -717,6 +737,8 @@ StatusOr<Config> LoadConfig(const std::string& path, const Environment& env) {
       return Status::InvalidArgument("environment variable " + name + ": " + s.message());
     }
   }
+  // One half-life for item popularity: the counts the features keep and the strategies' reading.
+  config.features.item_half_life_days = config.recommend.popularity_half_life_days;
   STREAMREC_RETURN_IF_ERROR(Validate(config));
   return config;
 }

@@ -150,12 +150,12 @@ void ApplyItemEvent(const FeatureOptions& options, const PurchaseEvent& event, b
     stats->set_decayed_count(1.0);
   } else if (t > stats->last_time_ms()) {
     stats->set_decayed_count(
-        stats->decayed_count() * DecayFactor(t - stats->last_time_ms(), options.spend_half_life_days) +
+        stats->decayed_count() * DecayFactor(t - stats->last_time_ms(), options.item_half_life_days) +
         1.0);
     stats->set_last_time_ms(t);
   } else {
     stats->set_decayed_count(stats->decayed_count() +
-                             DecayFactor(stats->last_time_ms() - t, options.spend_half_life_days));
+                             DecayFactor(stats->last_time_ms() - t, options.item_half_life_days));
     if (t < stats->first_time_ms()) stats->set_first_time_ms(t);
   }
   stats->set_count(stats->count() + 1);

@@ -172,6 +172,27 @@ TEST(ConfigTest, SegmentTransformsAndRescoreSweep) {
               {"segments.rescore_per_batch", "-1"});
 }
 
+TEST(ConfigTest, AlsKeysAndOnePopularityHalfLife) {
+  ASSERT_OK_AND_ASSIGN(defaults, LoadConfig("", {}));
+  EXPECT_EQ(defaults.recommend.als_confidence, "linear");
+  EXPECT_EQ(defaults.features.item_half_life_days, defaults.recommend.popularity_half_life_days);
+  ASSERT_OK_AND_ASSIGN(c, LoadText("recommend:\n  als_factors: 16\n  als_iterations: 4\n"
+                                   "  als_regularization: 0.5\n  als_confidence: log\n"
+                                   "  als_alpha: 3\n  als_threads: 1\n"
+                                   "  popularity_half_life_days: 5\n"));
+  EXPECT_EQ(c.recommend.als_factors, 16);
+  EXPECT_EQ(c.recommend.als_iterations, 4);
+  EXPECT_EQ(c.recommend.als_regularization, 0.5);
+  EXPECT_EQ(c.recommend.als_confidence, "log");
+  EXPECT_EQ(c.recommend.als_alpha, 3);
+  EXPECT_EQ(c.recommend.als_threads, 1);
+  // The items' stored decayed counts follow the popularity half-life the strategies read.
+  EXPECT_EQ(c.features.item_half_life_days, 5);
+  ExpectError(LoadText("recommend:\n  als_confidence: sqrt\n"),
+              {"recommend.als_confidence", "sqrt"});
+  ExpectError(LoadText("recommend:\n  als_factors: 0\n"), {"recommend.als_factors", "0"});
+}
+
 TEST(ConfigTest, MissingOrBrokenFile) {
   ExpectError(LoadConfig("/nonexistent/streamrec.yaml", {}), {"/nonexistent/streamrec.yaml"});
   ExpectError(LoadText("state: [unclosed\n"), {"c.yaml"});

@@ -113,7 +113,8 @@ TEST(FeaturesTest, ItemTableIsBoundedAndKeepsFrequentItems) {
 
 TEST(FeaturesTest, ItemStatsCountBuyersAndDecay) {
   FeatureOptions options;
-  options.spend_half_life_days = 1;
+  options.item_half_life_days = 1;  // item popularity decays at its own rate, not spend's
+  options.spend_half_life_days = 100;
   ItemStats stats;
   stats.set_item_id("A");
   PurchaseEvent e = Event("c1", "A", kT0, 4.0);

@@ -26,8 +26,12 @@ struct FeatureOptions {
   // Bound of the channel and service-type count tables (distinct values kept per customer).
   int max_channels = 16;
   int max_service_types = 16;
-  // Half-life of decayed spend (and item popularity), in days of event time.
+  // Half-life of decayed spend, in days of event time.
   double spend_half_life_days = 30.0;
+  // Half-life of an item's decayed purchase count (ItemStats.decayed_count, its recent
+  // popularity), in days of event time. LoadConfig sets it from recommend.popularity_half_life_days
+  // so the stored counts decay as fast as the rankings that read them assume.
+  double item_half_life_days = 14.0;
 };
 
 // A customer nobody has seen yet: cluster -1, zero counts.

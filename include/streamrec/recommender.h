@@ -74,12 +74,15 @@ struct RecommenderOptions {
   // ALS (strategy "als", als.h): the model is re-fitted on every stored customer after each
   // segmenter re-fit and, when > 0, every this many events (recommend.als_refit_every_events).
   int64_t als_refit_every_events = 0;
-  // Latent factors, iterations, L2 penalty, confidence slope (c = 1 + alpha * count) and
-  // threads of the ALS fit. More factors: finer tastes, f^2 slower per purchase.
+  // Latent factors, iterations, L2 penalty, confidence ("linear": c = 1 + alpha r, "log":
+  // c = 1 + alpha ln(1 + r), r = purchase lines) and threads of the ALS fit. More factors: finer
+  // tastes, f^2 slower per purchase. A low alpha (2) keeps a customer's many one-off purchases
+  // from being drowned by a few heavily re-bought items (measured in docs/evaluation.md).
   int als_factors = 32;
   int als_iterations = 15;
   double als_regularization = 0.05;
-  double als_alpha = 10.0;
+  std::string als_confidence = "linear";
+  double als_alpha = 2.0;
   int als_threads = 2;
 };
 
