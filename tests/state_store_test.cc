@@ -153,6 +153,8 @@ TEST_P(StateStoreContractTest, DigestCoversCustomerFeaturesOnly) {
   // Publication bookkeeping does not count...
   state.set_list_version(7);
   state.set_list_hash(99);
+  state.set_list_model_version(3);
+  state.set_list_recommender_version(2);
   WriteSet c2;
   c2.Put(Column::kCustomers, PartitionKey(0, "a"), EncodeState(state));
   ASSERT_OK(store_->Write(c2));

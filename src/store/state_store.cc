@@ -185,6 +185,7 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_list_as_of_ms();
     state.clear_list_model_version();
     state.clear_list_checked_ms();
+    state.clear_list_recommender_version();
     // Online K-Means assignments depend on micro-batch composition too (the centres move once
     // per batch), so segments are not part of the feature state compared here.
     state.clear_cluster();
