@@ -342,6 +342,7 @@ AlsModel::AlsModel(std::vector<std::string> item_ids, AlsFactors item_factors, A
       item_factors_(std::move(item_factors)),
       options_(std::move(options)) {
   options_.progress = nullptr;
+  options_.cancel = nullptr;
   item_index_.reserve(item_ids_.size());
   for (uint32_t i = 0; i < item_ids_.size(); ++i) item_index_.emplace(item_ids_[i], i);
   // The same function (and chunking) as the fit's last user step: fold-ins match the fit.
@@ -524,8 +525,14 @@ StatusOr<AlsModel> AlsFit(const AlsMatrix& m, const AlsOptions& options,
   }
   AlsFactors y(items, f);
 
+  auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
+  auto stopped = [](int it) {
+    return Status::Aborted("ALS fit: cancelled at iteration " + std::to_string(it));
+  };
   for (int it = 1; it <= options.iterations; ++it) {
+    if (cancelled()) return stopped(it);
     SolveAll(item_offsets, item_users, item_conf, x, options, threads, &y);
+    if (cancelled()) return stopped(it);
     SolveAll(m.row_offsets, m.cols, user_conf, y, options, threads, &x);
     if (options.progress || options.compute_loss) {
       AlsIterationStats stats;

@@ -1,9 +1,14 @@
 #include "streamrec/blended_recommender.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -123,13 +128,95 @@ StatusOr<std::unique_ptr<Strategy>> NewStrategyByName(std::string_view name,
 
 namespace {
 
+// Keys of the ALS model in the model column family: the encoded model, its version (decimal;
+// absent in stores written before versions: 0), and a marker present while a re-fit was
+// triggered and its model is not yet installed (a background fit in flight).
+constexpr const char* kAlsModelKey = "als";
+constexpr const char* kAlsVersionKey = "als_version";
+constexpr const char* kAlsRefitDueKey = "als_refit_due";
+
+// rank[i] = position of ids[i] in ascending order.
+std::vector<uint32_t> RankById(const std::vector<std::string>& ids) {
+  std::vector<uint32_t> order(ids.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
+  std::vector<uint32_t> rank(ids.size());
+  for (uint32_t r = 0; r < order.size(); ++r) rank[order[r]] = r;
+  return rank;
+}
+
+// A fitted ALS model with its encoding; no model when no customer holds an item.
+struct AlsFitResult {
+  std::shared_ptr<const AlsModel> model;
+  std::string encoded;
+  uint32_t customers = 0;
+};
+
+// Fits ALS on every customer of `store` (may be null) with `batch`'s states in place of their
+// stored ones. The one fit of both re-fit modes: the same store and batch give the same model,
+// bit for bit, on the consumer thread or on a background one. options.cancel also stops the
+// store scan.
+StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const CustomerState> batch,
+                                         const AlsOptions& options) {
+  // Customers by id (the batch's states win over the stored ones), items interned as seen.
+  std::unordered_set<std::string_view> in_batch;
+  for (const CustomerState& c : batch) in_batch.insert(c.customer_id());
+  std::vector<std::string> customers;
+  std::vector<std::string> items;
+  std::unordered_map<std::string, uint32_t> item_slot;
+  std::vector<AlsTriplet> cells;
+  auto add = [&](const CustomerState& c) {
+    const uint32_t u = static_cast<uint32_t>(customers.size());
+    customers.push_back(c.customer_id());
+    for (const auto& e : c.items()) {
+      if (e.count() == 0) continue;
+      auto [it, inserted] = item_slot.try_emplace(e.item_id(), items.size());
+      if (inserted) items.push_back(e.item_id());
+      cells.push_back({u, it->second, static_cast<double>(e.count())});
+    }
+  };
+  auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
+  if (store != nullptr) {
+    STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view, CustomerState& state) {
+      if (in_batch.count(state.customer_id()) == 0) add(state);
+      return (customers.size() & 1023) != 0 || !cancelled();
+    }));
+    if (cancelled()) return Status::Aborted("ALS fit: cancelled while reading the customers");
+  }
+  for (const CustomerState& c : batch) {
+    if (!c.customer_id().empty()) add(c);  // (evaluation: slots of unseen customers are empty)
+  }
+  AlsFitResult result;
+  if (items.empty()) return result;
+  // Canonical order (customers and items by id), so the fit depends only on the states, not
+  // on partitions or on where micro-batches were cut.
+  std::vector<uint32_t> user_rank = RankById(customers);
+  std::vector<uint32_t> item_rank = RankById(items);
+  for (AlsTriplet& t : cells) {
+    t.user = user_rank[t.user];
+    t.item = item_rank[t.item];
+  }
+  std::sort(items.begin(), items.end());
+  result.customers = static_cast<uint32_t>(customers.size());
+  auto matrix =
+      AlsMatrixFromTriplets(static_cast<uint32_t>(customers.size()), std::move(items), cells);
+  if (!matrix.ok()) return matrix.status();
+  auto model = AlsFit(*matrix, options);
+  if (!model.ok()) return model.status();
+  result.encoded = model->Encode();
+  result.model = std::make_shared<const AlsModel>(std::move(model).value());
+  return result;
+}
+
 class BlendedRecommenderImpl final : public Recommender {
  public:
   BlendedRecommenderImpl(const RecommenderOptions& options, const Catalog* catalog,
                          std::vector<std::unique_ptr<Strategy>> strategies,
                          StrategyWeights default_weights,
-                         std::map<std::string, StrategyWeights> segment_weights)
+                         std::map<std::string, StrategyWeights> segment_weights,
+                         AlsRefitOptions refit)
       : options_(options),
+        refit_(std::move(refit)),
         catalog_(catalog),
         index_(RecommendIndexOptions{options.exemplar_share}),
         strategies_(std::move(strategies)) {
@@ -138,7 +225,10 @@ class BlendedRecommenderImpl final : public Recommender {
     }
     default_weights_ = ToVector(default_weights);
     for (auto& [segment, w] : segment_weights) segment_weights_[segment] = ToVector(w);
+    if (!refit_.logger) refit_.logger = NewStderrLogger();
   }
+
+  ~BlendedRecommenderImpl() override { StopBackgroundFit(); }
 
   bool ObservesCustomers() const override { return true; }
   void ObserveChange(const CustomerState* before, const CustomerState& after) override {
@@ -148,66 +238,76 @@ class BlendedRecommenderImpl final : public Recommender {
   void ResetObserved() override { index_.Clear(); }
 
   Status LoadModel(StateStore* store) override {
+    als_.reset();
+    als_version_ = 0;
     std::string value;
     Status s = store->Get(Column::kModel, kAlsModelKey, &value);
-    if (s.IsNotFound()) {
-      als_.reset();
-      return Status::OK();
+    if (s.ok()) {
+      auto model = AlsModel::Decode(value);
+      if (!model.ok()) return Status::Corruption("stored ALS model: " + model.status().message());
+      als_ = std::make_shared<const AlsModel>(std::move(model).value());
+      s = store->Get(Column::kModel, kAlsVersionKey, &value);
+      if (s.ok()) {
+        char* end = nullptr;
+        als_version_ = std::strtoull(value.c_str(), &end, 10);
+        if (value.empty() || end != value.c_str() + value.size()) {
+          return Status::Corruption("stored ALS model version '" + value + "'");
+        }
+      } else if (!s.IsNotFound()) {
+        return s;
+      }
+    } else if (!s.IsNotFound()) {
+      return s;
     }
-    STREAMREC_RETURN_IF_ERROR(s);
-    auto model = AlsModel::Decode(value);
-    if (!model.ok()) return Status::Corruption("stored ALS model: " + model.status().message());
-    als_ = std::make_shared<const AlsModel>(std::move(model).value());
+    s = store->Get(Column::kModel, kAlsRefitDueKey, &value);
+    if (!s.ok() && !s.IsNotFound()) return s;
+    refit_due_stored_ = s.ok();
+    // A stored trigger whose model never made it to the store: fit again.
+    refit_pending_ = refit_pending_ || refit_due_stored_;
     return Status::OK();
   }
 
   Status RefitModel(StateStore* store, std::span<const CustomerState> batch,
                     WriteSet* writes) override {
+    StopBackgroundFit();  // this fit is newer than one in flight
+    refit_pending_ = false;
     if (!UsesAls()) return Status::OK();
-    // Customers by id (the batch's states win over the stored ones), items interned as seen.
-    std::unordered_set<std::string_view> in_batch;
-    for (const CustomerState& c : batch) in_batch.insert(c.customer_id());
-    std::vector<std::string> customers;
-    std::vector<std::string> items;
-    std::unordered_map<std::string, uint32_t> item_slot;
-    std::vector<AlsTriplet> cells;
-    auto add = [&](const CustomerState& c) {
-      const uint32_t u = static_cast<uint32_t>(customers.size());
-      customers.push_back(c.customer_id());
-      for (const auto& e : c.items()) {
-        if (e.count() == 0) continue;
-        auto [it, inserted] = item_slot.try_emplace(e.item_id(), items.size());
-        if (inserted) items.push_back(e.item_id());
-        cells.push_back({u, it->second, static_cast<double>(e.count())});
-      }
-    };
-    if (store != nullptr) {
-      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view, CustomerState& state) {
-        if (in_batch.count(state.customer_id()) == 0) add(state);
-        return true;
-      }));
+    auto fit = FitAlsOnCustomers(store, batch, als_options_);
+    if (!fit.ok()) return fit.status();
+    if (fit->model) {
+      Install(std::move(fit).value(), writes);
+    } else if (refit_due_stored_) {
+      writes->Delete(Column::kModel, kAlsRefitDueKey);  // nothing to fit: the trigger is done
+      refit_due_stored_ = false;
     }
-    for (const CustomerState& c : batch) {
-      if (!c.customer_id().empty()) add(c);  // (evaluation: slots of unseen customers are empty)
-    }
-    if (items.empty()) return Status::OK();
-    // Canonical order (customers and items by id), so the fit depends only on the states, not
-    // on partitions or on where micro-batches were cut.
-    std::vector<uint32_t> user_rank = RankById(customers);
-    std::vector<uint32_t> item_rank = RankById(items);
-    for (AlsTriplet& t : cells) {
-      t.user = user_rank[t.user];
-      t.item = item_rank[t.item];
-    }
-    std::sort(items.begin(), items.end());
-    auto matrix =
-        AlsMatrixFromTriplets(static_cast<uint32_t>(customers.size()), std::move(items), cells);
-    if (!matrix.ok()) return matrix.status();
-    auto model = AlsFit(*matrix, als_options_);
-    if (!model.ok()) return model.status();
-    writes->Put(Column::kModel, kAlsModelKey, model->Encode());
-    als_ = std::make_shared<const AlsModel>(std::move(model).value());
     return Status::OK();
+  }
+
+  Status UpdateModel(StateStore* store, std::span<const CustomerState> batch, bool refit_due,
+                     WriteSet* writes) override {
+    if (!refit_.background) {
+      return refit_due || refit_pending_ ? RefitModel(store, batch, writes) : Status::OK();
+    }
+    if (!UsesAls()) return Status::OK();
+    InstallFinishedFit(writes);
+    if (refit_due || refit_pending_) StartBackgroundFit(store, batch, refit_due, writes);
+    return Status::OK();
+  }
+
+  uint64_t model_version() const override { return als_version_; }
+
+  bool WaitForBackgroundRefit(int64_t timeout_ms) override {
+    std::unique_lock<std::mutex> lock(fit_mu_);
+    return fit_done_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                              [&] { return !fit_running_; });
+  }
+
+  ModelRefitStats refit_stats() const override {
+    ModelRefitStats stats = refit_stats_;
+    std::lock_guard<std::mutex> lock(fit_mu_);
+    stats.running = fit_running_;
+    stats.pending = refit_pending_;
+    return stats;
   }
 
   void BeginBatch(const ItemStatsTable& items, int64_t now_ms) override {
@@ -334,17 +434,116 @@ class BlendedRecommenderImpl final : public Recommender {
     return true;
   }
 
-  // The key of the ALS model in the model column family.
-  static constexpr const char* kAlsModelKey = "als";
+  // Makes `fit` the model in use, as the next version, and appends it to `writes`. The stored
+  // trigger marker goes when no trigger is left (consumer thread).
+  void Install(AlsFitResult fit, WriteSet* writes) {
+    als_ = std::move(fit.model);
+    ++als_version_;
+    ++refit_stats_.installed;
+    writes->Put(Column::kModel, kAlsModelKey, std::move(fit.encoded));
+    writes->Put(Column::kModel, kAlsVersionKey, std::to_string(als_version_));
+    if (refit_due_stored_ && !refit_pending_) {
+      writes->Delete(Column::kModel, kAlsRefitDueKey);
+      refit_due_stored_ = false;
+    }
+  }
 
-  // rank[i] = position of ids[i] in ascending order.
-  static std::vector<uint32_t> RankById(const std::vector<std::string>& ids) {
-    std::vector<uint32_t> order(ids.size());
-    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
-    std::vector<uint32_t> rank(ids.size());
-    for (uint32_t r = 0; r < order.size(); ++r) rank[order[r]] = r;
-    return rank;
+  // Installs a background fit that finished since the last batch; a failed one is logged and
+  // the model in use kept (consumer thread).
+  void InstallFinishedFit(WriteSet* writes) {
+    std::optional<FinishedFit> done;
+    {
+      std::lock_guard<std::mutex> lock(fit_mu_);
+      done.swap(fit_finished_);
+    }
+    if (!done) return;
+    if (!done->status.ok()) {
+      ++refit_stats_.failed;
+      refit_.logger->Error("ALS background re-fit failed: " + done->status.ToString() +
+                           "; keeping model v" + std::to_string(als_version_) +
+                           " until the next trigger");
+      return;
+    }
+    if (!done->fit.model) {  // nobody holds an item yet: nothing to install
+      if (refit_due_stored_ && !refit_pending_) {
+        writes->Delete(Column::kModel, kAlsRefitDueKey);
+        refit_due_stored_ = false;
+      }
+      return;
+    }
+    const uint32_t customers = done->fit.customers;
+    const uint32_t items = done->fit.model->items();
+    Install(std::move(done->fit), writes);
+    refit_.logger->Info("ALS model v" + std::to_string(als_version_) +
+                        " installed from a background re-fit (" + std::to_string(customers) +
+                        " customers, " + std::to_string(items) + " items)");
+  }
+
+  // Starts a background fit on a snapshot of `store` with `batch` in place of the stored
+  // states, or remembers the trigger while a fit is running or waits to be installed
+  // (consumer thread); `new_trigger` is false when only a remembered one is left. The trigger is
+  // stored with the batch, so a fit cut short by a stop or a crash is started again after a
+  // restart (LoadModel).
+  void StartBackgroundFit(StateStore* store, std::span<const CustomerState> batch, bool new_trigger,
+                          WriteSet* writes) {
+    if (!refit_due_stored_) {
+      writes->Put(Column::kModel, kAlsRefitDueKey, "");
+      refit_due_stored_ = true;
+    }
+    {
+      std::lock_guard<std::mutex> lock(fit_mu_);
+      if (fit_running_ || fit_finished_) {
+        refit_pending_ = true;
+        if (new_trigger) ++refit_stats_.coalesced;
+        return;
+      }
+      fit_running_ = true;
+    }
+    refit_pending_ = false;
+    if (fit_thread_.joinable()) fit_thread_.join();  // finished: returns at once
+    std::unique_ptr<StateStore> snapshot = store != nullptr ? store->Snapshot() : nullptr;
+    std::vector<CustomerState> states(batch.begin(), batch.end());
+    ++refit_stats_.started;
+    fit_thread_ =
+        std::thread([this, snapshot = std::move(snapshot), states = std::move(states)]() mutable {
+          RunBackgroundFit(std::move(snapshot), std::move(states));
+        });
+  }
+
+  // The background thread: fits, and hands the result to the consumer thread.
+  void RunBackgroundFit(std::unique_ptr<StateStore> snapshot, std::vector<CustomerState> batch) {
+    if (refit_.on_fit_start) refit_.on_fit_start(fit_cancel_);
+    AlsOptions options = als_options_;
+    options.cancel = &fit_cancel_;
+    FinishedFit done;
+    if (fit_cancel_.load()) {
+      done.status = Status::Aborted("ALS fit: cancelled before it started");
+    } else {
+      auto fit = FitAlsOnCustomers(snapshot.get(), batch, options);
+      if (fit.ok()) {
+        done.fit = std::move(fit).value();
+      } else {
+        done.status = fit.status();
+      }
+    }
+    snapshot.reset();  // releases the store snapshot as soon as it is read
+    {
+      std::lock_guard<std::mutex> lock(fit_mu_);
+      fit_finished_ = std::move(done);
+      fit_running_ = false;
+    }
+    fit_done_.notify_all();
+  }
+
+  // Stops a background fit in flight and forgets its result (RefitModel, destructor).
+  void StopBackgroundFit() {
+    if (!fit_thread_.joinable()) return;
+    fit_cancel_.store(true);
+    fit_cancel_.notify_all();
+    fit_thread_.join();
+    fit_cancel_.store(false);
+    std::lock_guard<std::mutex> lock(fit_mu_);
+    fit_finished_.reset();
   }
 
   // Whether a strategy "als" is in the blend (a model is fitted only then).
@@ -356,8 +555,27 @@ class BlendedRecommenderImpl final : public Recommender {
   }
 
   RecommenderOptions options_;
+  AlsRefitOptions refit_;
   AlsOptions als_options_ = AlsOptionsFrom(options_);
+  // The model in use and its version (consumer thread).
   std::shared_ptr<const AlsModel> als_;
+  uint64_t als_version_ = 0;
+  // Re-fit bookkeeping (consumer thread): a trigger waits for the fit in flight; the store
+  // holds the trigger marker (as of the last write set built).
+  bool refit_pending_ = false;
+  bool refit_due_stored_ = false;
+  ModelRefitStats refit_stats_;
+  // The background fit.
+  struct FinishedFit {
+    Status status;
+    AlsFitResult fit;
+  };
+  std::thread fit_thread_;
+  std::atomic<bool> fit_cancel_{false};
+  mutable std::mutex fit_mu_;
+  std::condition_variable fit_done_;         // signalled when fit_running_ turns false
+  bool fit_running_ = false;                 // guarded by fit_mu_
+  std::optional<FinishedFit> fit_finished_;  // guarded by fit_mu_
   const Catalog* catalog_;
   RecommendIndex index_;
   std::vector<std::unique_ptr<Strategy>> strategies_;
@@ -395,26 +613,28 @@ Status ValidateRecommenderOptions(const RecommenderOptions& o) {
 
 StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(
     const RecommenderOptions& options, const Catalog* catalog,
-    std::vector<std::unique_ptr<Strategy>> strategies) {
+    std::vector<std::unique_ptr<Strategy>> strategies, AlsRefitOptions refit) {
   STREAMREC_RETURN_IF_ERROR(ValidateRecommenderOptions(options));
   StrategyWeights weights;
   STREAMREC_RETURN_IF_ERROR(ParseStrategyWeights("recommend.weights", options.weights, &weights));
   std::map<std::string, StrategyWeights> segment_weights;
   STREAMREC_RETURN_IF_ERROR(
       ParseSegmentWeights("recommend.segment_weights", options.segment_weights, &segment_weights));
-  return std::unique_ptr<Recommender>(new BlendedRecommenderImpl(
-      options, catalog, std::move(strategies), std::move(weights), std::move(segment_weights)));
+  return std::unique_ptr<Recommender>(
+      new BlendedRecommenderImpl(options, catalog, std::move(strategies), std::move(weights),
+                                 std::move(segment_weights), std::move(refit)));
 }
 
 StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(const RecommenderOptions& options,
-                                                             const Catalog* catalog) {
+                                                             const Catalog* catalog,
+                                                             AlsRefitOptions refit) {
   std::vector<std::unique_ptr<Strategy>> strategies;
   for (const char* name : kStrategyNames) {
     auto s = NewStrategyByName(name, options, catalog);
     if (!s.ok()) return s.status();
     strategies.push_back(std::move(*s));
   }
-  return NewBlendedRecommender(options, catalog, std::move(strategies));
+  return NewBlendedRecommender(options, catalog, std::move(strategies), std::move(refit));
 }
 
 }  // namespace streamrec

@@ -195,13 +195,14 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   }
 
   // 6b. Models fitted on every customer (ALS) follow segmenter re-fits and, optionally, every N
-  // events; the model commits with the batch, so a restart resumes with the same model.
+  // events: fitted here, or on a background thread and installed by a later batch. Either way
+  // the model commits with the batch that installs it, so a restart resumes with the same model.
   const uint64_t every = static_cast<uint64_t>(options_.recommend.als_refit_every_events);
   const uint64_t events_before = position.events();
-  if (segmenter_->model_version() != segment_version ||
-      (every > 0 && (events_before + events.size()) / every != events_before / every)) {
-    STREAMREC_RETURN_IF_ERROR(recommender_->RefitModel(store_, states, &writes));
-  }
+  const bool refit_due =
+      segmenter_->model_version() != segment_version ||
+      (every > 0 && (events_before + events.size()) / every != events_before / every);
+  STREAMREC_RETURN_IF_ERROR(recommender_->UpdateModel(store_, states, refit_due, &writes));
 
   // 7. Lists, and one atomic write.
   recommender_->BeginBatch(items_, watermark);
@@ -308,6 +309,7 @@ bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, CustomerState*
                            WriteSet* writes, uint64_t* outbox_seq) {
   recommender_->Recommend(*state, &list_);
   state->set_list_model_version(segmenter_->model_version());
+  state->set_list_recommender_version(recommender_->model_version());
   state->set_list_checked_ms(watermark);
   const uint64_t hash = ListContentHash(list_);
   if (state->list_version() != 0 && hash == state->list_hash()) return false;
@@ -347,6 +349,7 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
   const int64_t max_age_ms =
       o.refresh_after_days > 0 ? static_cast<int64_t>(o.refresh_after_days * 86400000.0) : 0;
   const uint64_t model_version = segmenter_->model_version();
+  const uint64_t recommender_version = recommender_->model_version();
   // Visit at most a few times the refresh budget, so a sweep over fresh lists stays cheap.
   const size_t max_visits = 4 * static_cast<size_t>(o.refresh_per_batch);
   const size_t max_refreshes = static_cast<size_t>(o.refresh_per_batch);
@@ -374,7 +377,8 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
         if (state.list_version() == 0) return true;  // never listed: its first event lists it
         const int64_t checked = std::max(state.list_as_of_ms(), state.list_checked_ms());
         const bool old = max_age_ms > 0 && watermark - checked >= max_age_ms;
-        const bool refit = state.list_model_version() < model_version;
+        const bool refit = state.list_model_version() < model_version ||
+                           state.list_recommender_version() < recommender_version;
         if (!old && !refit) return true;
         ++refreshes;
         if (RefreshList(partition, watermark, &state, writes, outbox_seq)) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -272,6 +273,28 @@ TEST(AlsTest, TopContributionsSumToTheScore) {
   double part = 0;
   EXPECT_EQ(model.TopContributor(&ws, 7, &part), 4u);
   EXPECT_NEAR(part, v.dot(model.item_factors().row(7).transpose()), 1e-5);
+}
+
+TEST(AlsTest, CancelStopsTheFitBetweenHalfSteps) {
+  const AlsMatrix m = ToyMatrix();
+  AlsOptions o = SmallOptions();
+  std::atomic<bool> cancel{false};
+  o.cancel = &cancel;
+  // Not set: the fit is the one without a flag, and the model does not keep the flag.
+  ASSERT_OK_AND_ASSIGN(with_flag, AlsFit(m, o));
+  ASSERT_OK_AND_ASSIGN(without, AlsFit(m, SmallOptions()));
+  EXPECT_TRUE(SameBits(with_flag.item_factors(), without.item_factors()));
+  EXPECT_EQ(with_flag.options().cancel, nullptr);
+  // Set after the second iteration: the fit stops before the third.
+  int iterations = 0;
+  o.progress = [&](const AlsIterationStats& stats) {
+    iterations = stats.iteration;
+    if (stats.iteration == 2) cancel.store(true);
+  };
+  auto r = AlsFit(m, o);
+  ASSERT_TRUE(r.status().IsAborted()) << r.status().ToString();
+  EXPECT_EQ(iterations, 2);
+  EXPECT_NE(r.status().message().find("iteration 3"), std::string::npos) << r.status().ToString();
 }
 
 TEST(AlsTest, RefusesBadOptions) {

@@ -424,7 +424,7 @@ namespace {
 
 // A pipeline with the blended recommender and only the ALS strategy, over a given store.
 struct AlsPipeline {
-  explicit AlsPipeline(StateStore* store) {
+  explicit AlsPipeline(StateStore* store, AlsRefitOptions refit = {}) {
     options.recommend.list_length = 3;
     options.recommend.control_share = 0.0;
     options.recommend.weights = "als=1";
@@ -435,7 +435,8 @@ struct AlsPipeline {
     options.recommend.als_threads = 1;
     decoder = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
     segmenter = NewRfmRuleSegmenter();
-    recommender = std::move(NewBlendedRecommender(options.recommend, nullptr)).value();
+    recommender =
+        std::move(NewBlendedRecommender(options.recommend, nullptr, std::move(refit))).value();
     pipeline = std::make_unique<Pipeline>(options, store, nullptr, segmenter.get(),
                                           recommender.get());
   }
@@ -508,6 +509,66 @@ TEST(PipelineAlsTest, ModelIsStoredWithTheBatchAndReloadedAtOpen) {
       << got["c5"];
   EXPECT_TRUE(got["c6"].rfind("Y/als,Z/als,", 0) == 0 || got["c6"].rfind("Z/als,Y/als,", 0) == 0)
       << got["c6"];
+}
+
+TEST(PipelineAlsTest, BackgroundRefitIsInstalledByALaterBatchCommittedAndRefreshesLists) {
+  const std::vector<std::string> b1 = {
+      "c1,A,2011-01-01 10:00:00,1,1,1,", "c1,B,2011-01-01 10:00:00,1,1,1,",
+      "c2,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,",
+      "c2,C,2011-01-01 10:00:00,1,1,1,", "c3,X,2011-01-01 10:00:00,1,1,1,",
+      "c3,Y,2011-01-01 10:00:00,1,1,1,", "c4,X,2011-01-01 10:00:00,1,1,1,",
+      "c4,Y,2011-01-01 10:00:00,1,1,1,", "c4,Z,2011-01-01 10:00:00,1,1,1,"};
+  const std::vector<std::string> b2 = {"c5,A,2011-01-02 10:00:00,1,1,1,",
+                                       "c6,X,2011-01-02 10:00:00,1,1,1,"};
+  // The synchronous reference: the model fitted inside the first batch.
+  auto sync_store = NewMemStateStore();
+  std::string expected_model;
+  {
+    AlsPipeline sync(sync_store.get());
+    ASSERT_OK(sync.pipeline->Open());
+    ASSERT_OK(sync.Run(b1, 0));
+    ASSERT_OK(sync_store->Get(Column::kModel, "als", &expected_model));
+  }
+
+  auto store = NewMemStateStore();
+  {
+    AlsRefitOptions refit;
+    refit.background = true;
+    refit.logger = NewNullLogger();
+    AlsPipeline bg(store.get(), refit);
+    ASSERT_OK(bg.pipeline->Open());
+    ASSERT_OK(bg.Run(b1, 0));
+    // The triggering batch commits without waiting for its fit: no model yet (lists of the ALS
+    // strategy alone are empty), and the trigger is stored.
+    std::string value;
+    EXPECT_TRUE(store->Get(Column::kModel, "als", &value).IsNotFound());
+    EXPECT_OK(store->Get(Column::kModel, "als_refit_due", &value));
+    for (const auto& [customer, list] : AlsLists(store.get())) EXPECT_EQ(list, "") << customer;
+
+    ASSERT_TRUE(bg.recommender->WaitForBackgroundRefit(60000));
+    ASSERT_OK(bg.Run(b2, b1.size()));
+    // The next batch installed it and committed it: the fit of the first batch's snapshot, bit
+    // for bit the synchronous one; the trigger is gone.
+    ASSERT_OK(store->Get(Column::kModel, "als", &value));
+    EXPECT_TRUE(value == expected_model);
+    ASSERT_OK(store->Get(Column::kModel, "als_version", &value));
+    EXPECT_EQ(value, "1");
+    EXPECT_TRUE(store->Get(Column::kModel, "als_refit_due", &value).IsNotFound());
+    // Its lists use the model, and so do the quiet customers' lists: the sweep refreshes lists
+    // computed under an older recommender model (c2 and c4 own their whole group: nothing new).
+    auto got = AlsLists(store.get());
+    for (const char* c : {"c1", "c3", "c5", "c6"}) {
+      ASSERT_EQ(got.count(c), 1u) << c;
+      EXPECT_NE(got[c].find("/als,"), std::string::npos) << c << ": " << got[c];
+    }
+    EXPECT_EQ(got["c1"].rfind("C/als,", 0), 0u) << got["c1"];
+    EXPECT_EQ(got["c3"].rfind("Z/als,", 0), 0u) << got["c3"];
+  }
+  // A restart resumes with the installed model.
+  AlsPipeline reopened(store.get());
+  ASSERT_OK(reopened.pipeline->Open());
+  EXPECT_EQ(reopened.recommender->model_version(), 1u);
+  EXPECT_FALSE(reopened.recommender->refit_stats().pending);
 }
 
 }  // namespace

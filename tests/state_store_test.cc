@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "streamrec/features.h"
 #include "testutil/test_util.h"
 
@@ -78,6 +80,58 @@ TEST_P(StateStoreContractTest, OutboxKeysSortBySequence) {
   EXPECT_EQ(order, (std::vector<std::string>{"1", "2", "300", "70000"}));
 }
 
+TEST_P(StateStoreContractTest, SnapshotIsAReadOnlyViewFrozenAtItsCreation) {
+  WriteSet w;
+  for (int i = 0; i < 100; ++i) {
+    w.Put(Column::kCustomers, PartitionKey(0, "c" + std::to_string(1000 + i)), "v1");
+  }
+  w.Put(Column::kModel, "m", "old");
+  ASSERT_OK(store_->Write(w));
+  std::unique_ptr<StateStore> view = store_->Snapshot();
+  ASSERT_NE(view, nullptr);
+
+  // The view is read on another thread while the store keeps changing every key it holds.
+  std::vector<std::string> seen;
+  std::string model;
+  Status read_status;
+  std::thread reader([&] {
+    read_status = view->Scan(Column::kCustomers, "", [&](std::string_view, std::string_view v) {
+      seen.emplace_back(v);
+      return true;
+    });
+    if (read_status.ok()) read_status = view->Get(Column::kModel, "m", &model);
+  });
+  for (int round = 0; round < 20; ++round) {
+    WriteSet u;
+    for (int i = 0; i < 100; i += 2) {
+      u.Put(Column::kCustomers, PartitionKey(0, "c" + std::to_string(1000 + i)), "v2");
+      u.Delete(Column::kCustomers, PartitionKey(0, "c" + std::to_string(1001 + i)));
+    }
+    u.Put(Column::kCustomers, PartitionKey(0, "new" + std::to_string(round)), "v2");
+    u.Put(Column::kModel, "m", "new");
+    ASSERT_OK(store_->Write(u));
+  }
+  reader.join();
+  ASSERT_OK(read_status);
+  EXPECT_EQ(seen, std::vector<std::string>(100, "v1"));
+  EXPECT_EQ(model, "old");
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  ASSERT_OK(view->MultiGet(Column::kCustomers, {PartitionKey(0, "c1001"), PartitionKey(0, "new0")},
+                           &values, &found));
+  EXPECT_EQ(found, (std::vector<bool>{true, false}));
+
+  // Read-only; the store itself moved on.
+  WriteSet x;
+  x.Put(Column::kModel, "m", "x");
+  EXPECT_TRUE(view->Write(x).IsNotSupported());
+  ASSERT_OK(view->Flush());
+  std::string value;
+  ASSERT_OK(store_->Get(Column::kModel, "m", &value));
+  EXPECT_EQ(value, "new");
+  EXPECT_TRUE(store_->Get(Column::kCustomers, PartitionKey(0, "c1001"), &value).IsNotFound());
+}
+
 TEST_P(StateStoreContractTest, DigestCoversCustomerFeaturesOnly) {
   auto empty = StateDigest(store_.get());
   ASSERT_TRUE(empty.ok());
@@ -99,6 +153,8 @@ TEST_P(StateStoreContractTest, DigestCoversCustomerFeaturesOnly) {
   // Publication bookkeeping does not count...
   state.set_list_version(7);
   state.set_list_hash(99);
+  state.set_list_model_version(3);
+  state.set_list_recommender_version(2);
   WriteSet c2;
   c2.Put(Column::kCustomers, PartitionKey(0, "a"), EncodeState(state));
   ASSERT_OK(store_->Write(c2));

@@ -24,6 +24,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -104,6 +105,10 @@ struct AlsOptions {
   bool compute_loss = false;
   /// Called after every iteration on the calling thread (may be empty).
   std::function<void(const AlsIterationStats&)> progress;
+  /// Asks a fit to stop (may be null): read before every half-step (all items, or all users),
+  /// and once it holds true AlsFit returns Aborted. A background re-fit is stopped this way at
+  /// shutdown instead of running to its end. Not part of the model.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Refuses factors < 1, iterations < 0, negative or non-finite regularization / alpha,
@@ -152,7 +157,7 @@ class AlsModel {
   // Index of an item id, or kAlsNoItem when the model has not seen it.
   uint32_t FindItem(std::string_view item_id) const;
   const AlsFactors& item_factors() const { return item_factors_; }
-  // The options of the fit (progress callback cleared).
+  // The options of the fit (progress callback and cancel flag cleared).
   const AlsOptions& options() const { return options_; }
 
   // A customer's factors from the full item history against the fixed item factors: exactly the
@@ -188,7 +193,8 @@ class AlsModel {
 inline constexpr uint8_t kAlsFormatVersion = 1;
 
 // Fits the model. `user_factors_out` (optional) receives the users' factors (users x f).
-// InvalidArgument on bad options (ValidateAlsOptions) or an empty item set.
+// InvalidArgument on bad options (ValidateAlsOptions) or an empty item set; Aborted when
+// options.cancel was set during the fit.
 [[nodiscard]] StatusOr<AlsModel> AlsFit(const AlsMatrix& matrix, const AlsOptions& options,
                                         AlsFactors* user_factors_out = nullptr);
 

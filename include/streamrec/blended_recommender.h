@@ -15,6 +15,8 @@
 #ifndef STREAMREC_BLENDED_RECOMMENDER_H_
 #define STREAMREC_BLENDED_RECOMMENDER_H_
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "streamrec/catalog.h"
+#include "streamrec/logger.h"
 #include "streamrec/recommender.h"
 #include "streamrec/status.h"
 #include "streamrec/strategy.h"
@@ -38,18 +41,36 @@ Status ParseStrategyWeights(std::string_view key, std::string_view text, Strateg
 Status ParseSegmentWeights(std::string_view key, std::string_view text,
                            std::map<std::string, StrategyWeights>* out);
 
-class BlendedRecommender;
+// How the engine re-fits its ALS model (strategy "als"; Recommender::UpdateModel).
+struct AlsRefitOptions {
+  /// false (replay, evaluate, tests): a due re-fit runs inside the batch that triggers it, so a
+  /// run is reproducible byte for byte. true (the Kafka service): it runs on a background
+  /// thread from a store snapshot taken at the trigger, and a later batch installs the model
+  /// and commits it, so a fit over millions of customers never stalls the consumer. At most one
+  /// fit runs; triggers during it are coalesced into one more fit.
+  bool background = false;
+  /// Where background re-fits report: Info when a model is installed, Error when a fit failed
+  /// (the model in use is kept). Null: timestamped lines on stderr.
+  std::shared_ptr<Logger> logger;
+  /// Test only: called on the background thread when a fit starts, before it reads the
+  /// snapshot, with the flag that asks the fit to stop (set, and notified, by RefitModel and
+  /// the destructor).
+  std::function<void(const std::atomic<bool>& cancel)> on_fit_start;
+};
 
-// The engine with the built-in strategies. `catalog` (may be null) must outlive it. Options are
-// validated: InvalidArgument naming the key.
+// The engine with the built-in strategies. `catalog` (may be null) must outlive it, and so must
+// the store given to UpdateModel while a background re-fit may run: the destructor stops a fit
+// in flight (AlsOptions::cancel) and joins its thread. Options are validated: InvalidArgument
+// naming the key.
 StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(const RecommenderOptions& options,
-                                                             const Catalog* catalog);
+                                                             const Catalog* catalog,
+                                                             AlsRefitOptions refit = {});
 
 // The same with the given strategies only (tests, and `evaluate --strategy` to measure one
 // strategy at a time). Weights still come from `options`.
 StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(
     const RecommenderOptions& options, const Catalog* catalog,
-    std::vector<std::unique_ptr<Strategy>> strategies);
+    std::vector<std::unique_ptr<Strategy>> strategies, AlsRefitOptions refit = {});
 
 // The built-in strategies, by name (kStrategyNames); InvalidArgument for an unknown name.
 StatusOr<std::unique_ptr<Strategy>> NewStrategyByName(std::string_view name,

@@ -105,8 +105,8 @@ class Pipeline {
                    uint64_t* outbox_seq);
   // The stale-list sweep: visits stored customers of `partition` from the position's cursor and
   // refreshes those whose list is older than recommend.refresh_after_days or was computed under
-  // an older segment model, at most recommend.refresh_per_batch per call. `skip` holds the
-  // customer keys the batch writes itself.
+  // an older segment model or an older recommender model (ALS), at most
+  // recommend.refresh_per_batch per call. `skip` holds the customer keys the batch writes itself.
   Status RefreshStaleLists(uint32_t partition, int64_t watermark,
                            const std::unordered_set<std::string_view>& skip,
                            v1::SourcePosition* position, WriteSet* writes, uint64_t* outbox_seq,

@@ -72,7 +72,8 @@ struct RecommenderOptions {
   // The strategies' own tunables.
   StrategyOptions strategies;
   // ALS (strategy "als", als.h): the model is re-fitted on every stored customer after each
-  // segmenter re-fit and, when > 0, every this many events (recommend.als_refit_every_events).
+  // segmenter re-fit and, when > 0, every this many events (recommend.als_refit_every_events):
+  // inside the triggering batch, or on a background thread in the service (AlsRefitOptions).
   int64_t als_refit_every_events = 0;
   // Latent factors, iterations, L2 penalty, confidence ("linear": c = 1 + alpha r, "log":
   // c = 1 + alpha ln(1 + r), r = purchase lines) and threads of the ALS fit. More factors: finer
@@ -84,6 +85,16 @@ struct RecommenderOptions {
   std::string als_confidence = "linear";
   double als_alpha = 2.0;
   int als_threads = 2;
+};
+
+// Counters of a recommender's model re-fits since it was created.
+struct ModelRefitStats {
+  uint64_t installed = 0;  // fits installed (synchronous or background)
+  uint64_t started = 0;    // background fits started
+  uint64_t coalesced = 0;  // triggers that came while a background fit ran
+  uint64_t failed = 0;     // background fits that failed (the model in use was kept)
+  bool running = false;    // a background fit is running
+  bool pending = false;    // a trigger is remembered for after it
 };
 
 class Recommender {
@@ -103,16 +114,19 @@ class Recommender {
   // Forget every observed customer (before a rebuild).
   virtual void ResetObserved() {}
   // A model fitted on every stored customer (the blended recommender's ALS). Loads the model
-  // RefitModel stored (none stored: no model yet). Called by Pipeline::Open and after a failed
-  // write, so the model in memory is always the stored one.
+  // RefitModel stored (none stored: no model yet), its version, and whether a re-fit was due
+  // and not yet installed (a background fit cut short by a stop or a crash: the next UpdateModel
+  // starts it again). Called by Pipeline::Open and after a failed write, so the model in memory
+  // is always the stored one.
   [[nodiscard]] virtual Status LoadModel(StateStore* store) {
     (void)store;
     return Status::OK();
   }
-  // Re-fits that model on every customer — the stored ones, with `batch` (the micro-batch's new
-  // states, not yet written) in place of their stored versions — and appends the encoded model
-  // to `writes`, which the caller commits atomically with the batch. Used from the next
-  // BeginBatch on. `store` may be null: `batch` is then every customer (evaluation).
+  // Re-fits that model now on every customer — the stored ones, with `batch` (the micro-batch's
+  // new states, not yet written) in place of their stored versions — and appends the encoded
+  // model to `writes`, which the caller commits atomically with the batch. Used from the next
+  // BeginBatch on. `store` may be null: `batch` is then every customer (evaluation). A
+  // background fit in flight is stopped and dropped (this fit is newer).
   [[nodiscard]] virtual Status RefitModel(StateStore* store, std::span<const CustomerState> batch,
                                           WriteSet* writes) {
     (void)store;
@@ -120,6 +134,31 @@ class Recommender {
     (void)writes;
     return Status::OK();
   }
+  // The pipeline's model step, once per micro-batch before BeginBatch, with the batch's new
+  // states and whether a re-fit is due (a segment re-fit, recommend.als_refit_every_events).
+  // Synchronous re-fits (the default): RefitModel when due. Background re-fits (the service):
+  // first a fit finished since the last batch is installed and appended to `writes`, so it
+  // commits with this batch and is used by its lists; then, when due, a fit starts on a
+  // background thread from a snapshot of `store` with `batch` in place of the stored states —
+  // or, if one is still running, the trigger is remembered and one more fit starts at the first
+  // batch after it finished (any number of triggers during a fit make one).
+  [[nodiscard]] virtual Status UpdateModel(StateStore* store, std::span<const CustomerState> batch,
+                                           bool refit_due, WriteSet* writes) {
+    return refit_due ? RefitModel(store, batch, writes) : Status::OK();
+  }
+  // Version of the model in use: 0 before the first fit, +1 at every fit installed; stored with
+  // the model. A list remembers the version it was computed under, and the pipeline's freshness
+  // sweep recomputes lists computed under an older one.
+  virtual uint64_t model_version() const { return 0; }
+  // Blocks until no background re-fit is running, or `timeout_ms` passed; returns whether none
+  // is running. A remembered trigger is not waited for: it starts at the next UpdateModel.
+  // Tests and tools; a recommender without background re-fits returns true at once.
+  virtual bool WaitForBackgroundRefit(int64_t timeout_ms) {
+    (void)timeout_ms;
+    return true;
+  }
+  // Counters of the re-fits so far. REQUIRES: the consumer thread.
+  virtual ModelRefitStats refit_stats() const { return {}; }
   // Called once per micro-batch with the statistics after the batch, at event time `now_ms`.
   virtual void BeginBatch(const ItemStatsTable& items, int64_t now_ms) = 0;
   // Appends the customer's list to *out (cleared first). Reads only what BeginBatch saw and

@@ -86,6 +86,12 @@ class StateStore {
                               visit) = 0;
   // Makes everything written so far durable (memtable flush); a no-op in memory.
   virtual Status Flush() = 0;
+  // A read-only view of the store as it is now: it never sees later writes, and it may be read
+  // on another thread while this store keeps writing (a background re-fit reads its input from
+  // one, taken between two batches). Write on the view fails with NotSupported; Flush does
+  // nothing. REQUIRES: the view goes away before the store. RocksDB: a snapshot (cheap to take;
+  // versions of keys overwritten since are kept until the view is released). In memory: a copy.
+  virtual std::unique_ptr<StateStore> Snapshot() = 0;
   // Approximate bytes on disk (0 in memory).
   virtual uint64_t ApproximateSize() = 0;
 };

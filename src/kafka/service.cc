@@ -123,7 +123,11 @@ Status ServiceImpl::Init() {
   auto segmenter = NewSegmenter(config, store_.get(), /*background_refit=*/true);
   if (!segmenter.ok()) return segmenter.status();
   segmenter_ = std::move(segmenter).value();
-  auto recommender = NewBlendedRecommender(config.recommend, &catalog_);
+  // Re-fits in the background, like the segmenter's: the poll loop never waits for a fit.
+  AlsRefitOptions refit;
+  refit.background = true;
+  refit.logger = log_;
+  auto recommender = NewBlendedRecommender(config.recommend, &catalog_, std::move(refit));
   if (!recommender.ok()) return recommender.status();
   recommender_ = std::move(recommender).value();
   PipelineOptions pipeline_options;

@@ -52,6 +52,11 @@ StatusOr<rocksdb::CompressionType> ParseCompression(const std::string& name) {
 class RocksStateStore : public StateStore {
  public:
   ~RocksStateStore() override {
+    if (snapshot_ != nullptr) {
+      // A view: the database belongs to the store it was taken from.
+      db_->ReleaseSnapshot(snapshot_);
+      return;
+    }
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
     handles_.clear();
     if (db_ != nullptr) db_->Close().PermitUncheckedError();
@@ -104,7 +109,7 @@ class RocksStateStore : public StateStore {
   }
 
   Status Get(Column column, std::string_view key, std::string* value) override {
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(column), key, value);
+    rocksdb::Status s = db_->Get(Reads(), cf(column), key, value);
     if (s.IsNotFound()) return Status::NotFound(std::string(ColumnName(column)) + " key");
     return FromRocks(s, "get");
   }
@@ -118,8 +123,7 @@ class RocksStateStore : public StateStore {
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
     std::vector<rocksdb::PinnableSlice> pinned(n);
     std::vector<rocksdb::Status> statuses(n);
-    db_->MultiGet(rocksdb::ReadOptions(), cf(column), n, slices.data(), pinned.data(),
-                  statuses.data());
+    db_->MultiGet(Reads(), cf(column), n, slices.data(), pinned.data(), statuses.data());
     for (size_t i = 0; i < n; ++i) {
       if (statuses[i].ok()) {
         (*values)[i].assign(pinned[i].data(), pinned[i].size());
@@ -132,6 +136,7 @@ class RocksStateStore : public StateStore {
   }
 
   Status Write(const WriteSet& writes) override {
+    if (snapshot_ != nullptr) return Status::NotSupported("write to a read-only store snapshot");
     rocksdb::WriteBatch batch;
     for (const auto& op : writes.ops()) {
       rocksdb::Status s = op.is_delete ? batch.Delete(cf(op.column), op.key)
@@ -145,7 +150,7 @@ class RocksStateStore : public StateStore {
 
   Status ScanFrom(Column column, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& visit) override {
-    rocksdb::ReadOptions ro;
+    rocksdb::ReadOptions ro = Reads();
     ro.fill_cache = false;
     // Bound the iterator to the prefix so it stops at the prefix's end instead of walking on.
     std::string upper = PrefixSuccessor(prefix);
@@ -166,6 +171,7 @@ class RocksStateStore : public StateStore {
   }
 
   Status Flush() override {
+    if (snapshot_ != nullptr) return Status::OK();
     rocksdb::FlushOptions fo;
     std::vector<rocksdb::ColumnFamilyHandle*> families(handles_.begin() + 1, handles_.end());
     return FromRocks(db_->Flush(fo, families), "flush");
@@ -181,15 +187,32 @@ class RocksStateStore : public StateStore {
     return total;
   }
 
+  std::unique_ptr<StateStore> Snapshot() override {
+    auto view = std::unique_ptr<RocksStateStore>(new RocksStateStore());
+    view->db_ = db_;
+    view->handles_ = handles_;
+    view->snapshot_ = db_->GetSnapshot();
+    return view;
+  }
+
  private:
   RocksStateStore() = default;
   rocksdb::ColumnFamilyHandle* cf(Column column) const {
     return handles_[static_cast<size_t>(column) + 1];
   }
+  // Read options of this store: at the snapshot for a view.
+  rocksdb::ReadOptions Reads() const {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    return ro;
+  }
 
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   bool sync_ = false;
+  // Set in a view made by Snapshot(): reads see it, writes are refused, and db_ and handles_
+  // are borrowed from the store it was taken from.
+  const rocksdb::Snapshot* snapshot_ = nullptr;
 };
 
 }  // namespace

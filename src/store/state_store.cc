@@ -185,6 +185,7 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_list_as_of_ms();
     state.clear_list_model_version();
     state.clear_list_checked_ms();
+    state.clear_list_recommender_version();
     // Online K-Means assignments depend on micro-batch composition too (the centres move once
     // per batch), so segments are not part of the feature state compared here.
     state.clear_cluster();
@@ -240,6 +241,7 @@ class MemStateStore : public StateStore {
     return Status::OK();
   }
   Status Write(const WriteSet& writes) override {
+    if (read_only_) return Status::NotSupported("write to a read-only store snapshot");
     for (const auto& op : writes.ops()) {
       auto& map = columns_[static_cast<int>(op.column)];
       if (op.is_delete) {
@@ -262,9 +264,16 @@ class MemStateStore : public StateStore {
   }
   Status Flush() override { return Status::OK(); }
   uint64_t ApproximateSize() override { return 0; }
+  std::unique_ptr<StateStore> Snapshot() override {
+    auto view = std::make_unique<MemStateStore>();
+    for (int c = 0; c < kNumColumns; ++c) view->columns_[c] = columns_[c];
+    view->read_only_ = true;
+    return view;
+  }
 
  private:
   std::map<std::string, std::string> columns_[kNumColumns];
+  bool read_only_ = false;  // a Snapshot
 };
 
 }  // namespace

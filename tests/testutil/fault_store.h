@@ -30,6 +30,7 @@ class FaultInjectingStore : public StateStore {
   }
   Status Flush() override { return base_->Flush(); }
   uint64_t ApproximateSize() override { return base_->ApproximateSize(); }
+  std::unique_ptr<StateStore> Snapshot() override { return base_->Snapshot(); }
 
  private:
   StateStore* base_;
