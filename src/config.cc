@@ -362,6 +362,12 @@ const std::vector<KeySpec>& Schema() {
         "re-offer: due when time since last purchase reaches this share of the usual gap",
         [](Config& c) -> double& { return c.recommend.strategies.reoffer_due_ratio; }, 0, 100));
     s.push_back(DoubleKey(
+        "recommend.reoffer_repeat_exponent",
+        "re-offer: weight of the item's repeat share over all customers (0 = the customer's own "
+        "habit only)",
+        [](Config& c) -> double& { return c.recommend.strategies.reoffer_repeat_exponent; }, 0,
+        10));
+    s.push_back(DoubleKey(
         "recommend.upsell_price_ratio",
         "upsell: a higher tier costs at most this many times the customer's usual price",
         [](Config& c) -> double& { return c.recommend.strategies.upsell_price_ratio; }, 1, 1000));

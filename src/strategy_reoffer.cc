@@ -1,6 +1,7 @@
 // Re-offer: items the customer buys again and again — a recurring package at the end of its
 // validity, or a regularly re-bought item — scored by how often they are bought and how due they
 // are now.
+#include <algorithm>
 #include <cmath>
 
 #include "strategy_util.h"
@@ -18,9 +19,23 @@ class ReofferStrategy final : public Strategy {
   explicit ReofferStrategy(const StrategyOptions& options) : options_(options) {}
   const char* name() const override { return "reoffer"; }
 
+  void BeginBatch(const StrategyEnv& env) override {
+    // Each item's repeat share over all customers, by dense id, once per batch.
+    const RecommendIndex& index = *env.index;
+    repeat_share_.assign(index.item_count(), -1.0);  // -1: no statistics
+    for (const auto& [id, stats] : *env.stats) {
+      const uint32_t item = index.Find(id);
+      if (item == kNoItem) continue;
+      const double lines = static_cast<double>(stats.count());
+      const double buyers = static_cast<double>(std::min(stats.customers(), stats.count()));
+      repeat_share_[item] = (lines - buyers + 1.0) / (lines + 2.0);
+    }
+  }
+
   void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
              std::vector<Candidate>* out) override {
     const RecommendIndex& index = *env.index;
+    if (repeat_share_.size() < index.item_count()) BeginBatch(env);
     const CustomerState& state = *customer.state;
     std::vector<Candidate>& mine = scratch_;
     mine.clear();
@@ -58,13 +73,18 @@ class ReofferStrategy final : public Strategy {
       Candidate c;
       c.item = item;
       // Habit (how often) x how due, softened (an item bought often is likely again even when
-      // not yet due), x a bonus for items bought lately (habits drift).
+      // not yet due), x a bonus for items bought lately (habits drift), x how much everyone
+      // comes back for the item.
+      const double known_share = repeat_share_[item];
+      const double repeat_share = known_share >= 0 ? known_share : kPriorRepeatShare;
       c.score = std::log1p(static_cast<double>(baskets)) * (cycle_known ? 1.0 : kOnceWeight) *
-                std::sqrt(due) *
-                (1.0 + DecayFactor(env.now_ms - e.last_time_ms(), kRecentHalfLifeDays));
+                std::pow(due, kDueExponent) *
+                (1.0 + DecayFactor(env.now_ms - e.last_time_ms(), kRecentHalfLifeDays)) *
+                std::pow(repeat_share, options_.reoffer_repeat_exponent);
       c.evidence[0] = gap_days;
       c.evidence[1] = elapsed_days;
       c.evidence[2] = static_cast<double>(baskets);
+      c.evidence[3] = known_share;
       c.due = cycle_known && gap_days > 0 && elapsed_days >= options_.reoffer_due_ratio * gap_days;
       c.ref_text = cat != nullptr && cat->charging == Charging::kRecurring ? "recurring" : "";
       if (c.score > 0) mine.push_back(std::move(c));
@@ -80,11 +100,16 @@ class ReofferStrategy final : public Strategy {
       return Format("your %s package runs out: valid %s, bought %s ago", FormatDays(gap).c_str(),
                     FormatDays(gap).c_str(), FormatDays(elapsed).c_str());
     }
+    // "; 45% of its purchases are re-buys" when the item is known to the statistics.
+    const std::string repeats =
+        c.evidence[3] >= 0
+            ? Format("; %.0f%% of its purchases are re-buys", 100 * c.evidence[3])
+            : std::string();
     if (c.evidence[2] >= 2 && gap > 0) {
-      return Format("you bought this %.0f times, about every %s; last %s ago", c.evidence[2],
-                    FormatDays(gap).c_str(), FormatDays(elapsed).c_str());
+      return Format("you bought this %.0f times, about every %s; last %s ago%s", c.evidence[2],
+                    FormatDays(gap).c_str(), FormatDays(elapsed).c_str(), repeats.c_str());
     }
-    return Format("you bought this %s ago", FormatDays(elapsed).c_str());
+    return Format("you bought this %s ago%s", FormatDays(elapsed).c_str(), repeats.c_str());
   }
 
  private:
@@ -92,7 +117,12 @@ class ReofferStrategy final : public Strategy {
   static constexpr double kOnceWeight = 0.5;
   static constexpr double kUnknownDue = 0.3;
   static constexpr double kDueFloor = 0.05;
+  // How much "not due yet" lowers a score (a fourth root: habits matter more than timing).
+  static constexpr double kDueExponent = 0.25;
+  // Repeat share of an item without statistics (the prior (0 + 1) / (0 + 2)).
+  static constexpr double kPriorRepeatShare = 0.5;
   StrategyOptions options_;
+  std::vector<double> repeat_share_;  // by dense item id; -1 = no statistics
   std::vector<Candidate> scratch_;
 };
 

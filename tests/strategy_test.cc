@@ -103,6 +103,7 @@ class StrategyTest : public ::testing::Test {
       ItemStats& st = stats_[e.item_id()];
       st.set_item_id(e.item_id());
       st.set_count(st.count() + e.count());
+      st.set_customers(st.customers() + 1);
       st.set_decayed_count(st.decayed_count() + e.count());
       st.set_last_time_ms(std::max(st.last_time_ms(), e.last_time_ms()));
       st.set_last_price(10);
@@ -281,11 +282,50 @@ TEST_F(StrategyTest, ReofferScoresDueItemsAndMarksThem) {
   EXPECT_TRUE(out[0].due);
   EXPECT_FALSE(out[1].due) << "bought once: no known cycle";
   std::string reason = s->Explain(Env(), view_, out[0]);
-  EXPECT_EQ(reason, "you bought this 4 times, about every 7 days; last 7 days ago");
+  // 4 lines by 1 buyer: (4 - 1 + 1) / (4 + 2) of its purchases are re-buys.
+  EXPECT_EQ(reason,
+            "you bought this 4 times, about every 7 days; last 7 days ago; 67% of its purchases "
+            "are re-buys");
   // Two days after the last purchase it is not due yet.
   auto early = Run(s.get(), me, 10, kT0 - 5 * kDay);
   ASSERT_FALSE(early.empty());
   EXPECT_FALSE(std::any_of(early.begin(), early.end(), [](const Candidate& c) { return c.due; }));
+}
+
+TEST_F(StrategyTest, ReofferPrefersItemsEveryoneComesBackFor) {
+  // "me" bought "bags" and "vase" once each, the same day. Five others bought bags 3 times
+  // each (a refill), vase once each (a one-off): bags is re-offered first.
+  CustomerState me = NewCustomerState("me");
+  for (const char* item : {"bags", "vase"}) {
+    PurchaseEvent e;
+    e.customer_id = "me";
+    e.item_id = item;
+    e.event_time_ms = kT0 - kDay;
+    e.quantity = 1;
+    ApplyEvent(FeatureOptions(), e, nullptr, &me);
+  }
+  for (int i = 0; i < 5; ++i) {
+    Add(Customer("o" + std::to_string(i), {"bags", "vase", "bags", "bags"}));
+  }
+  Add(me);
+  auto s = NewReofferStrategy(StrategyOptions());
+  auto out = Run(s.get(), me);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(index_.item_id(out[0].item), "bags");
+  // bags: 16 lines, 6 buyers -> 11/18; vase: 6 lines, 6 buyers -> 1/8.
+  EXPECT_DOUBLE_EQ(out[0].evidence[3], 11.0 / 18.0);
+  EXPECT_DOUBLE_EQ(out[1].evidence[3], 1.0 / 8.0);
+  EXPECT_NEAR(out[0].score / out[1].score, std::sqrt((11.0 / 18.0) / (1.0 / 8.0)), 1e-9)
+      << "otherwise equal: the ratio is the repeat shares' ratio ^ 0.5";
+  EXPECT_EQ(s->Explain(Env(), view_, out[1]),
+            "you bought this 1 day ago; 12% of its purchases are re-buys");
+  // Exponent 0: the customer's own habit only, equal here.
+  StrategyOptions own_only;
+  own_only.reoffer_repeat_exponent = 0;
+  auto plain = NewReofferStrategy(own_only);
+  auto equal = Run(plain.get(), me);
+  ASSERT_EQ(equal.size(), 2u);
+  EXPECT_DOUBLE_EQ(equal[0].score, equal[1].score);
 }
 
 TEST_F(StrategyTest, UpsellOffersTheNextTierWithinThePriceRatio) {

@@ -67,7 +67,7 @@ struct CustomerView {
 struct Candidate {
   uint32_t item = kNoItem;
   double score = 0;
-  double evidence[3] = {0, 0, 0};
+  double evidence[4] = {0, 0, 0, 0};
   uint32_t ref = kNoItem;  // an item the reason refers to ("bought with ...")
   std::string ref_text;    // e.g. a segment name
   bool due = false;        // re-offer: an owned item that is due again (rules let it through)
@@ -96,6 +96,11 @@ struct StrategyOptions {
   // re-offer: an owned item is due when the time since it was last bought reaches this share of
   // its usual gap (validity days of a recurring package, else its own re-buy gap).
   double reoffer_due_ratio = 0.8;
+  // re-offer: exponent of the item's repeat share over all customers — the share of its purchase
+  // lines that were not a buyer's first, (lines - buyers + 1) / (lines + 2). Items people come
+  // back for (refills, consumables) then outrank one-off items the customer bought as often;
+  // 0 = the customer's own habit only.
+  double reoffer_repeat_exponent = 0.5;
   // upsell: a higher tier may cost at most this many times the customer's usual price in that
   // service type / category.
   double upsell_price_ratio = 2.0;
