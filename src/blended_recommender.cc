@@ -216,6 +216,8 @@ class BlendedRecommenderImpl final : public Recommender {
     env_.catalog = catalog_;
     env_.skip_owned = options_.exclude_owned;
     env_.now_ms = now_ms;
+    IndexCatalog(index_, catalog_, &catalog_items_);
+    env_.catalog_items = catalog_items_;
     for (auto& s : strategies_) s->BeginBatch(env_);
   }
 
@@ -269,7 +271,7 @@ class BlendedRecommenderImpl final : public Recommender {
       if (static_cast<int>(out->size()) >= options_.list_length) break;
       const std::string& id = index_.item_id(b->item);
       if (options_.max_per_category > 0 && catalog_ != nullptr) {
-        const CatalogItem* item = catalog_->Find(id);
+        const CatalogItem* item = env_.CatalogItemOf(b->item);
         if (item != nullptr && !item->service_type.empty() &&
             ++per_category_[item->service_type] > options_.max_per_category) {
           continue;
@@ -310,8 +312,8 @@ class BlendedRecommenderImpl final : public Recommender {
 
   bool Allowed(const Blended& b) const {
     const std::string& id = index_.item_id(b.item);
-    if (excluded_.count(id) > 0) return false;
-    const CatalogItem* item = catalog_ != nullptr ? catalog_->Find(id) : nullptr;
+    if (!excluded_.empty() && excluded_.count(id) > 0) return false;
+    const CatalogItem* item = env_.CatalogItemOf(b.item);
     if (item != nullptr) {
       if (!item->recommendable) return false;
       if (!item->ActiveAt(env_.now_ms)) return false;
@@ -322,8 +324,9 @@ class BlendedRecommenderImpl final : public Recommender {
         return false;
       }
     }
-    if (options_.exclude_owned && FindItem(*view_.state, id) != nullptr &&
-        !(options_.reoffer_due_exempt && b.due)) {
+    // view_.Owns is "the item table holds the id" (FindItem) for every candidate: strategies
+    // propose only items Find knows, and Find maps the customer's copy of the id to that item.
+    if (options_.exclude_owned && view_.Owns(b.item) && !(options_.reoffer_due_exempt && b.due)) {
       return false;
     }
     if (options_.price_cap_ratio > 0 && view_.avg_line_price > 0) {
@@ -367,6 +370,7 @@ class BlendedRecommenderImpl final : public Recommender {
   CustomerView view_;
   std::vector<Candidate> candidates_;
   std::vector<Blended> blend_;
+  std::vector<const CatalogItem*> catalog_items_;  // env_.catalog_items
   std::unordered_map<uint32_t, size_t> slot_;
   std::unordered_map<std::string, int> per_category_;
 };
