@@ -228,8 +228,9 @@ class BlendedRecommenderImpl final : public Recommender {
     const std::vector<double>& weights = WeightsFor(customer.segment());
 
     // Blend.
+    for (const Blended& b : blend_) slot_[b.item] = kNoSlot;  // the previous list's entries
     blend_.clear();
-    slot_.clear();
+    if (slot_.size() < index_.item_count()) slot_.resize(index_.item_count(), kNoSlot);
     for (size_t s = 0; s < strategies_.size(); ++s) {
       const double w = weights[s];
       if (w <= 0) continue;
@@ -241,9 +242,12 @@ class BlendedRecommenderImpl final : public Recommender {
       for (Candidate& c : candidates_) {
         if (c.score <= 0 || c.item == kNoItem) continue;
         const double part = w * c.score / best;
-        auto [it, inserted] = slot_.try_emplace(c.item, blend_.size());
-        if (inserted) blend_.push_back(Blended{c.item, 0, 0, s, {}, false});
-        Blended& b = blend_[it->second];
+        uint32_t& slot = slot_[c.item];
+        if (slot == kNoSlot) {
+          slot = static_cast<uint32_t>(blend_.size());
+          blend_.push_back(Blended{c.item, 0, 0, s, {}, false});
+        }
+        Blended& b = blend_[slot];
         b.score += part;
         b.due = b.due || c.due;
         if (part > b.best_part ||
@@ -257,8 +261,8 @@ class BlendedRecommenderImpl final : public Recommender {
     }
 
     // Rules.
-    std::vector<Blended*> kept;
-    kept.reserve(blend_.size());
+    std::vector<Blended*>& kept = kept_;
+    kept.clear();
     for (Blended& b : blend_) {
       if (Allowed(b)) kept.push_back(&b);
     }
@@ -370,8 +374,11 @@ class BlendedRecommenderImpl final : public Recommender {
   CustomerView view_;
   std::vector<Candidate> candidates_;
   std::vector<Blended> blend_;
+  std::vector<Blended*> kept_;
   std::vector<const CatalogItem*> catalog_items_;  // env_.catalog_items
-  std::unordered_map<uint32_t, size_t> slot_;
+  // Position in blend_ of each dense item id of the list being blended (kNoSlot: none).
+  static constexpr uint32_t kNoSlot = 0xffffffffu;
+  std::vector<uint32_t> slot_;
   std::unordered_map<std::string, int> per_category_;
 };
 
