@@ -79,7 +79,7 @@ struct Candidate {
   uint32_t item = kNoItem;
   double score = 0;
   double evidence[3] = {0, 0, 0};
-  uint32_t ref = kNoItem;  // an item the reason refers to ("bought with ...")
+  uint32_t ref = kNoItem;  // an item the reason refers to ("bought with ..."; als: model index)
   std::string ref_text;    // e.g. a segment name
   bool due = false;        // re-offer: an owned item that is due again (rules let it through)
 };
@@ -125,7 +125,9 @@ class Strategy {
   // Appends at most `limit` candidates for `customer` (any order, no duplicates).
   virtual void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
                      std::vector<Candidate>* out) = 0;
-  // The reason sentence of a candidate this strategy returned.
+  // The reason sentence of a candidate this strategy returned from its latest Score call (for
+  // the same customer and env): a strategy may keep what that call computed, so that evidence
+  // only the listed items need is worked out for them alone.
   virtual std::string Explain(const StrategyEnv& env, const CustomerView& customer,
                               const Candidate& candidate) const = 0;
 };
