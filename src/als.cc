@@ -368,14 +368,15 @@ void AlsModel::FoldIn(std::span<const AlsInteraction> history, AlsWorkspace* ws,
   SolveRow(item_factors_, gram_, ws, out->data());
 }
 
-uint32_t AlsModel::TopContributor(AlsWorkspace* ws, uint32_t item, double* contribution) const {
+uint32_t AlsModel::TopContributor(const AlsWorkspace& ws, uint32_t item,
+                                  double* contribution) const {
   *contribution = 0;
-  if (ws->rows.empty() || item >= items()) return kAlsNoItem;
+  if (ws.rows.empty() || item >= items()) return kAlsNoItem;
   // w = A^-1 y_item; contribution of owned i = c_i y_i . w (A symmetric).
   Eigen::VectorXd w = item_factors_.row(item).transpose().cast<double>();
-  SolveLdlt(ws->system, &w);
+  SolveLdlt(ws.system, &w);
   uint32_t best = kAlsNoItem;
-  for (const auto& [i, c] : ws->rows) {
+  for (const auto& [i, c] : ws.rows) {
     const double part = c * item_factors_.row(i).cast<double>().dot(w.transpose());
     if (best == kAlsNoItem || part > *contribution) {
       best = i;

@@ -317,6 +317,8 @@ class BlendedRecommenderImpl final : public Recommender {
     env_.catalog = catalog_;
     env_.skip_owned = options_.exclude_owned;
     env_.now_ms = now_ms;
+    IndexCatalog(index_, catalog_, &catalog_items_);
+    env_.catalog_items = catalog_items_;
     for (auto& s : strategies_) s->BeginBatch(env_);
   }
 
@@ -327,8 +329,9 @@ class BlendedRecommenderImpl final : public Recommender {
     const std::vector<double>& weights = WeightsFor(customer.segment());
 
     // Blend.
+    for (const Blended& b : blend_) slot_[b.item] = kNoSlot;  // the previous list's entries
     blend_.clear();
-    slot_.clear();
+    if (slot_.size() < index_.item_count()) slot_.resize(index_.item_count(), kNoSlot);
     for (size_t s = 0; s < strategies_.size(); ++s) {
       const double w = weights[s];
       if (w <= 0) continue;
@@ -340,9 +343,12 @@ class BlendedRecommenderImpl final : public Recommender {
       for (Candidate& c : candidates_) {
         if (c.score <= 0 || c.item == kNoItem) continue;
         const double part = w * c.score / best;
-        auto [it, inserted] = slot_.try_emplace(c.item, blend_.size());
-        if (inserted) blend_.push_back(Blended{c.item, 0, 0, s, {}, false});
-        Blended& b = blend_[it->second];
+        uint32_t& slot = slot_[c.item];
+        if (slot == kNoSlot) {
+          slot = static_cast<uint32_t>(blend_.size());
+          blend_.push_back(Blended{c.item, 0, 0, s, {}, false});
+        }
+        Blended& b = blend_[slot];
         b.score += part;
         b.due = b.due || c.due;
         if (part > b.best_part ||
@@ -356,8 +362,8 @@ class BlendedRecommenderImpl final : public Recommender {
     }
 
     // Rules.
-    std::vector<Blended*> kept;
-    kept.reserve(blend_.size());
+    std::vector<Blended*>& kept = kept_;
+    kept.clear();
     for (Blended& b : blend_) {
       if (Allowed(b)) kept.push_back(&b);
     }
@@ -370,7 +376,7 @@ class BlendedRecommenderImpl final : public Recommender {
       if (static_cast<int>(out->size()) >= options_.list_length) break;
       const std::string& id = index_.item_id(b->item);
       if (options_.max_per_category > 0 && catalog_ != nullptr) {
-        const CatalogItem* item = catalog_->Find(id);
+        const CatalogItem* item = env_.CatalogItemOf(b->item);
         if (item != nullptr && !item->service_type.empty() &&
             ++per_category_[item->service_type] > options_.max_per_category) {
           continue;
@@ -411,8 +417,8 @@ class BlendedRecommenderImpl final : public Recommender {
 
   bool Allowed(const Blended& b) const {
     const std::string& id = index_.item_id(b.item);
-    if (excluded_.count(id) > 0) return false;
-    const CatalogItem* item = catalog_ != nullptr ? catalog_->Find(id) : nullptr;
+    if (!excluded_.empty() && excluded_.count(id) > 0) return false;
+    const CatalogItem* item = env_.CatalogItemOf(b.item);
     if (item != nullptr) {
       if (!item->recommendable) return false;
       if (!item->ActiveAt(env_.now_ms)) return false;
@@ -423,8 +429,9 @@ class BlendedRecommenderImpl final : public Recommender {
         return false;
       }
     }
-    if (options_.exclude_owned && FindItem(*view_.state, id) != nullptr &&
-        !(options_.reoffer_due_exempt && b.due)) {
+    // view_.Owns is "the item table holds the id" (FindItem) for every candidate: strategies
+    // propose only items Find knows, and Find maps the customer's copy of the id to that item.
+    if (options_.exclude_owned && view_.Owns(b.item) && !(options_.reoffer_due_exempt && b.due)) {
       return false;
     }
     if (options_.price_cap_ratio > 0 && view_.avg_line_price > 0) {
@@ -586,7 +593,11 @@ class BlendedRecommenderImpl final : public Recommender {
   CustomerView view_;
   std::vector<Candidate> candidates_;
   std::vector<Blended> blend_;
-  std::unordered_map<uint32_t, size_t> slot_;
+  std::vector<Blended*> kept_;
+  std::vector<const CatalogItem*> catalog_items_;  // env_.catalog_items
+  // Position in blend_ of each dense item id of the list being blended (kNoSlot: none).
+  static constexpr uint32_t kNoSlot = 0xffffffffu;
+  std::vector<uint32_t> slot_;
   std::unordered_map<std::string, int> per_category_;
 };
 

@@ -97,6 +97,11 @@ bool RecommendIndex::IsExemplar(std::string_view customer_id) const {
   return UniformHash(customer_id, "exemplar") < options_.exemplar_share;
 }
 
+uint32_t RecommendIndex::ExemplarSlot(std::string_view customer_id) const {
+  auto it = exemplar_slot_.find(std::string(customer_id));
+  return it == exemplar_slot_.end() ? kNoExemplar : it->second;
+}
+
 const RecommendIndex::SegmentStats* RecommendIndex::segment(std::string_view name) const {
   auto it = segments_.find(std::string(name));
   return it == segments_.end() ? nullptr : &it->second;

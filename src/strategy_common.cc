@@ -16,18 +16,42 @@ double ItemPrice(const StrategyEnv& env, std::string_view item_id) {
   return 0;
 }
 
+const CatalogItem* StrategyEnv::CatalogItemOf(uint32_t item) const {
+  if (item < catalog_items.size()) return catalog_items[item];
+  return catalog != nullptr ? catalog->Find(index->item_id(item)) : nullptr;
+}
+
+void IndexCatalog(const RecommendIndex& index, const Catalog* catalog,
+                  std::vector<const CatalogItem*>* out) {
+  out->assign(index.item_count(), nullptr);
+  if (catalog == nullptr) return;
+  for (uint32_t i = 0; i < index.item_count(); ++i) (*out)[i] = catalog->Find(index.item_id(i));
+}
+
 void PrepareCustomerView(const StrategyEnv& env, const CustomerState& state, CustomerView* view) {
   view->state = &state;
   view->now_ms = env.now_ms;
+  for (uint32_t item : view->owned) {
+    if (item < view->owned_flag.size()) view->owned_flag[item] = 0;
+  }
+  if (view->owned_flag.size() < env.index->item_count()) {
+    view->owned_flag.resize(env.index->item_count(), 0);
+  }
   view->owned.clear();
   view->owned.reserve(state.items_size());
-  view->owned_sorted.clear();
+  view->owned_catalog.clear();
+  view->owned_catalog.reserve(state.items_size());
   for (const auto& e : state.items()) {
     const uint32_t item = env.index->Find(e.item_id());
     view->owned.push_back(item);
-    if (item != kNoItem) view->owned_sorted.push_back(item);
+    if (item != kNoItem) {
+      view->owned_flag[item] = 1;
+      view->owned_catalog.push_back(env.CatalogItemOf(item));
+    } else {
+      view->owned_catalog.push_back(env.catalog != nullptr ? env.catalog->Find(e.item_id())
+                                                           : nullptr);
+    }
   }
-  std::sort(view->owned_sorted.begin(), view->owned_sorted.end());
   view->derived = Derive(state, env.now_ms);
   double priced_spend = 0;
   uint64_t priced = 0;

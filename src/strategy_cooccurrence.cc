@@ -71,17 +71,18 @@ class CooccurrenceStrategy final : public Strategy {
       const double wi = q.weight / norm_a_[q.item];
       for (const auto& [j, nij] : index.neighbours(q.item)) sum[j] += wi * nij;
     }
-    std::vector<Candidate>& mine = scratch_;
-    mine.clear();
+    best_.Reset(index, limit);
     for (uint32_t j = 0; j < n; ++j) {
-      if (sum[j] <= 0 || customer.Skip(env, j)) continue;
-      Candidate c;
-      c.item = j;
-      c.score = sum[j] * norm_b_[j];
-      mine.push_back(c);
+      const double score = sum[j] * norm_b_[j];
+      if (sum[j] <= 0 || !best_.MayKeep(score) || customer.Skip(env, j)) continue;
+      best_.Offer(score, j);
     }
-    KeepBest(index, limit, &mine);
-    out->insert(out->end(), mine.begin(), mine.end());
+    for (const ScoredItem& r : best_.Take()) {
+      Candidate c;
+      c.item = r.item;
+      c.score = r.score;
+      out->push_back(std::move(c));
+    }
   }
 
   std::string Explain(const StrategyEnv& env, const CustomerView& customer,
@@ -95,8 +96,10 @@ class CooccurrenceStrategy final : public Strategy {
     for (int k = 0; k < items.size(); ++k) {
       const uint32_t i = customer.owned[k];
       if (i == kNoItem) continue;  // (Find: an item nobody holds is kNoItem)
-      const double part = QueryWeight(env, items[k]) / std::pow(index.buyers(i), options_.cooccurrence_alpha) *
-                          index.cooccurrence(i, c.item);
+      const uint32_t both = index.cooccurrence(i, c.item);
+      if (both == 0) continue;  // contributes nothing
+      // (norm_a_[i] = buyers(i)^alpha, from this batch's BeginBatch.)
+      const double part = QueryWeight(env, items[k]) / norm_a_[i] * both;
       if (part > best || (part == best && part > 0 && index.item_id(i) < index.item_id(ref))) {
         best = part;
         ref = i;
@@ -125,7 +128,7 @@ class CooccurrenceStrategy final : public Strategy {
   std::vector<double> norm_a_, norm_b_;
   std::vector<Query> query_;
   std::vector<double> sum_;
-  std::vector<Candidate> scratch_;
+  BestItems best_;
 };
 
 }  // namespace

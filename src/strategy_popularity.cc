@@ -1,5 +1,6 @@
 // Popularity: recent (decayed) purchase counts, tilted toward what the customer's segment holds.
 #include <cmath>
+#include <unordered_map>
 
 #include "strategy_util.h"
 
@@ -13,6 +14,7 @@ class PopularityStrategy final : public Strategy {
   const char* name() const override { return "popularity"; }
 
   void BeginBatch(const StrategyEnv& env) override {
+    rankings_.clear();
     ranked_.clear();
     total_ = 0;
     for (const auto& [id, stats] : *env.stats) {
@@ -52,28 +54,14 @@ class PopularityStrategy final : public Strategy {
         options_.popularity_segment_tilt > 0 ? env.index->segment(customer.state->segment())
                                              : nullptr;
     if (seg != nullptr && seg->exemplars < kMinSegmentExemplars) seg = nullptr;
-    const size_t first = out->size();
-    for (size_t k = 0; k < ranked_.size(); ++k) {
-      const Candidate& r = ranked_[k];
-      if (customer.Skip(env, r.item)) continue;
-      Candidate c = r;
-      c.evidence[0] = r.score / total_;  // share of recent purchases
-      c.score = c.evidence[0];
-      if (seg != nullptr && panel_ > 0) {
-        // Segment share over panel share of holders, damped; > 1 when the segment favours it.
-        double in_segment = (seg->holders_of(r.item) + 1.0) / (seg->exemplars + 1.0);
-        double overall = (panel_holders_[k] + 1.0) / (panel_ + 1.0);
-        c.score *= std::pow(in_segment / overall, options_.popularity_segment_tilt);
-        c.evidence[1] = static_cast<double>(seg->holders_of(r.item)) / seg->exemplars;
-        c.ref_text = customer.state->segment();
-      }
-      out->push_back(std::move(c));
-    }
-    if (out->size() - first > limit) {
-      std::vector<Candidate> mine(out->begin() + first, out->end());
-      out->resize(first);
-      KeepBest(*env.index, limit, &mine);
-      out->insert(out->end(), mine.begin(), mine.end());
+    // The best `limit` of the segment's ranking that the customer may be offered: the same as
+    // ranking the customer's pool, which is that ranking without the skipped items.
+    size_t taken = 0;
+    for (const Candidate& c : RankingFor(env, seg, customer.state->segment())) {
+      if (taken == limit) break;
+      if (customer.Skip(env, c.item)) continue;
+      out->push_back(c);
+      ++taken;
     }
   }
 
@@ -88,6 +76,35 @@ class PopularityStrategy final : public Strategy {
   }
 
  private:
+  // The pool scored for customers of segment `seg` (nullptr: no tilt), best first (KeepBest
+  // order). A customer's candidates depend on the segment only, so each segment's ranking is
+  // built on its first list of the batch.
+  const std::vector<Candidate>& RankingFor(const StrategyEnv& env,
+                                           const RecommendIndex::SegmentStats* seg,
+                                           const std::string& segment_name) {
+    auto [it, inserted] = rankings_.try_emplace(seg);
+    std::vector<Candidate>& ranking = it->second;
+    if (!inserted) return ranking;
+    ranking.reserve(ranked_.size());
+    for (size_t k = 0; k < ranked_.size(); ++k) {
+      const Candidate& r = ranked_[k];
+      Candidate c = r;
+      c.evidence[0] = r.score / total_;  // share of recent purchases
+      c.score = c.evidence[0];
+      if (seg != nullptr && panel_ > 0) {
+        // Segment share over panel share of holders, damped; > 1 when the segment favours it.
+        double in_segment = (seg->holders_of(r.item) + 1.0) / (seg->exemplars + 1.0);
+        double overall = (panel_holders_[k] + 1.0) / (panel_ + 1.0);
+        c.score *= std::pow(in_segment / overall, options_.popularity_segment_tilt);
+        c.evidence[1] = static_cast<double>(seg->holders_of(r.item)) / seg->exemplars;
+        c.ref_text = segment_name;
+      }
+      ranking.push_back(std::move(c));
+    }
+    KeepBest(*env.index, ranking.size(), &ranking);
+    return ranking;
+  }
+
   static constexpr size_t kPool = 400;
   static constexpr uint64_t kMinSegmentExemplars = 20;
   StrategyOptions options_;
@@ -95,6 +112,8 @@ class PopularityStrategy final : public Strategy {
   std::vector<uint32_t> panel_holders_;  // parallel to ranked_
   uint64_t panel_ = 0;
   double total_ = 0;
+  // RankingFor's rankings of this batch, by segment (nullptr: untilted).
+  std::unordered_map<const RecommendIndex::SegmentStats*, std::vector<Candidate>> rankings_;
 };
 
 }  // namespace

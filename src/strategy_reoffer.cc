@@ -44,7 +44,7 @@ class ReofferStrategy final : public Strategy {
       const v1::ItemCount& e = state.items(k);
       const uint32_t item = customer.owned[k];
       if (item == kNoItem) continue;
-      const CatalogItem* cat = env.catalog != nullptr ? env.catalog->Find(e.item_id()) : nullptr;
+      const CatalogItem* cat = customer.owned_catalog[k];
       if (cat != nullptr && !cat->recommendable) continue;
       const uint64_t baskets = std::max<uint64_t>(1, e.baskets());
       double gap_days = 0;

@@ -1,8 +1,8 @@
 // Similar customers in higher-value segments: the customer's nearest exemplars by item mix (and,
 // mildly, by spend) inside segments whose exemplars spend more per customer; items scored by
 // similarity-weighted holdings (the telco seed's method).
+#include <algorithm>
 #include <cmath>
-#include <unordered_set>
 
 #include "strategy_util.h"
 
@@ -15,21 +15,44 @@ class SimilarCustomersStrategy final : public Strategy {
   explicit SimilarCustomersStrategy(const StrategyOptions& options) : options_(options) {}
   const char* name() const override { return "similar"; }
 
+  // What the similarity needs of each exemplar, once per batch (the panel does not change
+  // within one) and packed, so that the thousands of exemplars a list touches are not each a
+  // cache miss into the index.
+  void BeginBatch(const StrategyEnv& env) override {
+    const auto& exemplars = env.index->exemplars();
+    panel_.resize(exemplars.size());
+    for (size_t slot = 0; slot < exemplars.size(); ++slot) {
+      const auto& e = exemplars[slot];
+      panel_[slot].segment = e.live ? env.index->segment(e.segment) : nullptr;
+      panel_[slot].segment_value =
+          panel_[slot].segment != nullptr ? panel_[slot].segment->spend_per_customer() : 0.0;
+      panel_[slot].items = static_cast<double>(e.items.size());
+      panel_[slot].log_spend = std::log1p(std::max<double>(0, e.spend_cents / 100.0));
+    }
+  }
+
   void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
              std::vector<Candidate>* out) override {
     const RecommendIndex& index = *env.index;
     const auto& exemplars = index.exemplars();
     if (exemplars.empty() || customer.state->items_size() == 0) return;
+    if (panel_.size() != exemplars.size()) BeginBatch(env);
 
     // Target segments: those spending more per customer than the customer's own; the own
     // segment when none does (the top segment learns from its peers).
     const RecommendIndex::SegmentStats* own = index.segment(customer.state->segment());
     const double own_value = own != nullptr ? own->spend_per_customer() : 0.0;
-    targets_.clear();
+    bool any_higher = false;
     for (const auto& [name, s] : index.segments()) {
-      if (s.spend_per_customer() > own_value) targets_.insert(name);
+      if (s.spend_per_customer() > own_value) any_higher = true;
     }
-    if (targets_.empty()) targets_.insert(customer.state->segment());
+    // Whether a live exemplar is in a target segment (its segment is always one of
+    // index.segments(), so an own segment without exemplars, own == nullptr, matches none).
+    auto is_target = [&](const PanelEntry& e) {
+      return any_higher ? e.segment_value > own_value : e.segment == own;
+    };
+    // The customer's own panel entry is not a neighbour.
+    const uint32_t self = index.ExemplarSlot(customer.state->customer_id());
 
     // Overlap with every exemplar that shares an item, through the inverted index.
     overlap_.resize(exemplars.size());
@@ -46,14 +69,12 @@ class SimilarCustomersStrategy final : public Strategy {
     neighbours_.clear();
     const double spend_u = std::log1p(std::max(0.0, customer.state->total_spend()));
     for (uint32_t slot : touched_) {
-      const auto& e = exemplars[slot];
+      const PanelEntry& e = panel_[slot];
       const uint32_t common = overlap_[slot];
       overlap_[slot] = 0;
-      if (!e.live || e.customer_id == customer.state->customer_id()) continue;
-      if (targets_.count(e.segment) == 0) continue;
-      double sim = common / std::sqrt(static_cast<double>(n_items) * e.items.size());
-      double spend_v = std::log1p(std::max<double>(0, e.spend_cents / 100.0));
-      sim *= std::exp(-kSpendWeight * std::abs(spend_v - spend_u));
+      if (e.segment == nullptr || !is_target(e) || slot == self) continue;  // (null: not live)
+      double sim = common / std::sqrt(static_cast<double>(n_items) * e.items);
+      sim *= std::exp(-kSpendWeight * std::abs(e.log_spend - spend_u));
       neighbours_.push_back({sim, slot});
     }
     if (neighbours_.empty()) return;
@@ -79,19 +100,17 @@ class SimilarCustomersStrategy final : public Strategy {
         ++holders_[j];
       }
     }
-    std::vector<Candidate>& mine = scratch_;
-    mine.clear();
-    for (uint32_t j : acc_.touched()) {
+    best_.Reset(index, limit);
+    for (uint32_t j : acc_.touched()) best_.Offer(acc_[j], j);
+    for (const ScoredItem& r : best_.Take()) {
       Candidate c;
-      c.item = j;
-      c.score = acc_[j];
-      c.evidence[0] = static_cast<double>(holders_[j]) / k;
+      c.item = r.item;
+      c.score = r.score;
+      c.evidence[0] = static_cast<double>(holders_[r.item]) / k;
       c.evidence[1] = static_cast<double>(k);
-      c.ref_text = *top_segment_[j];
-      mine.push_back(std::move(c));
+      c.ref_text = *top_segment_[r.item];
+      out->push_back(std::move(c));
     }
-    KeepBest(index, limit, &mine);
-    for (Candidate& c : mine) out->push_back(std::move(c));
   }
 
   std::string Explain(const StrategyEnv& env, const CustomerView& customer,
@@ -109,14 +128,21 @@ class SimilarCustomersStrategy final : public Strategy {
   // How much a difference in (log) spend lowers similarity.
   static constexpr double kSpendWeight = 0.1;
   StrategyOptions options_;
-  std::unordered_set<std::string> targets_;
+  // An exemplar as the similarity sees it.
+  struct PanelEntry {
+    const RecommendIndex::SegmentStats* segment;  // null: not live
+    double segment_value;                         // segment->spend_per_customer()
+    double items;                                 // size of its item set
+    double log_spend;
+  };
+  std::vector<PanelEntry> panel_;  // by slot
   std::vector<uint32_t> overlap_;
   std::vector<uint32_t> touched_;
   std::vector<Neighbour> neighbours_;
   ItemAccumulator acc_;
   std::vector<uint32_t> holders_;
   std::vector<const std::string*> top_segment_;
-  std::vector<Candidate> scratch_;
+  BestItems best_;
 };
 
 }  // namespace

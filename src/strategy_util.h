@@ -12,19 +12,78 @@
 
 namespace streamrec {
 
-// Keeps the `limit` best candidates of *c: score descending, then item id ascending (a total
-// order that does not depend on dense ids or hash-table order).
+// The order of candidates: score descending, then item id ascending (a total order that does
+// not depend on dense ids or hash-table order, so which items are kept does not depend on the
+// order they were scored in).
+template <typename Entry>
+bool RanksBefore(const RecommendIndex& index, const Entry& a, const Entry& b) {
+  if (a.score != b.score) return a.score > b.score;
+  return index.item_id(a.item) < index.item_id(b.item);
+}
+
+// Keeps the `limit` best candidates of *c (RanksBefore), best first.
 inline void KeepBest(const RecommendIndex& index, size_t limit, std::vector<Candidate>* c) {
-  auto better = [&](const Candidate& a, const Candidate& b) {
-    if (a.score != b.score) return a.score > b.score;
-    return index.item_id(a.item) < index.item_id(b.item);
-  };
+  auto better = [&](const Candidate& a, const Candidate& b) { return RanksBefore(index, a, b); };
   if (c->size() > limit) {
     std::nth_element(c->begin(), c->begin() + limit, c->end(), better);
     c->resize(limit);
   }
   std::sort(c->begin(), c->end(), better);
 }
+
+// An item kept by BestItems. `aux` is the strategy's own (e.g. a model index).
+struct ScoredItem {
+  double score;
+  uint32_t item;
+  uint32_t aux;
+};
+
+// The `limit` best of a stream of scored items (RanksBefore), without storing the others: a
+// heap of the kept items with the worst on top, so that strategies scoring thousands of items
+// pay one well-predicted comparison for most of them, and build full Candidates (evidence,
+// reference text) only for the kept ones.
+class BestItems {
+ public:
+  // Starts a stream keeping at most `limit` items, ranked by `index`'s item ids.
+  void Reset(const RecommendIndex& index, size_t limit) {
+    index_ = &index;
+    limit_ = limit;
+    heap_.clear();
+  }
+  // False when an item scoring `score` would not be kept, whatever its id: a cheap test to make
+  // before the others an item must pass.
+  bool MayKeep(double score) const {
+    return heap_.size() < limit_ || (limit_ > 0 && score >= heap_.front().score);
+  }
+  // Offers an item (at most once per stream).
+  void Offer(double score, uint32_t item, uint32_t aux = 0) {
+    const ScoredItem x{score, item, aux};
+    if (heap_.size() < limit_) {
+      heap_.push_back(x);
+      std::push_heap(heap_.begin(), heap_.end(), Better{index_});
+    } else if (limit_ > 0 && Better{index_}(x, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), Better{index_});
+      heap_.back() = x;
+      std::push_heap(heap_.begin(), heap_.end(), Better{index_});
+    }
+  }
+  // The kept items, best first. Ends the stream (Reset before offering again).
+  const std::vector<ScoredItem>& Take() {
+    std::sort_heap(heap_.begin(), heap_.end(), Better{index_});
+    return heap_;
+  }
+
+ private:
+  struct Better {
+    const RecommendIndex* index;
+    bool operator()(const ScoredItem& a, const ScoredItem& b) const {
+      return RanksBefore(*index, a, b);
+    }
+  };
+  const RecommendIndex* index_ = nullptr;
+  size_t limit_ = 0;
+  std::vector<ScoredItem> heap_;
+};
 
 // A dense accumulator over item ids with a list of touched entries (reset in O(touched)).
 class ItemAccumulator {

@@ -255,7 +255,7 @@ TEST(AlsTest, BlockMatrixRecommendsInsideTheGroup) {
     }
     // The owned item explaining a recommendation is in the same group too.
     double part = 0;
-    const uint32_t ref = model.TopContributor(&ws, top[0].item, &part);
+    const uint32_t ref = model.TopContributor(ws, top[0].item, &part);
     EXPECT_EQ(ref < 6, u < 10);
     EXPECT_GT(part, 0);
   }
@@ -271,7 +271,7 @@ TEST(AlsTest, TopContributionsSumToTheScore) {
   const std::vector<AlsInteraction> one = {{4, 2}};
   model.FoldIn(one, &ws, &v);
   double part = 0;
-  EXPECT_EQ(model.TopContributor(&ws, 7, &part), 4u);
+  EXPECT_EQ(model.TopContributor(ws, 7, &part), 4u);
   EXPECT_NEAR(part, v.dot(model.item_factors().row(7).transpose()), 1e-5);
 }
 

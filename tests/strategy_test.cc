@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
+#include <set>
 
+#include "strategy_util.h"
 #include "streamrec/als.h"
 #include "streamrec/blended_recommender.h"
 #include "streamrec/recommend_index.h"
+#include "streamrec/state_store.h"
 #include "streamrec/strategy.h"
 #include "testutil/test_util.h"
 
@@ -92,6 +96,16 @@ TEST(RecommendIndexTest, ExemplarPanelTracksSegmentsAndRelabels) {
   EXPECT_EQ(index.segment("Champions")->exemplars, 2u);
   EXPECT_EQ(index.segment("Champions")->holders_of(index.Find("x")), 2u);
   EXPECT_EQ(index.holders(index.Find("x")).size(), 2u);
+}
+
+TEST(RecommendIndexTest, ExemplarSlotNamesTheCustomersPanelEntry) {
+  RecommendIndex index(RecommendIndexOptions{1.0});
+  index.ObserveChange(nullptr, Customer("a", {"x"}));
+  index.ObserveChange(nullptr, Customer("b", {"y"}));
+  const uint32_t b = index.ExemplarSlot("b");
+  ASSERT_NE(b, RecommendIndex::kNoExemplar);
+  EXPECT_EQ(index.exemplars()[b].customer_id, "b");
+  EXPECT_EQ(index.ExemplarSlot("nobody"), RecommendIndex::kNoExemplar);
 }
 
 class StrategyTest : public ::testing::Test {
@@ -371,6 +385,191 @@ TEST_F(StrategyTest, PopularityTiltsTowardTheSegment) {
   o.popularity_segment_tilt = 1;
   auto tilted = Run(NewPopularityStrategy(o).get(), me);
   ASSERT_EQ(Ids(index_, tilted)[0], "niche");
+}
+
+TEST_F(StrategyTest, PopularityRanksEachSegmentOnItsOwnWithinABatch) {
+  for (int i = 0; i < 30; ++i) {
+    Add(Customer("g" + std::to_string(i), {"common", "mass"}, "Lost"));
+  }
+  for (int i = 0; i < 25; ++i) {
+    Add(Customer("c" + std::to_string(i), {"common", "niche"}, "Champions"));
+  }
+  const CustomerState champion = Customer("me1", {}, "Champions");
+  const CustomerState lost = Customer("me2", {}, "Lost");
+  const CustomerState elsewhere = Customer("me3", {"common"}, "Nowhere");  // untilted
+  StrategyOptions o;
+  o.popularity_segment_tilt = 1;
+  StrategyEnv env = Env();
+  env.skip_owned = true;
+  // One strategy lists every customer of the batch, alternating segments; each list must be the
+  // one a strategy fresh for that customer gives.
+  auto shared = NewPopularityStrategy(o);
+  shared->BeginBatch(env);
+  std::map<std::string, std::string> first;
+  for (int round = 0; round < 2; ++round) {
+    for (const CustomerState* c : {&champion, &lost, &elsewhere}) {
+      PrepareCustomerView(env, *c, &view_);
+      std::vector<Candidate> got, want;
+      shared->Score(env, view_, 10, &got);
+      auto fresh = NewPopularityStrategy(o);
+      fresh->BeginBatch(env);
+      fresh->Score(env, view_, 10, &want);
+      ASSERT_EQ(Ids(index_, got), Ids(index_, want)) << c->customer_id();
+      for (size_t k = 0; k < got.size(); ++k) {
+        EXPECT_EQ(got[k].score, want[k].score);
+        EXPECT_EQ(shared->Explain(env, view_, got[k]), fresh->Explain(env, view_, want[k]));
+      }
+      ASSERT_FALSE(got.empty());
+      first[c->customer_id()] = index_.item_id(got[0].item);
+    }
+  }
+  EXPECT_EQ(first["me1"], "niche");
+  EXPECT_EQ(first["me2"], "mass");
+  EXPECT_EQ(first["me3"], "mass") << "owned items are skipped";
+}
+
+TEST_F(StrategyTest, AReusedViewForgetsThePreviousCustomer) {
+  CatalogItem z;
+  z.item_id = "z";
+  z.name = "Zed";
+  catalog_.Add(z);
+  const CustomerState a = Customer("a", {"x", "y"});
+  const CustomerState b = Customer("b", {"y", "z"});
+  Add(a);
+  Add(b);
+  StrategyEnv env = Env();
+  PrepareCustomerView(env, a, &view_);
+  EXPECT_TRUE(view_.Owns(index_.Find("x")));
+  PrepareCustomerView(env, b, &view_);
+  EXPECT_FALSE(view_.Owns(index_.Find("x")));
+  EXPECT_TRUE(view_.Owns(index_.Find("y")));
+  EXPECT_TRUE(view_.Owns(index_.Find("z")));
+  ASSERT_EQ(view_.owned_catalog.size(), 2u);  // parallel to the item table: y, z
+  EXPECT_EQ(view_.owned_catalog[0], nullptr);
+  EXPECT_EQ(view_.owned_catalog[1], catalog_.Find("z"));
+  // The per-batch table gives what the catalogue gives.
+  std::vector<const CatalogItem*> table;
+  IndexCatalog(index_, &catalog_, &table);
+  env.catalog_items = table;
+  EXPECT_EQ(env.CatalogItemOf(index_.Find("z")), catalog_.Find("z"));
+  EXPECT_EQ(env.CatalogItemOf(index_.Find("x")), nullptr);
+}
+
+TEST(StrategyUtilTest, BestItemsKeepsWhatKeepBestKeeps) {
+  // 40 items whose dense ids (first sight) do not follow their ids, scored with many ties.
+  RecommendIndex index;
+  for (int c = 0; c < 4; ++c) {
+    std::vector<std::string> items;
+    for (int k = 0; k < 10; ++k) items.push_back("i" + std::to_string((37 * (10 * c + k)) % 40));
+    index.ObserveChange(nullptr, Customer("c" + std::to_string(c), items));
+  }
+  ASSERT_EQ(index.item_count(), 40u);
+  std::mt19937 rng(7);
+  std::vector<double> score(index.item_count());
+  for (double& x : score) x = 0.5 * static_cast<double>(rng() % 5);
+  for (size_t limit : {0, 1, 3, 10, 39, 40, 100}) {
+    std::vector<Candidate> all;
+    BestItems best, filtered;
+    best.Reset(index, limit);
+    filtered.Reset(index, limit);
+    for (uint32_t i = 0; i < index.item_count(); ++i) {
+      Candidate c;
+      c.item = i;
+      c.score = score[i];
+      all.push_back(c);
+      best.Offer(score[i], i);
+      if (filtered.MayKeep(score[i])) filtered.Offer(score[i], i);
+    }
+    KeepBest(index, limit, &all);
+    std::vector<uint32_t> want, got, got_filtered;
+    for (const Candidate& c : all) want.push_back(c.item);
+    for (const ScoredItem& r : best.Take()) got.push_back(r.item);
+    for (const ScoredItem& r : filtered.Take()) got_filtered.push_back(r.item);
+    EXPECT_EQ(got, want) << "limit " << limit;
+    EXPECT_EQ(got_filtered, want) << "limit " << limit;
+  }
+}
+
+TEST(BlendedRecommenderTest, AListDoesNotDependOnTheListsBeforeIt) {
+  // Three taste groups of five items (a catalogue with prices and categories, so upsell and the
+  // rules have work); customers of both segments hold three items of their group, some one more.
+  Catalog catalog;
+  std::vector<CustomerState> all;
+  ItemStatsTable stats;
+  for (int g = 0; g < 3; ++g) {
+    for (int i = 0; i < 5; ++i) {
+      CatalogItem item;
+      item.item_id = std::string(1, static_cast<char>('a' + g)) + std::to_string(i);
+      item.name = "item " + item.item_id;
+      item.service_type = "group" + std::to_string(g);
+      item.price = 10.0 + 5 * i;
+      catalog.Add(item);
+    }
+  }
+  for (int g = 0; g < 3; ++g) {
+    for (int c = 0; c < 10; ++c) {
+      const std::string p(1, static_cast<char>('a' + g));
+      std::vector<std::string> items;
+      for (int k = 0; k < 3; ++k) items.push_back(p + std::to_string((c + k) % 5));
+      if (c % 3 == 0) items.push_back(std::string(1, static_cast<char>('a' + (g + 1) % 3)) + "0");
+      all.push_back(Customer(p + "cust" + std::to_string(c), items,
+                             c % 2 == 0 ? "Champions" : "Loyal", 10.0 + c, c % 4));
+    }
+  }
+  for (const CustomerState& s : all) {
+    for (const auto& e : s.items()) {
+      ItemStats& st = stats[e.item_id()];
+      st.set_item_id(e.item_id());
+      st.set_count(st.count() + e.count());
+      st.set_decayed_count(st.decayed_count() + e.count());
+      st.set_last_time_ms(std::max(st.last_time_ms(), e.last_time_ms()));
+      st.set_last_price(10);
+    }
+  }
+  RecommenderOptions options;
+  options.exemplar_share = 1.0;
+  options.als_factors = 4;
+  options.als_iterations = 5;
+  options.als_threads = 1;
+  auto make = [&] {
+    auto r = NewBlendedRecommender(options, &catalog);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::unique_ptr<Recommender> rec = std::move(r).value();
+    for (const CustomerState& s : all) rec->ObserveChange(nullptr, s);
+    WriteSet writes;
+    EXPECT_OK(rec->RefitModel(nullptr, all, &writes));
+    rec->BeginBatch(stats, kT0);
+    return rec;
+  };
+  auto same = [](const std::vector<Recommendation>& x, const std::vector<Recommendation>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t k = 0; k < x.size(); ++k) {
+      if (x[k].item_id != y[k].item_id || x[k].score != y[k].score ||
+          x[k].strategy != y[k].strategy || x[k].reason != y[k].reason) {
+        return false;
+      }
+    }
+    return true;
+  };
+  // Each customer's list from a recommender that lists nobody else ...
+  std::vector<std::vector<Recommendation>> alone(all.size());
+  std::set<std::string> strategies;
+  for (size_t c = 0; c < all.size(); ++c) {
+    make()->Recommend(all[c], &alone[c]);
+    for (const Recommendation& r : alone[c]) strategies.insert(r.strategy);
+  }
+  EXPECT_GE(strategies.size(), 3u);
+  // ... equals the list one recommender gives it after other customers', in either order.
+  std::unique_ptr<Recommender> shared = make();
+  std::vector<Recommendation> list;
+  for (size_t c = 0; c < all.size(); ++c) {
+    shared->Recommend(all[c], &list);
+    EXPECT_TRUE(same(list, alone[c])) << all[c].customer_id();
+  }
+  for (size_t c = all.size(); c-- > 0;) {
+    shared->Recommend(all[c], &list);
+    EXPECT_TRUE(same(list, alone[c])) << all[c].customer_id();
+  }
 }
 
 TEST(StrategyWeightsTest, ParsesAndNamesBadParts) {

@@ -168,7 +168,7 @@ class AlsModel {
   // The owned item of the last FoldIn on `workspace` that contributes most to the score of
   // `item`: the score decomposes exactly as sum_i c_i y_i^T A^-1 y_item over the owned items i.
   // Returns kAlsNoItem when the history was empty; *contribution gets that item's share.
-  uint32_t TopContributor(AlsWorkspace* workspace, uint32_t item, double* contribution) const;
+  uint32_t TopContributor(const AlsWorkspace& workspace, uint32_t item, double* contribution) const;
 
   // scores[i] = user . y_i for every item.
   void ScoreAll(const AlsVector& user, Eigen::VectorXf* scores) const;

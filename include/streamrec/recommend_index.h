@@ -91,6 +91,9 @@ class RecommendIndex {
   };
   bool IsExemplar(std::string_view customer_id) const;
   const std::vector<Exemplar>& exemplars() const { return exemplars_; }
+  // Slot in exemplars() of the customer's entry (live or not), kNoExemplar when it has none.
+  static constexpr uint32_t kNoExemplar = 0xffffffffu;
+  uint32_t ExemplarSlot(std::string_view customer_id) const;
   // Slots of the live exemplars holding `item`.
   const std::vector<uint32_t>& holders(uint32_t item) const { return items_[item].exemplars; }
   // Segment name -> statistics over the live exemplars (segments with no exemplar are absent).

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -38,6 +39,13 @@ struct StrategyEnv {
   // re-offer then spend their candidate budget on items the customer does not hold.
   bool skip_owned = false;
   const AlsModel* als = nullptr;     // the current ALS model; null = none fitted yet
+  // The catalogue entry of every item by dense id (nullptr: not in the catalogue), built once
+  // per batch (IndexCatalog) so that per-candidate lookups do not hash item ids. May be empty
+  // (then CatalogItemOf looks the id up).
+  std::span<const CatalogItem* const> catalog_items;
+  // The catalogue entry of a dense item id; nullptr when there is no catalogue or the item is
+  // not in it.
+  const CatalogItem* CatalogItemOf(uint32_t item) const;
 };
 
 // One customer, prepared once per list.
@@ -47,11 +55,14 @@ struct CustomerView {
   // The customer's item table as dense ids, parallel to state->items() (kNoItem for an item the
   // index has not seen).
   std::vector<uint32_t> owned;
-  // The same dense ids, sorted, without kNoItem (for Owns).
-  std::vector<uint32_t> owned_sorted;
-  bool Owns(uint32_t item) const {
-    return std::binary_search(owned_sorted.begin(), owned_sorted.end(), item);
-  }
+  // The catalogue entries of the item table, parallel to state->items() (nullptr: not in the
+  // catalogue).
+  std::vector<const CatalogItem*> owned_catalog;
+  // owned_flag[item] is 1 for the dense ids in `owned` (for Owns: strategies ask it for
+  // thousands of items per list). Grown on demand; PrepareCustomerView clears the previous
+  // customer's flags.
+  std::vector<uint8_t> owned_flag;
+  bool Owns(uint32_t item) const { return item < owned_flag.size() && owned_flag[item] != 0; }
   // Whether a strategy should leave `item` out (owned while owned items are excluded).
   bool Skip(const StrategyEnv& env, uint32_t item) const { return env.skip_owned && Owns(item); }
   DerivedFeatures derived;
@@ -68,7 +79,7 @@ struct Candidate {
   uint32_t item = kNoItem;
   double score = 0;
   double evidence[4] = {0, 0, 0, 0};
-  uint32_t ref = kNoItem;  // an item the reason refers to ("bought with ...")
+  uint32_t ref = kNoItem;  // an item the reason refers to ("bought with ..."; als: model index)
   std::string ref_text;    // e.g. a segment name
   bool due = false;        // re-offer: an owned item that is due again (rules let it through)
 };
@@ -113,12 +124,15 @@ class Strategy {
   virtual ~Strategy() = default;
   // Stable name, used in lists ("strategy" of an item), configuration and metrics.
   virtual const char* name() const = 0;
-  // Once per micro-batch, before the batch's lists.
+  // Once per micro-batch, before the batch's lists. The env (index, statistics, model) stays as
+  // it is until the next BeginBatch, so a strategy may build per-batch tables here.
   virtual void BeginBatch(const StrategyEnv& env) { (void)env; }
   // Appends at most `limit` candidates for `customer` (any order, no duplicates).
   virtual void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
                      std::vector<Candidate>* out) = 0;
-  // The reason sentence of a candidate this strategy returned.
+  // The reason sentence of a candidate this strategy returned from its latest Score call (for
+  // the same customer and env): a strategy may keep what that call computed, so that evidence
+  // only the listed items need is worked out for them alone.
   virtual std::string Explain(const StrategyEnv& env, const CustomerView& customer,
                               const Candidate& candidate) const = 0;
 };
@@ -154,8 +168,13 @@ std::unique_ptr<Strategy> NewAlsStrategy(const StrategyOptions& options);
 // The price of an item: the catalogue's list price, else the last price observed in events
 // (items absent from the catalogue are known by their observed price), else 0.
 double ItemPrice(const StrategyEnv& env, std::string_view item_id);
-// Builds the view of one customer (dense ids, derived features, main channel).
+// Builds the view of one customer (dense ids, catalogue entries, derived features, main
+// channel).
 void PrepareCustomerView(const StrategyEnv& env, const CustomerState& state, CustomerView* view);
+// Fills *out with the catalogue entry of every item of `index` by dense id (all nullptr when
+// `catalog` is null), for StrategyEnv::catalog_items.
+void IndexCatalog(const RecommendIndex& index, const Catalog* catalog,
+                  std::vector<const CatalogItem*>* out);
 
 }  // namespace streamrec
 
