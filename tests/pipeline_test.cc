@@ -470,17 +470,22 @@ std::map<std::string, std::string> AlsLists(StateStore* store) {
   return out;
 }
 
+// Two tastes, {A, B, C} and {X, Y, Z}: a first batch of 10 events by four customers, then one
+// newcomer of each taste.
+const std::vector<std::string> kTwoTastesFirstBatch = {
+    "c1,A,2011-01-01 10:00:00,1,1,1,", "c1,B,2011-01-01 10:00:00,1,1,1,",
+    "c2,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,",
+    "c2,C,2011-01-01 10:00:00,1,1,1,", "c3,X,2011-01-01 10:00:00,1,1,1,",
+    "c3,Y,2011-01-01 10:00:00,1,1,1,", "c4,X,2011-01-01 10:00:00,1,1,1,",
+    "c4,Y,2011-01-01 10:00:00,1,1,1,", "c4,Z,2011-01-01 10:00:00,1,1,1,"};
+const std::vector<std::string> kTwoTastesSecondBatch = {"c5,A,2011-01-02 10:00:00,1,1,1,",
+                                                        "c6,X,2011-01-02 10:00:00,1,1,1,"};
+
 TEST(PipelineAlsTest, ModelIsStoredWithTheBatchAndReloadedAtOpen) {
   // Two tastes: {A, B, C} and {X, Y, Z}. The first batch crosses 8 events: the model is fitted
   // on it and stored with it; the second does not re-fit.
-  const std::vector<std::string> b1 = {
-      "c1,A,2011-01-01 10:00:00,1,1,1,", "c1,B,2011-01-01 10:00:00,1,1,1,",
-      "c2,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,",
-      "c2,C,2011-01-01 10:00:00,1,1,1,", "c3,X,2011-01-01 10:00:00,1,1,1,",
-      "c3,Y,2011-01-01 10:00:00,1,1,1,", "c4,X,2011-01-01 10:00:00,1,1,1,",
-      "c4,Y,2011-01-01 10:00:00,1,1,1,", "c4,Z,2011-01-01 10:00:00,1,1,1,"};
-  const std::vector<std::string> b2 = {"c5,A,2011-01-02 10:00:00,1,1,1,",
-                                       "c6,X,2011-01-02 10:00:00,1,1,1,"};
+  const std::vector<std::string>& b1 = kTwoTastesFirstBatch;
+  const std::vector<std::string>& b2 = kTwoTastesSecondBatch;
   auto clean_store = NewMemStateStore();
   AlsPipeline clean(clean_store.get());
   ASSERT_OK(clean.pipeline->Open());
@@ -512,14 +517,8 @@ TEST(PipelineAlsTest, ModelIsStoredWithTheBatchAndReloadedAtOpen) {
 }
 
 TEST(PipelineAlsTest, BackgroundRefitIsInstalledByALaterBatchCommittedAndRefreshesLists) {
-  const std::vector<std::string> b1 = {
-      "c1,A,2011-01-01 10:00:00,1,1,1,", "c1,B,2011-01-01 10:00:00,1,1,1,",
-      "c2,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,",
-      "c2,C,2011-01-01 10:00:00,1,1,1,", "c3,X,2011-01-01 10:00:00,1,1,1,",
-      "c3,Y,2011-01-01 10:00:00,1,1,1,", "c4,X,2011-01-01 10:00:00,1,1,1,",
-      "c4,Y,2011-01-01 10:00:00,1,1,1,", "c4,Z,2011-01-01 10:00:00,1,1,1,"};
-  const std::vector<std::string> b2 = {"c5,A,2011-01-02 10:00:00,1,1,1,",
-                                       "c6,X,2011-01-02 10:00:00,1,1,1,"};
+  const std::vector<std::string>& b1 = kTwoTastesFirstBatch;
+  const std::vector<std::string>& b2 = kTwoTastesSecondBatch;
   // The synchronous reference: the model fitted inside the first batch.
   auto sync_store = NewMemStateStore();
   std::string expected_model;
