@@ -77,7 +77,9 @@ class ReofferStrategy final : public Strategy {
       // comes back for the item.
       const double known_share = repeat_share_[item];
       const double repeat_share = known_share >= 0 ? known_share : kPriorRepeatShare;
-      c.score = std::log1p(static_cast<double>(baskets)) * (cycle_known ? 1.0 : kOnceWeight) *
+      // (An item bought once is not marked down for it: its repeat share says whether such
+      // items come back.)
+      c.score = std::log1p(static_cast<double>(baskets)) *
                 std::pow(due, kDueExponent) *
                 (1.0 + DecayFactor(env.now_ms - e.last_time_ms(), kRecentHalfLifeDays)) *
                 std::pow(repeat_share, options_.reoffer_repeat_exponent);
@@ -114,7 +116,6 @@ class ReofferStrategy final : public Strategy {
 
  private:
   static constexpr double kSingleGapFactor = 2.0;
-  static constexpr double kOnceWeight = 0.5;
   static constexpr double kUnknownDue = 0.3;
   static constexpr double kDueFloor = 0.05;
   // How much "not due yet" lowers a score (a fourth root: habits matter more than timing).
