@@ -27,13 +27,7 @@ CustomerState Customer(const std::string& id, const std::vector<std::string>& it
   CustomerState s = NewCustomerState(id);
   int64_t t = kT0;
   for (const std::string& item : items) {
-    PurchaseEvent e;
-    e.customer_id = id;
-    e.item_id = item;
-    e.event_time_ms = t;
-    e.quantity = 1;
-    e.unit_price = 10;
-    ApplyEvent(FeatureOptions(), e, nullptr, &s);
+    ApplyEvent(FeatureOptions(), testing::Purchase(id, item, t), nullptr, &s);
     t += 86400000;
   }
   return s;

@@ -28,13 +28,7 @@ CustomerState Customer(const std::string& id, const std::vector<std::string>& it
   FeatureOptions f;
   int64_t t = kT0 + static_cast<int64_t>(days) * kDay - static_cast<int64_t>(items.size()) * kDay;
   for (const std::string& item : items) {
-    PurchaseEvent e;
-    e.customer_id = id;
-    e.item_id = item;
-    e.event_time_ms = t;
-    e.quantity = 1;
-    e.unit_price = price;
-    ApplyEvent(f, e, nullptr, &s);
+    ApplyEvent(f, testing::Purchase(id, item, t, price), nullptr, &s);
     t += kDay;
   }
   s.set_segment(segment);
@@ -311,12 +305,8 @@ TEST_F(StrategyTest, ReofferPrefersItemsEveryoneComesBackFor) {
   // each (a refill), vase once each (a one-off): bags is re-offered first.
   CustomerState me = NewCustomerState("me");
   for (const char* item : {"bags", "vase"}) {
-    PurchaseEvent e;
-    e.customer_id = "me";
-    e.item_id = item;
-    e.event_time_ms = kT0 - kDay;
-    e.quantity = 1;
-    ApplyEvent(FeatureOptions(), e, nullptr, &me);
+    ApplyEvent(FeatureOptions(), testing::Purchase("me", item, kT0 - kDay, std::nullopt), nullptr,
+               &me);
   }
   for (int i = 0; i < 5; ++i) {
     Add(Customer("o" + std::to_string(i), {"bags", "vase", "bags", "bags"}));

@@ -35,4 +35,15 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+PurchaseEvent Purchase(const std::string& customer, const std::string& item, int64_t time_ms,
+                       std::optional<double> price) {
+  PurchaseEvent e;
+  e.customer_id = customer;
+  e.item_id = item;
+  e.event_time_ms = time_ms;
+  e.quantity = 1;
+  e.unit_price = price;
+  return e;
+}
+
 }  // namespace streamrec::testing

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
+#include "streamrec/event.h"
 #include "streamrec/status.h"
 
 #define ASSERT_OK(expr)                                              \
@@ -44,6 +47,10 @@ std::string SharedDataDir();
 // Writes `content` to `path`; fails the test on error.
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
+
+// One unit of `item` bought by `customer` at `time_ms`, at `price` (nullopt: unpriced).
+PurchaseEvent Purchase(const std::string& customer, const std::string& item, int64_t time_ms,
+                       std::optional<double> price = 10.0);
 
 }  // namespace streamrec::testing
 
