@@ -319,6 +319,8 @@ class BlendedRecommenderImpl final : public Recommender {
     env_.now_ms = now_ms;
     IndexCatalog(index_, catalog_, &catalog_items_);
     env_.catalog_items = catalog_items_;
+    IndexStats(index_, &items, &item_stats_);
+    env_.item_stats = item_stats_;
     for (auto& s : strategies_) s->BeginBatch(env_);
   }
 
@@ -595,6 +597,7 @@ class BlendedRecommenderImpl final : public Recommender {
   std::vector<Blended> blend_;
   std::vector<Blended*> kept_;
   std::vector<const CatalogItem*> catalog_items_;  // env_.catalog_items
+  std::vector<const ItemStats*> item_stats_;       // env_.item_stats
   // Position in blend_ of each dense item id of the list being blended (kNoSlot: none).
   static constexpr uint32_t kNoSlot = 0xffffffffu;
   std::vector<uint32_t> slot_;

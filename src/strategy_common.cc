@@ -21,6 +21,23 @@ const CatalogItem* StrategyEnv::CatalogItemOf(uint32_t item) const {
   return catalog != nullptr ? catalog->Find(index->item_id(item)) : nullptr;
 }
 
+const ItemStats* StrategyEnv::StatsOf(uint32_t item) const {
+  if (item < item_stats.size()) return item_stats[item];
+  if (stats == nullptr) return nullptr;
+  auto it = stats->find(index->item_id(item));
+  return it != stats->end() ? &it->second : nullptr;
+}
+
+void IndexStats(const RecommendIndex& index, const ItemStatsTable* stats,
+                std::vector<const ItemStats*>* out) {
+  out->assign(index.item_count(), nullptr);
+  if (stats == nullptr) return;
+  for (uint32_t i = 0; i < index.item_count(); ++i) {
+    auto it = stats->find(index.item_id(i));
+    if (it != stats->end()) (*out)[i] = &it->second;
+  }
+}
+
 void IndexCatalog(const RecommendIndex& index, const Catalog* catalog,
                   std::vector<const CatalogItem*>* out) {
   out->assign(index.item_count(), nullptr);

@@ -25,13 +25,10 @@ class CooccurrenceStrategy final : public Strategy {
       norm_a_[i] = n > 0 ? std::pow(n, a) : 0.0;
       norm_b_[i] = n > 0 ? 1.0 / std::pow(n, 1 - a) : 0.0;
       if (options_.cooccurrence_trend > 0 && n > 0) {
-        double recent = 0;
-        auto it = env.stats->find(index.item_id(i));
-        if (it != env.stats->end()) {
-          recent = it->second.decayed_count() *
-                   DecayFactor(env.now_ms - it->second.last_time_ms(),
-                               options_.popularity_half_life_days);
-        }
+        const ItemStats* stats = env.StatsOf(i);
+        const double recent =
+            stats != nullptr ? RecentPurchases(env, *stats, options_.popularity_half_life_days)
+                             : 0.0;
         norm_b_[i] *= std::pow((recent + 0.5) / (n + 1.0), options_.cooccurrence_trend);
       }
     }

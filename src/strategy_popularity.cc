@@ -17,15 +17,13 @@ class PopularityStrategy final : public Strategy {
     rankings_.clear();
     ranked_.clear();
     total_ = 0;
-    for (const auto& [id, stats] : *env.stats) {
-      uint32_t item = env.index->Find(id);
-      if (item == kNoItem) continue;
-      if (env.catalog != nullptr) {
-        const CatalogItem* c = env.catalog->Find(id);
-        if (c != nullptr && !c->recommendable) continue;
-      }
-      double score = stats.decayed_count() * DecayFactor(env.now_ms - stats.last_time_ms(),
-                                                         options_.popularity_half_life_days);
+    for (uint32_t item = 0; item < env.index->item_count(); ++item) {
+      const ItemStats* stats = env.StatsOf(item);
+      // (An item nobody holds any more is unknown, as RecommendIndex::Find says.)
+      if (stats == nullptr || env.index->buyers(item) == 0) continue;
+      const CatalogItem* cat = env.CatalogItemOf(item);
+      if (cat != nullptr && !cat->recommendable) continue;
+      double score = RecentPurchases(env, *stats, options_.popularity_half_life_days);
       if (score <= 0) continue;
       Candidate c;
       c.item = item;

@@ -19,23 +19,9 @@ class ReofferStrategy final : public Strategy {
   explicit ReofferStrategy(const StrategyOptions& options) : options_(options) {}
   const char* name() const override { return "reoffer"; }
 
-  void BeginBatch(const StrategyEnv& env) override {
-    // Each item's repeat share over all customers, by dense id, once per batch.
-    const RecommendIndex& index = *env.index;
-    repeat_share_.assign(index.item_count(), -1.0);  // -1: no statistics
-    for (const auto& [id, stats] : *env.stats) {
-      const uint32_t item = index.Find(id);
-      if (item == kNoItem) continue;
-      const double lines = static_cast<double>(stats.count());
-      const double buyers = static_cast<double>(std::min(stats.customers(), stats.count()));
-      repeat_share_[item] = (lines - buyers + 1.0) / (lines + 2.0);
-    }
-  }
-
   void Score(const StrategyEnv& env, const CustomerView& customer, size_t limit,
              std::vector<Candidate>* out) override {
     const RecommendIndex& index = *env.index;
-    if (repeat_share_.size() < index.item_count()) BeginBatch(env);
     const CustomerState& state = *customer.state;
     std::vector<Candidate>& mine = scratch_;
     mine.clear();
@@ -75,7 +61,7 @@ class ReofferStrategy final : public Strategy {
       // Habit (how often) x how due, softened (an item bought often is likely again even when
       // not yet due), x a bonus for items bought lately (habits drift), x how much everyone
       // comes back for the item.
-      const double known_share = repeat_share_[item];
+      const double known_share = RepeatShare(env.StatsOf(item));
       const double repeat_share = known_share >= 0 ? known_share : kPriorRepeatShare;
       // (An item bought once is not marked down for it: its repeat share says whether such
       // items come back.)
@@ -122,8 +108,15 @@ class ReofferStrategy final : public Strategy {
   static constexpr double kDueExponent = 0.25;
   // Repeat share of an item without statistics (the prior (0 + 1) / (0 + 2)).
   static constexpr double kPriorRepeatShare = 0.5;
+  // The share of an item's purchase lines that were not a buyer's first, (lines - buyers + 1) /
+  // (lines + 2); -1 without statistics.
+  static double RepeatShare(const ItemStats* stats) {
+    if (stats == nullptr) return -1.0;
+    const double lines = static_cast<double>(stats->count());
+    const double buyers = static_cast<double>(std::min(stats->customers(), stats->count()));
+    return (lines - buyers + 1.0) / (lines + 2.0);
+  }
   StrategyOptions options_;
-  std::vector<double> repeat_share_;  // by dense item id; -1 = no statistics
   std::vector<Candidate> scratch_;
 };
 

@@ -12,6 +12,13 @@
 
 namespace streamrec {
 
+// An item's recent purchases now: its decayed purchase count carried from its last purchase to
+// the batch time (popularity, co-occurrence's trend factor).
+inline double RecentPurchases(const StrategyEnv& env, const ItemStats& stats,
+                              double half_life_days) {
+  return stats.decayed_count() * DecayFactor(env.now_ms - stats.last_time_ms(), half_life_days);
+}
+
 // The order of candidates: score descending, then item id ascending (a total order that does
 // not depend on dense ids or hash-table order, so which items are kept does not depend on the
 // order they were scored in).

@@ -46,6 +46,11 @@ struct StrategyEnv {
   // The catalogue entry of a dense item id; nullptr when there is no catalogue or the item is
   // not in it.
   const CatalogItem* CatalogItemOf(uint32_t item) const;
+  // The statistics of every item by dense id (nullptr: none), built once per batch (IndexStats)
+  // for the strategies that read them per item. May be empty (then StatsOf looks the id up).
+  std::span<const ItemStats* const> item_stats;
+  // The statistics of a dense item id; nullptr when there are none.
+  const ItemStats* StatsOf(uint32_t item) const;
 };
 
 // One customer, prepared once per list.
@@ -171,6 +176,10 @@ double ItemPrice(const StrategyEnv& env, std::string_view item_id);
 // Builds the view of one customer (dense ids, catalogue entries, derived features, main
 // channel).
 void PrepareCustomerView(const StrategyEnv& env, const CustomerState& state, CustomerView* view);
+// Fills *out with the statistics of every item of `index` by dense id (all nullptr when `stats`
+// is null), for StrategyEnv::item_stats.
+void IndexStats(const RecommendIndex& index, const ItemStatsTable* stats,
+                std::vector<const ItemStats*>* out);
 // Fills *out with the catalogue entry of every item of `index` by dense id (all nullptr when
 // `catalog` is null), for StrategyEnv::catalog_items.
 void IndexCatalog(const RecommendIndex& index, const Catalog* catalog,
