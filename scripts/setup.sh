@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages streamrec builds and tests with. Idempotent: a package already
 # installed is not touched, and apt is not called at all when nothing is missing.
+# `--tests` adds what only the tests use: headless Chromium (renders the analyst report),
+# Prometheus (a real server scrapes streamrec; promtool checks the alert rules) and
+# docker-compose (validates docker-compose.yml; no Docker engine is needed for that).
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   librdkafka-dev librocksdb-dev libeigen3-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libprotobuf-dev protobuf-compiler
-  libyaml-cpp-dev libcli11-dev libsimdjson-dev zlib1g-dev
+  libyaml-cpp-dev libcli11-dev libsimdjson-dev zlib1g-dev libcpp-httplib-dev
 )
+if [ "${1:-}" = "--tests" ]; then
+  PACKAGES+=(chromium prometheus docker-compose)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
