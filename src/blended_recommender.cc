@@ -150,6 +150,7 @@ struct AlsFitResult {
   std::shared_ptr<const AlsModel> model;
   std::string encoded;
   uint32_t customers = 0;
+  double seconds = 0;  // wall-clock duration of the fit
 };
 
 // Fits ALS on every customer of `store` (may be null) with `batch`'s states in place of their
@@ -272,9 +273,11 @@ class BlendedRecommenderImpl final : public Recommender {
     StopBackgroundFit();  // this fit is newer than one in flight
     refit_pending_ = false;
     if (!UsesAls()) return Status::OK();
+    const auto start = std::chrono::steady_clock::now();
     auto fit = FitAlsOnCustomers(store, batch, als_options_);
     if (!fit.ok()) return fit.status();
     if (fit->model) {
+      fit->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       Install(std::move(fit).value(), writes);
     } else if (refit_due_stored_) {
       writes->Delete(Column::kModel, kAlsRefitDueKey);  // nothing to fit: the trigger is done
@@ -449,6 +452,7 @@ class BlendedRecommenderImpl final : public Recommender {
     als_ = std::move(fit.model);
     ++als_version_;
     ++refit_stats_.installed;
+    refit_stats_.last_seconds = fit.seconds;
     writes->Put(Column::kModel, kAlsModelKey, std::move(fit.encoded));
     writes->Put(Column::kModel, kAlsVersionKey, std::to_string(als_version_));
     if (refit_due_stored_ && !refit_pending_) {
@@ -524,6 +528,7 @@ class BlendedRecommenderImpl final : public Recommender {
     if (refit_.on_fit_start) refit_.on_fit_start(fit_cancel_);
     AlsOptions options = als_options_;
     options.cancel = &fit_cancel_;
+    const auto start = std::chrono::steady_clock::now();
     FinishedFit done;
     if (fit_cancel_.load()) {
       done.status = Status::Aborted("ALS fit: cancelled before it started");
@@ -531,6 +536,8 @@ class BlendedRecommenderImpl final : public Recommender {
       auto fit = FitAlsOnCustomers(snapshot.get(), batch, options);
       if (fit.ok()) {
         done.fit = std::move(fit).value();
+        done.fit.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       } else {
         done.status = fit.status();
       }

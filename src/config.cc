@@ -535,6 +535,34 @@ const std::vector<KeySpec>& Schema() {
     s.push_back(BoolKey("kafka.commit_offsets",
                         "commit consumed offsets to Kafka after each batch (lag monitoring)",
                         [](Config& c) -> bool& { return c.kafka.commit_offsets; }));
+    s.push_back(IntKey("kafka.statistics_interval_ms",
+                       "librdkafka statistics interval (consumer lag per partition for the "
+                       "metrics), ms; 0 = off",
+                       [](Config& c) -> int& { return c.kafka.statistics_interval_ms; }, 0,
+                       3600000));
+    // metrics
+    s.push_back(StringKey("metrics.listen",
+                          "host:port of the Prometheus exposer (/metrics); empty = none",
+                          [](Config& c) -> std::string& { return c.metrics.listen; }));
+    s.push_back(DoubleKey("metrics.attribution_window_days",
+                          "a purchase of a listed item converts when the list was published at "
+                          "most this many event-time days before",
+                          [](Config& c) -> double& { return c.metrics.attribution_window_days; },
+                          0, 3650));
+    s.push_back(IntKey("metrics.segment_scan_interval_s",
+                       "segment sizes and revenue: background scan of a store snapshot at most "
+                       "this often, s; 0 = never",
+                       [](Config& c) -> int& { return c.metrics.segment_scan_interval_s; }, 0,
+                       86400));
+    // http
+    s.push_back(StringKey("http.listen", "host:port of the query API; empty = none",
+                          [](Config& c) -> std::string& { return c.http.listen; }));
+    s.push_back(StringKey("http.refit_token",
+                          "bearer token POST /v1/refit requires; empty = refits refused "
+                          "(use ${ENV_VAR} or STREAMREC_HTTP__REFIT_TOKEN)",
+                          [](Config& c) -> std::string& { return c.http.refit_token; }));
+    s.push_back(IntKey("http.threads", "query API handler threads",
+                       [](Config& c) -> int& { return c.http.threads; }, 1, 256));
     // catalog
     s.push_back(StringKey("catalog.path", "catalogue CSV (item attributes); empty: none",
                           [](Config& c) -> std::string& { return c.catalog_path; }));
@@ -644,7 +672,32 @@ Status ApplyNode(const YAML::Node& node, const std::string& prefix, const std::s
   return Status::OK();
 }
 
+// "host:port" with a port in 0..65535 (empty = off).
+Status CheckListenAddress(const std::string& key, const std::string& value) {
+  if (value.empty()) return Status::OK();
+  const size_t colon = value.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos && colon + 1 < value.size()) {
+    const char* begin = value.data() + colon + 1;
+    const char* end = value.data() + value.size();
+    auto [ptr, ec] = std::from_chars(begin, end, port);
+    if (ec != std::errc() || ptr != end) port = -1;
+  }
+  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535) {
+    return Status::InvalidArgument("configuration key '" + key + "': bad value '" + value +
+                                   "' (expected host:port, e.g. 0.0.0.0:8080; empty = off)");
+  }
+  return Status::OK();
+}
+
 Status Validate(const Config& c) {
+  STREAMREC_RETURN_IF_ERROR(CheckListenAddress("metrics.listen", c.metrics.listen));
+  STREAMREC_RETURN_IF_ERROR(CheckListenAddress("http.listen", c.http.listen));
+  if (!c.metrics.listen.empty() && c.metrics.listen == c.http.listen &&
+      c.metrics.listen.substr(c.metrics.listen.rfind(':')) != ":0") {
+    return Status::InvalidArgument("configuration keys 'metrics.listen' and 'http.listen' are "
+                                   "both '" + c.metrics.listen + "'; they need different ports");
+  }
   const FieldNames& f = c.input.decoder.fields;
   for (auto [name, value] : {std::pair<const char*, const std::string*>{"customer_id", &f.customer_id},
                              {"item_id", &f.item_id},

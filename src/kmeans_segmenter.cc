@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -406,6 +407,10 @@ struct KMeansSegmenter::Impl {
   std::shared_ptr<const SegmentModelVersion> model;
   std::optional<MiniBatchKMeans> online;  // consumer thread only
   std::atomic<uint64_t> refits{0};
+  std::atomic<uint64_t> refit_failures_total{0};
+  std::atomic<bool> refit_requested{false};  // RequestRefit (any thread)
+  double last_fit_seconds = 0;               // consumer thread
+  int64_t last_fit_unix_ms = 0;
 
   // Pending writes for the next AppendWrites (consumer thread).
   bool online_dirty = false;
@@ -558,8 +563,18 @@ struct KMeansSegmenter::Impl {
   std::atomic<bool> refit_running{false};
   std::shared_ptr<const SegmentModelVersion> refit_result;  // guarded by mu
   std::string refit_error;                                   // guarded by mu
+  double refit_seconds = 0;                                  // guarded by mu
 
-  void Install(std::shared_ptr<const SegmentModelVersion> version) {
+  static double SecondsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  // `seconds`: how long the fit took (wall clock), for the metrics.
+  void Install(std::shared_ptr<const SegmentModelVersion> version, double seconds) {
+    last_fit_seconds = seconds;
+    last_fit_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
     LogLifecycle(*version);
     auto online_or = MiniBatchKMeans::FromProto(online_params, version->proto);
     // A version built by FitSegmentModel always restores.
@@ -625,6 +640,8 @@ struct KMeansSegmenter::Impl {
 
   // Synchronous fit on everything seen; reassigns stored customers when `reassign_stored`.
   Status FitNow(std::span<CustomerState* const> batch, int64_t now_ms, bool reassign_stored) {
+    const auto start = std::chrono::steady_clock::now();
+    refit_requested.store(false);
     SegmentFitInput input;
     std::vector<std::pair<std::string, CustomerState>> others;
     STREAMREC_RETURN_IF_ERROR(CollectInput(batch, now_ms, fit_options.spec, &input,
@@ -635,8 +652,11 @@ struct KMeansSegmenter::Impl {
     std::vector<int32_t> rows;
     auto report = FitSegmentModel(fit_options, input, previous.get(), previous_centres,
                                   previous ? previous->version + 1 : 1, &rows);
-    if (!report.ok()) return report.status();
-    Install(report->model);
+    if (!report.ok()) {
+      ++refit_failures_total;
+      return report.status();
+    }
+    Install(report->model, SecondsSince(start));
     const SegmentModelVersion& v = *report->model;
     for (size_t i = 0; i < others.size(); ++i) {
       Relabel(v, rows[i], std::move(others[i].first), &others[i].second, now_ms);
@@ -649,6 +669,7 @@ struct KMeansSegmenter::Impl {
 
   bool RefitDue(int64_t now_ms) const {
     if (!model || !online) return false;
+    if (refit_requested.load()) return true;
     const SegmentsConfig& c = options.config;
     if (c.refit_every_events > 0 &&
         UpdatesSinceFit() >= static_cast<uint64_t>(c.refit_every_events)) {
@@ -672,9 +693,11 @@ struct KMeansSegmenter::Impl {
   void StartBackgroundRefit(int64_t now_ms) {
     if (refit_running.exchange(true)) return;
     if (worker.joinable()) worker.join();
+    refit_requested.store(false);
     auto previous = Current();
     std::vector<float> previous_centres = online->centres();
     worker = std::thread([this, previous, previous_centres, now_ms] {
+      const auto start = std::chrono::steady_clock::now();
       SegmentFitInput input;
       input.now_ms = now_ms;
       Status s = ScanCustomers(store, [&](std::string_view, CustomerState& state) {
@@ -694,6 +717,7 @@ struct KMeansSegmenter::Impl {
       {
         std::lock_guard<std::mutex> lock(mu);
         refit_result = std::move(result);
+        refit_seconds = SecondsSince(start);
         if (!s.ok()) refit_error = s.ToString();
       }
       refit_running.store(false);
@@ -703,16 +727,19 @@ struct KMeansSegmenter::Impl {
   // Swaps in a finished background re-fit (consumer thread).
   void PickUpBackgroundRefit() {
     std::shared_ptr<const SegmentModelVersion> result;
+    double seconds = 0;
     {
       std::lock_guard<std::mutex> lock(mu);
       result = std::move(refit_result);
       refit_result.reset();
+      seconds = refit_seconds;
       if (!refit_error.empty()) {
+        ++refit_failures_total;
         std::fprintf(stderr, "streamrec: background re-fit failed: %s\n", refit_error.c_str());
         refit_error.clear();
       }
     }
-    if (result) Install(std::move(result));
+    if (result) Install(std::move(result), seconds);
   }
 };
 
@@ -931,10 +958,34 @@ void KMeansSegmenter::WaitForBackgroundRefit() {
 
 uint64_t KMeansSegmenter::refits() const { return impl_->refits.load(); }
 
+SegmenterStats KMeansSegmenter::stats() const {
+  const Impl& im = *impl_;
+  SegmenterStats s;
+  auto m = im.Current();
+  s.model_version = m ? m->version : 0;
+  s.refits = im.refits.load();
+  s.refit_failures = im.refit_failures_total.load();
+  s.last_refit_seconds = im.last_fit_seconds;
+  s.last_refit_unix_ms = im.last_fit_unix_ms;
+  if (m && m->proto.fit_points() > 0) {
+    s.refit_objective = m->proto.objective() / static_cast<double>(m->proto.fit_points());
+  }
+  if (im.online) s.online_objective = im.online->smoothed_objective();
+  s.refit_running = im.refit_running.load();
+  s.refit_requested = im.refit_requested.load();
+  return s;
+}
+
+bool KMeansSegmenter::RequestRefit() {
+  impl_->refit_requested.store(true);
+  return impl_->Current() != nullptr;
+}
+
 StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   Impl& im = *impl_;
   WaitForBackgroundRefit();
   im.PickUpBackgroundRefit();
+  const auto start = std::chrono::steady_clock::now();
   auto now = StoreNow(store);
   if (!now.ok()) return now.status();
   SegmentFitInput input;
@@ -952,7 +1003,7 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   auto report = FitSegmentModel(im.fit_options, input, previous.get(), previous_centres,
                                 previous ? previous->version + 1 : 1, &rows);
   if (!report.ok()) return report.status();
-  im.Install(report->model);
+  im.Install(report->model, Impl::SecondsSince(start));
   const SegmentModelVersion& v = *report->model;
 
   // Outbox sequence numbers continue each partition's stored position.

@@ -1,6 +1,7 @@
 #include "streamrec/pipeline.h"
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -8,6 +9,24 @@
 #include "streamrec/time_util.h"
 
 namespace streamrec {
+
+namespace {
+
+// Wall-clock laps between the stages of a batch.
+class StageTimer {
+ public:
+  StageTimer() : last_(std::chrono::steady_clock::now()) {}
+  void Lap(double* into) {
+    const auto now = std::chrono::steady_clock::now();
+    *into += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace
 
 Pipeline::Pipeline(PipelineOptions options, StateStore* store, const Catalog* catalog,
                    Segmenter* segmenter, Recommender* recommender)
@@ -67,13 +86,16 @@ StatusOr<v1::SourcePosition> Pipeline::Position(uint32_t partition) {
 Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord>& records,
                               Decoder* decoder, BatchResult* result) {
   *result = BatchResult();
+  StageTimer timer;
   auto position_or = Position(partition);
   if (!position_or.ok()) return position_or.status();
   v1::SourcePosition position = std::move(position_or).value();
 
   // 1. Decode; skip what an earlier run already applied.
   std::vector<PurchaseEvent> events;
+  std::vector<int64_t> source_ms;  // per event: when its record reached the source
   events.reserve(records.size());
+  source_ms.reserve(records.size());
   uint64_t next_offset = position.next_offset();
   PurchaseEvent event;
   std::vector<const SourceRecord*> dead;
@@ -88,6 +110,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       continue;
     }
     events.push_back(std::move(event));
+    source_ms.push_back(record.timestamp_ms);
   }
   if (result->records == 0) {
     result->watermark_ms = position.watermark_ms();
@@ -111,15 +134,21 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     letter->set_offset(record.offset);
     writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(out));
   }
+  timer.Lap(&result->stages.decode);
 
   // 2. Group by customer, in order of first appearance (deterministic).
   std::unordered_map<std::string_view, size_t> index;
   std::vector<std::string> keys;
   std::vector<size_t> owner(events.size());
+  std::vector<int64_t> customer_source_ms;  // newest source timestamp of each customer's records
   for (size_t i = 0; i < events.size(); ++i) {
     auto [it, inserted] = index.emplace(events[i].customer_id, keys.size());
-    if (inserted) keys.push_back(PartitionKey(partition, events[i].customer_id));
+    if (inserted) {
+      keys.push_back(PartitionKey(partition, events[i].customer_id));
+      customer_source_ms.push_back(0);
+    }
     owner[i] = it->second;
+    customer_source_ms[it->second] = std::max(customer_source_ms[it->second], source_ms[i]);
   }
 
   // 3. Load the batch's customers in one MultiGet.
@@ -155,9 +184,24 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   std::vector<ItemStats*> dirty_items;
   std::unordered_set<const ItemStats*> dirty_seen;
   int64_t watermark = position.watermark_ms();
+  const int64_t window_ms =
+      static_cast<int64_t>(options_.attribution_window_days * 86400000.0);
   for (size_t i = 0; i < events.size(); ++i) {
     const PurchaseEvent& e = events[i];
     CustomerState& state = states[owner[i]];
+    if (state.list_version() > 0) {
+      // Attribution against the list the customer had before this batch.
+      const char* group = InControlGroup(state.customer_id(), options_.recommend.control_share)
+                              ? "control"
+                              : "treatment";
+      Attribution& a = result->attribution[{group, state.segment()}];
+      ++a.purchases;
+      if (e.event_time_ms - state.list_as_of_ms() <= window_ms &&
+          std::find(state.list_item_ids().begin(), state.list_item_ids().end(), e.item_id) !=
+              state.list_item_ids().end()) {
+        ++a.conversions;
+      }
+    }
     const CatalogItem* item = catalog_ != nullptr ? catalog_->Find(e.item_id) : nullptr;
     bool new_buyer = FindItem(state, e.item_id) == nullptr;
     ApplyEvent(options_.features, e, item, &state);
@@ -167,6 +211,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     ApplyItemEvent(options_.features, e, new_buyer, &it->second);
     watermark = std::max(watermark, e.event_time_ms);
   }
+  timer.Lap(&result->stages.state);
 
   // 5. Segments.
   std::vector<CustomerState*> changed;
@@ -203,6 +248,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       segmenter_->model_version() != segment_version ||
       (every > 0 && (events_before + events.size()) / every != events_before / every);
   STREAMREC_RETURN_IF_ERROR(recommender_->UpdateModel(store_, states, refit_due, &writes));
+  timer.Lap(&result->stages.model);
 
   // 7. Lists, and one atomic write.
   recommender_->BeginBatch(items_, watermark);
@@ -210,6 +256,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     CustomerState& state = states[c];
     if (state.cluster() != old_cluster[c] || state.segment() != old_segment[c]) {
       ++result->segment_changes;
+      ++result->transitions[{old_segment[c].empty() ? "none" : old_segment[c], state.segment()}];
       v1::OutboxRecord record;
       record.set_topic_kind("segment-changes");
       record.set_key(state.customer_id());
@@ -223,8 +270,10 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       change->set_event_time_ms(state.last_time_ms());
       writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
     }
-    if (RefreshList(partition, watermark, &state, &writes, &outbox_seq)) {
+    if (RefreshList(partition, watermark, customer_source_ms[c], &state, &writes, &outbox_seq)) {
       ++result->lists_published;
+    } else {
+      ++result->lists_unchanged;
     }
     writes.Put(Column::kCustomers, keys[c], EncodeState(state));
   }
@@ -264,6 +313,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     *record.mutable_segment_change() = relabel.change;
     writes.Put(Column::kOutbox, OutboxKey(p, seq), EncodeState(record));
     ++result->segment_changes;
+    const std::string& from = relabel.change.from_segment();
+    ++result->transitions[{from.empty() ? "none" : from, relabel.change.to_segment()}];
   }
   for (const auto& [p, other] : other_positions) {
     writes.Put(Column::kPositions, PositionKey(options_.source_name, p), EncodeState(other));
@@ -282,8 +333,10 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   // customer of this batch is written again by the batch with its fresh state, and in a write
   // set the later put of a key wins.
   all.Append(std::move(writes));
+  timer.Lap(&result->stages.recommend);
 
   Status s = store_->Write(all);
+  timer.Lap(&result->stages.commit);
   if (!s.ok()) {
     // Nothing of the batch is stored: forget the in-memory effects too.
     positions_.erase(partition);
@@ -305,8 +358,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   return Status::OK();
 }
 
-bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, CustomerState* state,
-                           WriteSet* writes, uint64_t* outbox_seq) {
+bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
+                           CustomerState* state, WriteSet* writes, uint64_t* outbox_seq) {
   recommender_->Recommend(*state, &list_);
   state->set_list_model_version(segmenter_->model_version());
   state->set_list_recommender_version(recommender_->model_version());
@@ -319,6 +372,7 @@ bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, CustomerState*
   v1::OutboxRecord record;
   record.set_topic_kind("recommendations");
   record.set_key(state->customer_id());
+  record.set_source_time_ms(source_time_ms);
   v1::RecommendationList* out = record.mutable_list();
   out->set_customer_id(state->customer_id());
   out->set_version(state->list_version());
@@ -336,6 +390,9 @@ bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, CustomerState*
     item->set_strategy(r.strategy);
     item->set_reason(r.reason);
   }
+  state->clear_list_item_ids();
+  for (const Recommendation& r : list_) state->add_list_item_ids(r.item_id);
+  writes->Put(Column::kLists, ListKey(partition, state->customer_id()), EncodeState(*out));
   writes->Put(Column::kOutbox, OutboxKey(partition, (*outbox_seq)++), EncodeState(record));
   return true;
 }
@@ -381,8 +438,10 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
                            state.list_recommender_version() < recommender_version;
         if (!old && !refit) return true;
         ++refreshes;
-        if (RefreshList(partition, watermark, &state, writes, outbox_seq)) {
+        if (RefreshList(partition, watermark, /*source_time_ms=*/0, &state, writes, outbox_seq)) {
           ++result->lists_published;
+        } else {
+          ++result->lists_unchanged;
         }
         writes->Put(Column::kCustomers, std::string(key), EncodeState(state));
         return true;

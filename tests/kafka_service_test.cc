@@ -178,6 +178,9 @@ class KafkaServiceTest : public ::testing::Test {
     o.config.catalog_path = feed.catalog;
     o.config.pipeline.batch_size = 300;
     o.config.kafka.max_batch_ms = 50;
+    // Metrics and the query API on free loopback ports: every service test exercises them.
+    o.config.metrics.listen = "127.0.0.1:0";
+    o.config.http.listen = "127.0.0.1:0";
     // The mock coordinator completes a rebalance when every member has rejoined or its session
     // expired: short sessions keep group changes to seconds.
     o.config.kafka.consumer["session.timeout.ms"] = "6000";
@@ -463,7 +466,9 @@ TEST_F(KafkaServiceTest, RunCommandStopsCleanlyOnSigterm) {
                      "kafka:\n  brokers: \"" + cluster_->bootstrap() + "\"\n"
                      "  group_id: run-command\n  output_format: json\n"
                      "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
-                     "  producer:\n    sasl.password: ${STREAMREC_TEST_SECRET}\n");
+                     "  producer:\n    sasl.password: ${STREAMREC_TEST_SECRET}\n"
+                     "metrics:\n  listen: \"127.0.0.1:0\"\n"
+                     "http:\n  listen: \"127.0.0.1:0\"\n  refit_token: ${STREAMREC_TEST_SECRET}\n");
   testing::BackgroundProcess run({testing::StreamrecBinary(), "run", "--config", dir.File("run.yaml"),
                                   "--state-dir", dir.File("state")},
                                  {{"STREAMREC_TEST_SECRET", "hunter2-very-secret"}});

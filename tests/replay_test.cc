@@ -271,7 +271,9 @@ TEST(ReplayEndToEndTest, TelcoJsonFeedWithOwnFieldNamesAndZone) {
 TEST(ReplayEndToEndTest, TelcoDemoRunsOnGeneratedFeed) {
   TempDir dir;
   ProcessResult r = RunProcess({StreamrecBinary(), "demo", "--events", "20000", "--customers",
-                                "2000", "--work-dir", dir.path()});
+                                "2000", "--work-dir", dir.path()},
+                               {{"STREAMREC_METRICS__LISTEN", "127.0.0.1:0"},
+                                {"STREAMREC_HTTP__LISTEN", "127.0.0.1:0"}});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
   EXPECT_NE(r.output.find("== segments"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("events           20000"), std::string::npos) << r.output;

@@ -116,11 +116,39 @@ struct KafkaConfig {
   int max_in_flight = 200000;
   // Commit consumed offsets to Kafka (for lag monitoring; the stored position is the truth).
   bool commit_offsets = true;
+  // librdkafka statistics.interval.ms: how often consumer lag per partition is refreshed for
+  // the metrics. 0 = never (no lag metric).
+  int statistics_interval_ms = 5000;
   // Any librdkafka property, passed through (SASL/SSL among them). Values may be written as
   // ${ENV_VAR} to read a secret from the environment; values of keys that look secret
   // (password, secret, key, token) are never logged.
   std::map<std::string, std::string> consumer;
   std::map<std::string, std::string> producer;
+};
+
+// The release, for --version and the streamrec_build_info metric.
+inline constexpr char kStreamrecVersion[] = "0.1.0";
+
+struct MetricsConfig {
+  // host:port of the Prometheus exposer (GET /metrics). Empty = no exposer. Port 0 = any free
+  // port (tests).
+  std::string listen = "0.0.0.0:9464";
+  // A purchase of an item that was on the customer's published list counts as a conversion when
+  // the list was published at most this many event-time days before the purchase.
+  double attribution_window_days = 7;
+  // Segment sizes and revenue come from a scan of a store snapshot in the background, at most
+  // this often, seconds. 0 = never.
+  int segment_scan_interval_s = 60;
+};
+
+struct HttpConfig {
+  // host:port of the query API. Empty = no API. Port 0 = any free port (tests).
+  std::string listen = "0.0.0.0:8080";
+  // Bearer token POST /v1/refit requires. Empty = the endpoint refuses every request.
+  // Write it as ${ENV_VAR} or set STREAMREC_HTTP__REFIT_TOKEN; it is never logged.
+  std::string refit_token;
+  // Request handler threads.
+  int threads = 4;
 };
 
 struct Config {
@@ -131,6 +159,8 @@ struct Config {
   RecommenderOptions recommend;
   SegmentsConfig segments;
   KafkaConfig kafka;
+  MetricsConfig metrics;
+  HttpConfig http;
   std::string catalog_path;      // catalog.path: catalogue CSV (optional)
 };
 

@@ -163,6 +163,8 @@ class KMeansSegmenter : public Segmenter {
   void TakeRelabels(std::vector<SegmentRelabel>* out) override;
   uint64_t model_version() const override;
   std::vector<SegmentInfo> Segments() const override;
+  SegmenterStats stats() const override;
+  bool RequestRefit() override;
 
   // The current fitted version (null before the first fit). Thread-safe.
   std::shared_ptr<const SegmentModelVersion> model() const;

@@ -36,6 +36,9 @@ struct PipelineOptions {
   // the same atomic batch as the position that skips it: a poison record is never lost and
   // never blocks its partition.
   bool dead_letters = false;
+  // A purchase of an item on the customer's published list converts when the list was
+  // published at most this many event-time days before it (BatchResult::attribution).
+  double attribution_window_days = 7;
 };
 
 // "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting
@@ -47,11 +50,28 @@ struct SourceRecord {
   uint64_t offset = 0;
   std::string_view key;
   std::string_view payload;
+  int64_t timestamp_ms = 0;  // when the record reached the source (Kafka timestamp); 0 = unknown
 };
 
 struct InvalidRecord {
   uint64_t offset = 0;
   Status status;
+};
+
+// Purchases of customers that had a published list, and those of an item on it (within the
+// attribution window): per (group, segment) of the list, for live uplift.
+struct Attribution {
+  uint64_t purchases = 0;
+  uint64_t conversions = 0;
+};
+
+// Wall-clock seconds of a micro-batch's stages.
+struct StageSeconds {
+  double decode = 0;     // decode records, dead letters
+  double state = 0;      // group by customer, load states, apply features and item statistics
+  double model = 0;      // segment assignment, the recommender's index and model
+  double recommend = 0;  // lists of the batch's customers and the stale-list sweep
+  double commit = 0;     // the atomic write
 };
 
 struct BatchResult {
@@ -61,7 +81,13 @@ struct BatchResult {
   uint64_t new_customers = 0;
   uint64_t lists_published = 0;   // lists that differed from the last published, sent to outbox
   uint64_t lists_refreshed = 0;   // quiet customers' stale lists recomputed (published or not)
+  uint64_t lists_unchanged = 0;   // lists recomputed equal to the published one (not sent)
   uint64_t segment_changes = 0;
+  // Segment moves, (from, to) segment names -> customers; "none" for a first assignment.
+  std::map<std::pair<std::string, std::string>, uint64_t> transitions;
+  // (group "treatment"|"control", segment at the purchase) -> purchases and conversions.
+  std::map<std::pair<std::string, std::string>, Attribution> attribution;
+  StageSeconds stages;
   int64_t watermark_ms = 0;       // max event time applied so far in the partition
   // Other partitions whose outbox got records in this batch (SegmentChanges of stored customers
   // the segmenter relabelled): their publishers have something to send too.
@@ -101,8 +127,11 @@ class Pipeline {
   Status LoadItems();
   // Recomputes `state`'s list; when it differs from the published one, bumps the list version
   // and queues the list in the outbox. Returns whether it was published.
-  bool RefreshList(uint32_t partition, int64_t watermark, CustomerState* state, WriteSet* writes,
-                   uint64_t* outbox_seq);
+  // The published list also goes to the "lists" column (the query API reads it), and its items
+  // into the state (conversion attribution). `source_time_ms` is the newest source timestamp of
+  // the customer's records in the batch (0 for a background refresh).
+  bool RefreshList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
+                   CustomerState* state, WriteSet* writes, uint64_t* outbox_seq);
   // The stale-list sweep: visits stored customers of `partition` from the position's cursor and
   // refreshes those whose list is older than recommend.refresh_after_days or was computed under
   // an older segment model or an older recommender model (ALS), at most
@@ -121,6 +150,11 @@ class Pipeline {
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
   std::vector<Recommendation> list_;                  // scratch
 };
+
+// The "lists" column's key of a customer: the same as its state's.
+inline std::string ListKey(uint32_t partition, std::string_view customer_id) {
+  return PartitionKey(partition, customer_id);
+}
 
 // JSON form of a list, one line, in the shape of `streamrec replay --recs-out`:
 // {"customer_id":"…","version":N,"as_of":"<ISO-8601>","segment":"…","cluster":N,

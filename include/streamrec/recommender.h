@@ -95,6 +95,7 @@ struct ModelRefitStats {
   uint64_t failed = 0;     // background fits that failed (the model in use was kept)
   bool running = false;    // a background fit is running
   bool pending = false;    // a trigger is remembered for after it
+  double last_seconds = 0; // wall-clock duration of the last fit installed
 };
 
 class Recommender {

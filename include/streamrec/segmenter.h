@@ -35,6 +35,19 @@ struct SegmentInfo {
   std::string description;  // how a customer gets here / what to do with them
 };
 
+// Health of a segmenter's model, for the metrics and the query API.
+struct SegmenterStats {
+  uint64_t model_version = 0;
+  uint64_t refits = 0;               // fits installed, the first one included
+  uint64_t refit_failures = 0;       // fits that failed (the model in use was kept)
+  double last_refit_seconds = 0;     // wall-clock duration of the last fit installed
+  int64_t last_refit_unix_ms = 0;    // wall clock when it was installed; 0 = none yet
+  double refit_objective = 0;        // mean squared distance per point at the last full fit
+  double online_objective = 0;       // smoothed mean squared distance of the online steps
+  bool refit_running = false;        // a background fit is running
+  bool refit_requested = false;      // RequestRefit was called and no fit has started since
+};
+
 class Segmenter {
  public:
   virtual ~Segmenter() = default;
@@ -53,6 +66,15 @@ class Segmenter {
   virtual uint64_t model_version() const = 0;
   // The segments this segmenter can assign, in cluster order.
   virtual std::vector<SegmentInfo> Segments() const = 0;
+  // Call from the thread that calls AssignBatch.
+  virtual SegmenterStats stats() const {
+    SegmenterStats s;
+    s.model_version = model_version();
+    return s;
+  }
+  // Asks for a full re-fit at the next AssignBatch (any thread). Returns false when this
+  // segmenter has no model to re-fit.
+  virtual bool RequestRefit() { return false; }
 };
 
 // Placeholder until the K-Means engine: a fixed rule on baskets and spend.

@@ -23,12 +23,19 @@
 #include "streamrec/status.h"
 #include "streamrec/v1/state.pb.h"
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace streamrec {
 
 struct ServiceOptions {
   Config config;                       // kafka.brokers and state.dir must be set
   const Clock* clock = SystemClock();  // batch deadlines and rates only
   std::shared_ptr<Logger> logger = NewStderrLogger();
+  // Where the service's metrics go. Null: a registry of its own. Either way, config.metrics.listen
+  // (when set) exposes it on /metrics, and config.http.listen (when set) serves the query API.
+  std::shared_ptr<prometheus::Registry> registry;
   // Called (on the service thread) for every output record whose delivery Kafka acknowledged.
   std::function<void(const v1::OutboxRecord&)> on_delivered;
   // Test hook, called at "batch" (before batch n is applied) and "commit" (after batch n is
@@ -57,6 +64,9 @@ struct ServiceStats {
   std::vector<int32_t> assigned;   // partitions currently assigned
   int64_t watermark_ms = 0;
   bool running = false;
+  bool ready = false;              // partitions assigned and restored, model loaded (/readyz)
+  int metrics_port = 0;            // bound port of /metrics (0 = none)
+  int http_port = 0;               // bound port of the query API (0 = none)
 };
 
 class Service {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,9 +25,10 @@ enum class Column : int {
   kPositions,      // PositionKey(source, p) -> SourcePosition
   kOutbox,         // OutboxKey(p, seq) -> OutboxRecord
   kMeta,           // name -> value (format version, ...)
+  kLists,          // PartitionKey(p, customer_id) -> the RecommendationList last published
 };
-constexpr int kNumColumns = 6;
-// "customers", "items", "model", "positions", "outbox", "meta".
+constexpr int kNumColumns = 7;
+// "customers", "items", "model", "positions", "outbox", "meta", "lists".
 const char* ColumnName(Column column);
 
 // Fixed-width big-endian partition prefix + customer id: keys sort by partition.
@@ -94,6 +96,10 @@ class StateStore {
   virtual std::unique_ptr<StateStore> Snapshot() = 0;
   // Approximate bytes on disk (0 in memory).
   virtual uint64_t ApproximateSize() = 0;
+  // Engine figures for monitoring, summed over the column families: "sst_bytes",
+  // "live_data_bytes", "pending_compaction_bytes", "memtable_bytes", "estimated_keys",
+  // "block_cache_usage_bytes". Empty in memory.
+  virtual std::map<std::string, uint64_t> Properties() { return {}; }
 };
 
 struct StoreOptions {
@@ -136,7 +142,7 @@ Status ScanCustomers(
 
 // A digest of every customer's state (hex, 32 characters): two stores with equal digests hold
 // the same features and counts for the same customers, byte for byte. Excluded: list
-// publication bookkeeping (version, content hash, as_of) and the segment assignment (cluster,
+// publication bookkeeping (version, content hash, as_of, items) and the segment assignment (cluster,
 // segment, model version: the online K-Means centres move once per micro-batch), which both
 // depend on where micro-batches were cut, and the global item statistics, whose floating-point
 // sums depend on how partitions interleave; a restart or a rebalance legitimately changes all

@@ -2,6 +2,7 @@
 #include <csignal>
 
 #include "cli/commands.h"
+#include "streamrec/config.h"
 
 namespace {
 extern "C" void OnSignal(int) { streamrec::cli::StopFlag().store(true); }
@@ -13,7 +14,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"streamrec: streaming customer segmentation and upsell/cross-sell recommendations"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "streamrec 0.1.0");
+  app.set_version_flag("--version", std::string("streamrec ") + streamrec::kStreamrecVersion);
   int exit_code = streamrec::cli::kExitOk;
 
   streamrec::cli::ReplayArgs replay;

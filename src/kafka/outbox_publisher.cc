@@ -66,12 +66,18 @@ Status OutboxPublisher::Recover() {
     if (!found) break;
     dirty_.insert(partition);
     cursor_.emplace(partition, 0);
+    STREAMREC_RETURN_IF_ERROR(store_->Scan(Column::kOutbox, PartitionPrefix(partition),
+                                           [&](std::string_view, std::string_view) {
+                                             ++recovered_;
+                                             return true;
+                                           }));
     if (partition == UINT32_MAX) break;
     next = partition + 1;
   }
   if (!dirty_.empty()) {
-    logger_->Info("outbox: " + std::to_string(dirty_.size()) +
-                  " partition(s) hold records not yet acknowledged; publishing them again");
+    logger_->Info("outbox: " + std::to_string(recovered_) + " records in " +
+                  std::to_string(dirty_.size()) +
+                  " partition(s) not yet acknowledged; publishing them again");
   }
   return Status::OK();
 }

@@ -45,6 +45,8 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   uint64_t in_flight() const { return in_flight_; }
   uint64_t delivered() const { return delivered_; }
   uint64_t delivery_errors() const { return delivery_errors_; }
+  // Records Recover found in the outbox.
+  uint64_t recovered() const { return recovered_; }
 
   void dr_cb(RdKafka::Message& message) override;
 
@@ -68,6 +70,7 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   uint64_t in_flight_ = 0;
   uint64_t delivered_ = 0;
   uint64_t delivery_errors_ = 0;
+  uint64_t recovered_ = 0;
 };
 
 }  // namespace streamrec

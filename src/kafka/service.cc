@@ -2,20 +2,31 @@
 #include "streamrec/service.h"
 
 #include <librdkafka/rdkafkacpp.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+#include <simdjson.h>
 
 #include <algorithm>
-#include <map>
+#include <charconv>
 #include <chrono>
+#include <map>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
+#include "http/http_api.h"
+#include "json_writer.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/outbox_publisher.h"
+#include "metrics/service_metrics.h"
 #include "streamrec/blended_recommender.h"
 #include "streamrec/catalog.h"
 #include "streamrec/decoder.h"
+#include "streamrec/kmeans_segmenter.h"
 #include "streamrec/pipeline.h"
+#include "streamrec/replay.h"
 #include "streamrec/state_store.h"
+#include "streamrec/time_util.h"
 
 namespace streamrec {
 
@@ -23,12 +34,27 @@ namespace {
 
 constexpr int kMaxPollWaitMs = 100;
 constexpr int kCloseFlushTimeoutMs = 30000;
+constexpr int64_t kMetricsIntervalUs = 1000000;   // gauges refreshed once a second
+constexpr int64_t kUnhealthyAfterMs = 30000;      // /healthz: the poll loop stalled this long
 
-class ServiceImpl : public Service, public RdKafka::RebalanceCb, public RdKafka::EventCb {
+int64_t WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class ServiceImpl : public Service,
+                    public RdKafka::RebalanceCb,
+                    public RdKafka::EventCb,
+                    public QueryBackend {
  public:
   explicit ServiceImpl(ServiceOptions options) : options_(std::move(options)) {}
 
   ~ServiceImpl() override {
+    // The API and the exposer go first: their threads read the store and the caches.
+    http_.reset();
+    exposer_.reset();
+    if (scan_thread_.joinable()) scan_thread_.join();
     // After SimulateCrash the consumer is destroyed without close() (librdkafka's C++
     // destructor does not close): no commit, no LeaveGroup, as if the process died.
     consumer_.reset();
@@ -51,8 +77,16 @@ class ServiceImpl : public Service, public RdKafka::RebalanceCb, public RdKafka:
   // RdKafka::RebalanceCb — runs inside consumer_->consume() on the service thread.
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
-  // RdKafka::EventCb — errors and logs from librdkafka.
+  // RdKafka::EventCb — errors, logs and statistics from librdkafka.
   void event_cb(RdKafka::Event& event) override;
+
+  // QueryBackend — on the API's threads.
+  HttpReply Customer(const std::string& id) override;
+  HttpReply Segments() override;
+  HttpReply Model() override;
+  HttpReply Refit() override;
+  bool Healthy(std::string* why) override;
+  bool Ready(std::string* why) override;
 
  private:
   struct PartitionBatch {
@@ -64,6 +98,13 @@ class ServiceImpl : public Service, public RdKafka::RebalanceCb, public RdKafka:
   void Commit(const std::vector<int32_t>& partitions, bool sync);
   void Backpressure();
   void UpdateStats();
+  // Metrics and the API's caches (service thread, at most once a second).
+  void UpdateMetrics(bool force);
+  // Starts a background scan of a store snapshot for segment sizes and revenue.
+  void StartSegmentScan();
+  void OnStatistics(const std::string& json);
+  Status StartServers();
+  std::vector<uint32_t> KnownPartitions();
 
   ServiceOptions options_;
   const KafkaConfig& kafka() const { return options_.config.kafka; }
@@ -96,6 +137,30 @@ class ServiceImpl : public Service, public RdKafka::RebalanceCb, public RdKafka:
   std::map<int32_t, uint64_t> applied_;  // partition -> records applied (stored position)
   std::map<std::string, uint64_t> invalid_by_reason_;
   int64_t watermark_ms_ = 0;
+
+  // Observability.
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ServiceMetrics> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<HttpApi> http_;
+  KMeansSegmenter* kmeans_ = nullptr;  // segmenter_ when it is the K-Means engine
+  int64_t last_metrics_us_ = 0;
+  int64_t last_scan_us_ = 0;
+  uint64_t scanned_model_version_ = 0;  // segment model and events at the last scan
+  uint64_t scanned_events_ = 0;
+  std::thread scan_thread_;
+  std::atomic<bool> scan_running_{false};
+  std::atomic<bool> assignment_received_{false};
+  std::atomic<int64_t> loop_alive_ms_{0};
+
+  // Caches the API reads (guarded by api_mu_).
+  mutable std::mutex api_mu_;
+  std::vector<SegmentProfile> profiles_;
+  int64_t profiles_unix_ms_ = 0;
+  SegmenterStats segmenter_stats_;
+  uint64_t als_version_ = 0;
+  std::vector<uint32_t> partitions_cache_;
+  bool partitions_dirty_ = true;
 };
 
 Status ServiceImpl::Init() {
@@ -123,6 +188,7 @@ Status ServiceImpl::Init() {
   auto segmenter = NewSegmenter(config, store_.get(), /*background_refit=*/true);
   if (!segmenter.ok()) return segmenter.status();
   segmenter_ = std::move(segmenter).value();
+  kmeans_ = dynamic_cast<KMeansSegmenter*>(segmenter_.get());
   // Re-fits in the background, like the segmenter's: the poll loop never waits for a fit.
   AlsRefitOptions refit;
   refit.background = true;
@@ -135,12 +201,18 @@ Status ServiceImpl::Init() {
   pipeline_options.features = config.features;
   pipeline_options.recommend = config.recommend;
   pipeline_options.dead_letters = true;
+  pipeline_options.attribution_window_days = config.metrics.attribution_window_days;
   pipeline_ = std::make_unique<Pipeline>(pipeline_options, store_.get(), &catalog_,
                                          segmenter_.get(), recommender_.get());
   STREAMREC_RETURN_IF_ERROR(pipeline_->Open());
 
+  registry_ = options_.registry ? options_.registry : std::make_shared<prometheus::Registry>();
+  metrics_ = std::make_unique<ServiceMetrics>(*registry_, kafka().input_topic, kStreamrecVersion);
   publisher_ = std::make_unique<OutboxPublisher>(store_.get(), kafka(), log_);
-  publisher_->set_on_delivered(options_.on_delivered);
+  publisher_->set_on_delivered([this](const v1::OutboxRecord& record) {
+    metrics_->RecordDelivered(record, WallMillis());
+    if (options_.on_delivered) options_.on_delivered(record);
+  });
 
   // Producer: idempotent; user properties win over ours.
   std::map<std::string, std::string> producer_props = {
@@ -175,6 +247,9 @@ Status ServiceImpl::Init() {
       {"queued.min.messages", "1000000"},
       {"enable.partition.eof", "false"},
   };
+  if (kafka().statistics_interval_ms > 0) {
+    consumer_props["statistics.interval.ms"] = std::to_string(kafka().statistics_interval_ms);
+  }
   for (const auto& [k, v] : kafka().consumer) consumer_props[k] = v;
   auto cconf = MakeKafkaConf(consumer_props, "consumer");
   if (!cconf.ok()) return cconf.status();
@@ -185,7 +260,41 @@ Status ServiceImpl::Init() {
 
   log_->Info("kafka consumer: " + RedactedProperties(consumer_props));
   log_->Info("kafka producer: " + RedactedProperties(producer_props));
-  return publisher_->Recover();
+  STREAMREC_RETURN_IF_ERROR(publisher_->Recover());
+  return StartServers();
+}
+
+Status ServiceImpl::StartServers() {
+  const Config& config = options_.config;
+  int metrics_port = 0, http_port = 0;
+  if (!config.metrics.listen.empty()) {
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(config.metrics.listen);
+    } catch (const std::exception& e) {
+      return Status::IOError("metrics.listen '" + config.metrics.listen +
+                             "': cannot serve /metrics (" + e.what() + ")");
+    }
+    exposer_->RegisterCollectable(registry_);
+    auto ports = exposer_->GetListeningPorts();
+    metrics_port = ports.empty() ? 0 : ports.front();
+    log_->Info("metrics: http://" + config.metrics.listen.substr(0, config.metrics.listen.rfind(':')) +
+               ":" + std::to_string(metrics_port) + "/metrics");
+  }
+  if (!config.http.listen.empty()) {
+    auto api = HttpApi::Start(config.http, this, [this](const std::string& route, int status) {
+      metrics_->CountHttpRequest(route, status);
+    });
+    if (!api.ok()) return api.status();
+    http_ = std::move(api).value();
+    http_port = http_->port();
+    log_->Info("query API: http://" + config.http.listen.substr(0, config.http.listen.rfind(':')) +
+               ":" + std::to_string(http_port) + "/v1/...");
+  }
+  UpdateMetrics(/*force=*/true);
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_.metrics_port = metrics_port;
+  stats_.http_port = http_port;
+  return Status::OK();
 }
 
 void ServiceImpl::event_cb(RdKafka::Event& event) {
@@ -199,6 +308,9 @@ void ServiceImpl::event_cb(RdKafka::Event& event) {
       break;
     case RdKafka::Event::EVENT_LOG:
       if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR) log_->Warn("kafka: " + event.str());
+      break;
+    case RdKafka::Event::EVENT_STATS:
+      OnStatistics(event.str());
       break;
     default:
       break;
@@ -248,6 +360,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
       assigned_ = ids;
     }
     if (paused_) consumer->pause(partitions);
+    assignment_received_.store(true);
     log_->Info(std::string(cooperative ? "cooperative" : "eager") + " assignment: +[" + list +
                "], resuming from stored positions");
   } else {
@@ -266,9 +379,16 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
       consumer->unassign();
       assigned_.clear();
     }
-    for (int32_t p : ids) committed_next_.erase(p);
+    for (int32_t p : ids) {
+      committed_next_.erase(p);
+      metrics_->ForgetConsumerLag(p);
+    }
     log_->Info(std::string(cooperative ? "cooperative" : "eager") + " revocation: -[" + list +
                "] after finishing their batch" + (err == RdKafka::ERR__REVOKE_PARTITIONS ? "" : " (" + RdKafka::err2str(err) + ")"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(api_mu_);
+    partitions_dirty_ = true;
   }
   UpdateStats();
 }
@@ -282,13 +402,18 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
     r.offset = static_cast<uint64_t>(m->offset());
     if (m->key_pointer() != nullptr) r.key = std::string_view(static_cast<const char*>(m->key_pointer()), m->key_len());
     r.payload = std::string_view(static_cast<const char*>(m->payload()), m->len());
+    const RdKafka::MessageTimestamp ts = m->timestamp();
+    if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) r.timestamp_ms = ts.timestamp;
     records.push_back(r);
   }
   ++batches_;
   if (options_.fault_hook) options_.fault_hook("batch", batches_);
   BatchResult result;
+  const auto start = std::chrono::steady_clock::now();
   STREAMREC_RETURN_IF_ERROR(
       pipeline_->ProcessBatch(static_cast<uint32_t>(partition), records, decoder_.get(), &result));
+  metrics_->RecordBatch(result, records.size(),
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (options_.fault_hook) options_.fault_hook("commit", batches_);
   records_ += result.records;
   events_ += result.events;
@@ -377,6 +502,7 @@ void ServiceImpl::UpdateStats() {
   stats_.assigned = assigned_;
   std::sort(stats_.assigned.begin(), stats_.assigned.end());
   stats_.watermark_ms = watermark_ms_;
+  stats_.ready = assignment_received_.load() && fatal_.ok();
   stats_cv_.notify_all();
 }
 
@@ -396,6 +522,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   int64_t last_stats_us = 0;
   while (!stop.load() && !crash_.load()) {
     int64_t now = options_.clock->NowMicros();
+    loop_alive_ms_.store(WallMillis());
     int wait_ms = kMaxPollWaitMs;
     if (pending_count_ > 0) {
       wait_ms = static_cast<int>(std::clamp<int64_t>((batch_deadline_us_ - now) / 1000, 0, kMaxPollWaitMs));
@@ -453,6 +580,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
       UpdateStats();
       last_stats_us = after;
     }
+    UpdateMetrics(/*force=*/false);
   }
   if (crash_.load()) {
     UpdateStats();
@@ -485,6 +613,371 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   log_->Info("stopped: " + std::to_string(events_) + " events, " + std::to_string(invalid_) +
              " dead letters, " + std::to_string(publisher_->delivered()) + " records delivered");
   return status;
+}
+
+void ServiceImpl::UpdateMetrics(bool force) {
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  if (!force && now_us - last_metrics_us_ < kMetricsIntervalUs) return;
+  last_metrics_us_ = now_us;
+  ServiceTotals totals;
+  totals.rebalances = rebalances_;
+  totals.consumer_errors = consumer_errors_;
+  totals.pauses = pauses_;
+  totals.delivery_errors = publisher_->delivery_errors();
+  metrics_->SetTotals(totals);
+  metrics_->SetAssignedPartitions(assigned_.size());
+  const uint64_t written = publisher_->recovered() + outbox_written_;
+  const uint64_t delivered = publisher_->delivered();
+  metrics_->SetOutboxPending(written > delivered ? written - delivered : 0);
+  if (watermark_ms_ > 0) metrics_->SetEventTimeLag((WallMillis() - watermark_ms_) / 1000.0);
+  metrics_->SetReady(assignment_received_.load() && fatal_.ok());
+  metrics_->SetStoreProperties(store_->Properties());
+  const SegmenterStats segmenter = segmenter_->stats();
+  metrics_->SetSegmenterStats(segmenter);
+  metrics_->SetAlsStats(recommender_->model_version(), recommender_->refit_stats());
+  {
+    std::lock_guard<std::mutex> lock(api_mu_);
+    segmenter_stats_ = segmenter;
+    als_version_ = recommender_->model_version();
+  }
+  // Segment sizes: every interval, and soon after a new model relabelled customers (or the
+  // first customers arrived), at most every kMinScanUs.
+  constexpr int64_t kMinScanUs = 5000000;
+  const int interval_s = options_.config.metrics.segment_scan_interval_s;
+  const bool changed = segmenter.model_version != scanned_model_version_ ||
+                       (scanned_events_ == 0 && events_ > 0);
+  if (interval_s > 0 && (last_scan_us_ == 0 || now_us - last_scan_us_ >= interval_s * 1000000LL ||
+                         (changed && now_us - last_scan_us_ >= kMinScanUs))) {
+    last_scan_us_ = now_us;
+    scanned_model_version_ = segmenter.model_version;
+    scanned_events_ = events_;
+    StartSegmentScan();
+  }
+}
+
+void ServiceImpl::StartSegmentScan() {
+  if (scan_running_.exchange(true)) return;  // the last one is still going
+  if (scan_thread_.joinable()) scan_thread_.join();
+  // The snapshot is taken here, between two batches; the scan reads it on its own thread.
+  std::shared_ptr<StateStore> snapshot = store_->Snapshot();
+  scan_thread_ = std::thread([this, snapshot] {
+    auto profiles = ProfileSegments(snapshot.get());
+    if (profiles.ok()) {
+      metrics_->SetSegmentProfiles(*profiles);
+      std::lock_guard<std::mutex> lock(api_mu_);
+      profiles_ = std::move(profiles).value();
+      profiles_unix_ms_ = WallMillis();
+    } else {
+      log_->Warn("segment scan for the metrics: " + profiles.status().ToString());
+    }
+    scan_running_.store(false);
+  });
+}
+
+void ServiceImpl::OnStatistics(const std::string& json) {
+  // {"type":"consumer", "topics":{"<topic>":{"partitions":{"0":{"consumer_lag":N,...},...}}}}
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc)) return;
+  std::string_view type;
+  if (doc["type"].get_string().get(type) || type != "consumer") return;
+  simdjson::ondemand::object partitions;
+  if (doc["topics"][kafka().input_topic]["partitions"].get_object().get(partitions)) return;
+  for (auto field : partitions) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return;
+    int32_t partition = -1;
+    std::from_chars(key.data(), key.data() + key.size(), partition);
+    simdjson::ondemand::object p;
+    if (field.value().get_object().get(p)) return;
+    int64_t lag = -1;
+    if (p["consumer_lag"].get_int64().get(lag)) continue;
+    if (partition < 0 || lag < 0) continue;  // -1: librdkafka's internal partition; lag unknown
+    if (std::find(assigned_.begin(), assigned_.end(), partition) == assigned_.end()) continue;
+    metrics_->SetConsumerLag(partition, lag);
+  }
+}
+
+std::vector<uint32_t> ServiceImpl::KnownPartitions() {
+  std::lock_guard<std::mutex> lock(api_mu_);
+  if (partitions_dirty_) {
+    // Every partition with a stored position: a customer's state lives under one of them.
+    std::vector<uint32_t> found;
+    const std::string prefix = PositionKey(pipeline_->options().source_name, 0).substr(0, 0);
+    Status s = store_->Scan(Column::kPositions, prefix, [&](std::string_view, std::string_view value) {
+      v1::SourcePosition position;
+      if (DecodeState(value, &position).ok() &&
+          position.source() == pipeline_->options().source_name) {
+        found.push_back(position.partition());
+      }
+      return true;
+    });
+    if (s.ok()) {
+      partitions_cache_ = std::move(found);
+      partitions_dirty_ = false;
+    }
+  }
+  return partitions_cache_;
+}
+
+HttpReply ServiceImpl::Customer(const std::string& id) {
+  CustomerState state;
+  uint32_t partition = 0;
+  bool found = false;
+  for (uint32_t p : KnownPartitions()) {
+    std::string value;
+    Status s = store_->Get(Column::kCustomers, PartitionKey(p, id), &value);
+    if (s.IsNotFound()) continue;
+    if (!s.ok()) return {500, JsonError("reading customer '" + id + "': " + s.ToString())};
+    s = DecodeState(value, &state);
+    if (!s.ok()) return {500, JsonError("customer '" + id + "': " + s.ToString())};
+    partition = p;
+    found = true;
+    break;
+  }
+  if (!found) return {404, JsonError("unknown customer '" + id + "'")};
+  v1::RecommendationList list;
+  bool has_list = false;
+  {
+    std::string value;
+    Status s = store_->Get(Column::kLists, ListKey(partition, id), &value);
+    if (s.ok()) has_list = DecodeState(value, &list).ok();
+  }
+  int64_t now_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    now_ms = std::max(stats_.watermark_ms, state.last_time_ms());
+  }
+  const DerivedFeatures f = Derive(state, now_ms);
+  std::shared_ptr<const SegmentModelVersion> model = kmeans_ != nullptr ? kmeans_->model() : nullptr;
+
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("customer_id").String(id);
+  w.Key("partition").Uint(partition);
+  w.Key("as_of").String(FormatIso8601(now_ms));
+  w.Key("group").String(InControlGroup(id, options_.config.recommend.control_share) ? "control"
+                                                                                     : "treatment");
+  w.Key("cluster").Int(state.cluster());
+  w.Key("segment").String(state.segment());
+  w.Key("segment_model_version").Uint(state.model_version());
+  if (model) {
+    const int row = model->RowOf(state.cluster());
+    if (row >= 0) w.Key("segment_action").String(model->actions[row]);
+    const RfmScore score = model->rfm.ScoreCentre(f.recency_days, f.frequency, f.monetary);
+    w.Key("rfm").BeginObject().Key("r").Int(score.r).Key("f").Int(score.f).Key("m").Int(score.m)
+        .EndObject();
+  }
+  w.Key("features").BeginObject();
+  w.Key("first_purchase").String(FormatIso8601(state.first_time_ms()));
+  w.Key("last_purchase").String(FormatIso8601(state.last_time_ms()));
+  w.Key("recency_days").Double(f.recency_days);
+  w.Key("baskets").Uint(state.purchase_count());
+  w.Key("lines").Uint(state.event_count());
+  w.Key("total_spend").Double(state.total_spend());
+  w.Key("decayed_spend").Double(state.decayed_spend());
+  w.Key("avg_basket_spend").Double(f.avg_spend);
+  w.Key("avg_discount").Double(f.avg_discount);
+  w.Key("mean_gap_days").Double(f.mean_gap_days);
+  w.Key("tenure_days").Double(f.tenure_days);
+  w.Key("channels").BeginObject();
+  for (const v1::CountEntry& c : state.channels()) w.Key(c.key()).Uint(c.count());
+  w.EndObject();
+  w.Key("service_types").BeginObject();
+  for (const v1::CountEntry& c : state.service_types()) w.Key(c.key()).Uint(c.count());
+  w.EndObject();
+  if (model) {
+    std::vector<float> raw(model->spec.dim());
+    BuildRawVector(model->spec, state, now_ms, raw.data());
+    const std::vector<std::string> names = model->spec.Names();
+    w.Key("model_inputs").BeginObject();
+    for (size_t i = 0; i < names.size(); ++i) w.Key(names[i]).Double(raw[i]);
+    w.EndObject();
+  }
+  w.EndObject();
+  // The most bought items, at most 10.
+  std::vector<const v1::ItemCount*> items;
+  for (const v1::ItemCount& item : state.items()) items.push_back(&item);
+  std::sort(items.begin(), items.end(), [](const v1::ItemCount* a, const v1::ItemCount* b) {
+    return a->count() != b->count() ? a->count() > b->count() : a->item_id() < b->item_id();
+  });
+  if (items.size() > 10) items.resize(10);
+  w.Key("top_items").BeginArray();
+  for (const v1::ItemCount* item : items) {
+    w.BeginObject().Key("item_id").String(item->item_id()).Key("count").Uint(item->count())
+        .Key("spend").Double(item->spend()).Key("last_purchase")
+        .String(FormatIso8601(item->last_time_ms())).EndObject();
+  }
+  w.EndArray();
+  w.Key("list");
+  if (has_list) {
+    w.BeginObject();
+    w.Key("version").Uint(list.version());
+    w.Key("as_of").String(FormatIso8601(list.as_of_ms()));
+    w.Key("items").BeginArray();
+    for (const v1::RecommendedItem& item : list.items()) {
+      w.BeginObject().Key("item_id").String(item.item_id()).Key("score").Double(item.score())
+          .Key("strategy").String(item.strategy()).Key("reason").String(item.reason()).EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  return {200, w.Release()};
+}
+
+HttpReply ServiceImpl::Segments() {
+  std::vector<SegmentProfile> profiles;
+  int64_t scanned_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(api_mu_);
+    profiles = profiles_;
+    scanned_ms = profiles_unix_ms_;
+  }
+  std::shared_ptr<const SegmentModelVersion> model = kmeans_ != nullptr ? kmeans_->model() : nullptr;
+  std::map<int32_t, const SegmentProfile*> by_cluster;
+  uint64_t customers = 0;
+  double revenue = 0;
+  for (const SegmentProfile& p : profiles) {
+    by_cluster[p.cluster] = &p;
+    customers += p.customers;
+    revenue += p.revenue;
+  }
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("scanned_at").String(scanned_ms > 0 ? FormatIso8601(scanned_ms) : "");
+  w.Key("customers").Uint(customers);
+  w.Key("revenue").Double(revenue);
+  w.Key("segments").BeginArray();
+  for (const SegmentInfo& info : segmenter_->Segments()) {
+    w.BeginObject();
+    w.Key("cluster").Int(info.cluster);
+    w.Key("name").String(info.name);
+    w.Key("action").String(info.description);
+    auto it = by_cluster.find(info.cluster);
+    const SegmentProfile* p = it != by_cluster.end() ? it->second : nullptr;
+    w.Key("customers").Uint(p ? p->customers : 0);
+    w.Key("share").Double(p && customers > 0 ? static_cast<double>(p->customers) / customers : 0);
+    w.Key("revenue").Double(p ? p->revenue : 0);
+    w.Key("revenue_share").Double(p && revenue > 0 ? p->revenue / revenue : 0);
+    w.Key("revenue_per_customer").Double(p && p->customers > 0 ? p->revenue / p->customers : 0);
+    w.Key("mean_recency_days").Double(p ? p->mean_recency_days : 0);
+    w.Key("mean_frequency").Double(p ? p->mean_frequency : 0);
+    w.Key("mean_monetary").Double(p ? p->mean_monetary : 0);
+    if (model) {
+      const int row = model->RowOf(info.cluster);
+      if (row >= 0) {
+        const v1::SegmentCluster& c = model->proto.clusters(row);
+        w.Key("rfm").BeginObject().Key("r").Uint(c.r_score()).Key("f").Uint(c.f_score())
+            .Key("m").Uint(c.m_score()).EndObject();
+      }
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return {200, w.Release()};
+}
+
+HttpReply ServiceImpl::Model() {
+  SegmenterStats stats;
+  uint64_t als_version = 0;
+  {
+    std::lock_guard<std::mutex> lock(api_mu_);
+    stats = segmenter_stats_;
+    als_version = als_version_;
+  }
+  std::shared_ptr<const SegmentModelVersion> model = kmeans_ != nullptr ? kmeans_->model() : nullptr;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("method").String(options_.config.segments.method);
+  w.Key("version").Uint(stats.model_version);
+  w.Key("als_version").Uint(als_version);
+  w.Key("refits").Uint(stats.refits);
+  w.Key("refit_failures").Uint(stats.refit_failures);
+  w.Key("refit_running").Bool(stats.refit_running);
+  w.Key("refit_requested").Bool(stats.refit_requested);
+  w.Key("online_objective").Double(stats.online_objective);
+  w.Key("last_refit");
+  if (stats.last_refit_unix_ms > 0) {
+    w.BeginObject().Key("at").String(FormatIso8601(stats.last_refit_unix_ms))
+        .Key("seconds").Double(stats.last_refit_seconds).EndObject();
+  } else {
+    w.Null();
+  }
+  if (model) {
+    const v1::SegmentModel& p = model->proto;
+    w.Key("k").Int(model->k);
+    w.Key("fitted_at_event_time").String(FormatIso8601(p.created_event_time_ms()));
+    w.Key("fit_customers").Uint(p.fit_points());
+    w.Key("objective").Double(p.objective());
+    w.Key("objective_per_customer").Double(stats.refit_objective);
+    w.Key("silhouette").Double(p.silhouette());
+    const std::vector<std::string> names = model->spec.Names();
+    w.Key("features").BeginArray();
+    for (const std::string& name : names) w.String(name);
+    w.EndArray();
+    w.Key("centres").BeginArray();  // in the model's transformed (standardised) space
+    const int d = model->spec.dim();
+    for (int j = 0; j < model->k; ++j) {
+      w.BeginObject().Key("cluster").Int(model->ids[j]).Key("name").String(model->names[j]);
+      w.Key("centre").BeginArray();
+      for (int i = 0; i < d; ++i) w.Double(model->centres[static_cast<size_t>(j) * d + i]);
+      w.EndArray().EndObject();
+    }
+    w.EndArray();
+  } else {
+    w.Key("k").Int(0);
+  }
+  w.EndObject();
+  return {200, w.Release()};
+}
+
+HttpReply ServiceImpl::Refit() {
+  if (!segmenter_->RequestRefit()) {
+    return {409, JsonError("no segment model to re-fit yet (segments.method '" +
+                           options_.config.segments.method +
+                           "', or too few customers for the first fit)")};
+  }
+  log_->Info("re-fit requested over HTTP");
+  JsonWriter w;
+  w.BeginObject().Key("status").String("re-fit requested").Key("current_version")
+      .Uint(segmenter_->model_version()).EndObject();
+  return {202, w.Release()};
+}
+
+bool ServiceImpl::Healthy(std::string* why) {
+  const int64_t alive = loop_alive_ms_.load();
+  if (!fatal_.ok()) {
+    *why = "stopped on an error";
+    return false;
+  }
+  if (alive > 0 && WallMillis() - alive > kUnhealthyAfterMs) {
+    *why = "the poll loop has not turned for " + std::to_string((WallMillis() - alive) / 1000) + " s";
+    return false;
+  }
+  return true;
+}
+
+bool ServiceImpl::Ready(std::string* why) {
+  if (!assignment_received_.load()) {
+    *why = "waiting for the consumer group assignment";
+    return false;
+  }
+  std::string h;
+  if (!Healthy(&h)) {
+    *why = h;
+    return false;
+  }
+  if (segmenter_->model_version() == 0 && kmeans_ != nullptr) {
+    *why = "no segment model fitted yet: customers are 'Unscored' until enough are seen";
+  }
+  return true;
 }
 
 }  // namespace

@@ -187,6 +187,31 @@ class RocksStateStore : public StateStore {
     return total;
   }
 
+  std::map<std::string, uint64_t> Properties() override {
+    static const std::pair<const char*, const char*> kFamilyProperties[] = {
+        {"sst_bytes", "rocksdb.total-sst-files-size"},
+        {"live_data_bytes", "rocksdb.estimate-live-data-size"},
+        {"pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes"},
+        {"memtable_bytes", "rocksdb.cur-size-all-mem-tables"},
+        {"estimated_keys", "rocksdb.estimate-num-keys"},
+    };
+    std::map<std::string, uint64_t> out;
+    for (const auto& [name, property] : kFamilyProperties) {
+      uint64_t total = 0;
+      for (size_t i = 1; i < handles_.size(); ++i) {
+        uint64_t v = 0;
+        if (db_->GetIntProperty(handles_[i], property, &v)) total += v;
+      }
+      out[name] = total;
+    }
+    // One block cache is shared by every family: read it once.
+    uint64_t cache = 0;
+    if (db_->GetIntProperty(handles_[0], "rocksdb.block-cache-usage", &cache)) {
+      out["block_cache_usage_bytes"] = cache;
+    }
+    return out;
+  }
+
   std::unique_ptr<StateStore> Snapshot() override {
     auto view = std::unique_ptr<RocksStateStore>(new RocksStateStore());
     view->db_ = db_;

@@ -61,6 +61,7 @@ const char* ColumnName(Column column) {
     case Column::kPositions: return "positions";
     case Column::kOutbox: return "outbox";
     case Column::kMeta: return "meta";
+    case Column::kLists: return "lists";
   }
   return "unknown";
 }
@@ -186,6 +187,7 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_list_model_version();
     state.clear_list_checked_ms();
     state.clear_list_recommender_version();
+    state.clear_list_item_ids();
     // Online K-Means assignments depend on micro-batch composition too (the centres move once
     // per batch), so segments are not part of the feature state compared here.
     state.clear_cluster();

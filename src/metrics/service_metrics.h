@@ -1,0 +1,144 @@
+// ServiceMetrics: the Prometheus series of the Kafka service (names and labels: README,
+// "Metrics"). The registry is passed in; this class only keeps references to the metrics it
+// adds (Family::Add costs ~110 ns, a Histogram observation ~18 ns).
+// Threads: everything but SetSegmentProfiles and CountHttpRequest is called from the service
+// thread; those two may be called from any thread.
+#ifndef STREAMREC_METRICS_SERVICE_METRICS_H_
+#define STREAMREC_METRICS_SERVICE_METRICS_H_
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "streamrec/pipeline.h"
+#include "streamrec/recommender.h"
+#include "streamrec/replay.h"
+#include "streamrec/segmenter.h"
+#include "streamrec/v1/state.pb.h"
+
+namespace streamrec {
+
+// Sums that the service keeps as totals; the metrics add what changed since the last call.
+struct ServiceTotals {
+  uint64_t rebalances = 0;
+  uint64_t consumer_errors = 0;
+  uint64_t pauses = 0;
+  uint64_t delivery_errors = 0;
+};
+
+class ServiceMetrics {
+ public:
+  ServiceMetrics(prometheus::Registry& registry, std::string input_topic, std::string version);
+
+  ServiceMetrics(const ServiceMetrics&) = delete;
+  ServiceMetrics& operator=(const ServiceMetrics&) = delete;
+
+  // One micro-batch of `records` records that took `seconds`.
+  void RecordBatch(const BatchResult& result, uint64_t records, double seconds);
+  // An output record Kafka acknowledged at wall-clock `now_ms`.
+  void RecordDelivered(const v1::OutboxRecord& record, int64_t now_ms);
+  // Consumer lag of `partition` (librdkafka statistics); Forget when it is revoked.
+  void SetConsumerLag(int32_t partition, int64_t lag);
+  void ForgetConsumerLag(int32_t partition);
+
+  void SetTotals(const ServiceTotals& totals);
+  void SetAssignedPartitions(size_t n) { assigned_->Set(static_cast<double>(n)); }
+  void SetOutboxPending(uint64_t n) { outbox_pending_->Set(static_cast<double>(n)); }
+  void SetEventTimeLag(double seconds) { event_time_lag_->Set(seconds); }
+  void SetReady(bool ready) { ready_->Set(ready ? 1 : 0); }
+  void SetStoreProperties(const std::map<std::string, uint64_t>& properties);
+  void SetSegmenterStats(const SegmenterStats& stats);
+  void SetAlsStats(uint64_t version, const ModelRefitStats& stats);
+  // Segment sizes and revenue from a scan; segments no longer present are dropped.
+  void SetSegmentProfiles(const std::vector<SegmentProfile>& profiles);
+  // A query API request answered with `code`; `route` is the pattern (bounded).
+  void CountHttpRequest(const std::string& route, int code);
+
+ private:
+  prometheus::Counter& LabelledCounter(prometheus::Family<prometheus::Counter>& family,
+                                       std::map<std::vector<std::string>, prometheus::Counter*>* cache,
+                                       const std::vector<std::string>& names,
+                                       const std::vector<std::string>& values);
+
+  const std::string input_topic_;
+
+  prometheus::Counter* events_consumed_;
+  prometheus::Counter* events_applied_;
+  prometheus::Family<prometheus::Counter>* invalid_family_;
+  std::map<std::vector<std::string>, prometheus::Counter*> invalid_;
+  prometheus::Counter* dead_letters_;
+  prometheus::Histogram* batch_records_;
+  prometheus::Histogram* batch_seconds_;
+  prometheus::Histogram* stage_decode_;
+  prometheus::Histogram* stage_state_;
+  prometheus::Histogram* stage_model_;
+  prometheus::Histogram* stage_recommend_;
+  prometheus::Histogram* stage_commit_;
+  prometheus::Gauge* event_time_lag_;
+  prometheus::Histogram* purchase_to_publish_;
+  prometheus::Family<prometheus::Gauge>* lag_family_;
+  std::map<int32_t, prometheus::Gauge*> lag_;
+  prometheus::Gauge* assigned_;
+  prometheus::Counter* rebalances_;
+  prometheus::Counter* consumer_errors_;
+  prometheus::Counter* pauses_;
+
+  prometheus::Gauge* outbox_pending_;
+  prometheus::Counter* delivered_list_;
+  prometheus::Counter* delivered_change_;
+  prometheus::Counter* delivered_dead_letter_;
+  prometheus::Counter* delivery_errors_;
+  prometheus::Counter* lists_published_;
+  prometheus::Counter* lists_unchanged_;
+  prometheus::Counter* lists_stale_refreshed_;
+
+  std::map<std::string, prometheus::Gauge*> store_;  // property -> gauge
+
+  prometheus::Gauge* segment_version_;
+  prometheus::Counter* segment_refits_ok_;
+  prometheus::Counter* segment_refits_failed_;
+  prometheus::Histogram* segment_refit_seconds_;
+  prometheus::Gauge* segment_refit_objective_;
+  prometheus::Gauge* segment_online_objective_;
+  prometheus::Gauge* segment_last_refit_;
+  prometheus::Family<prometheus::Counter>* transitions_family_;
+  std::map<std::vector<std::string>, prometheus::Counter*> transitions_;
+
+  prometheus::Gauge* als_version_;
+  prometheus::Counter* als_refits_ok_;
+  prometheus::Counter* als_refits_failed_;
+  prometheus::Histogram* als_refit_seconds_;
+
+  prometheus::Family<prometheus::Counter>* purchases_family_;
+  prometheus::Family<prometheus::Counter>* conversions_family_;
+  std::map<std::vector<std::string>, prometheus::Counter*> purchases_;
+  std::map<std::vector<std::string>, prometheus::Counter*> conversions_;
+
+  prometheus::Gauge* ready_;
+
+  std::mutex segments_mu_;  // guards the segment gauges
+  prometheus::Family<prometheus::Gauge>* segment_customers_family_;
+  prometheus::Family<prometheus::Gauge>* segment_revenue_family_;
+  std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> segments_;
+
+  std::mutex http_mu_;  // guards http_
+  prometheus::Family<prometheus::Counter>* http_family_;
+  std::map<std::vector<std::string>, prometheus::Counter*> http_;
+
+  ServiceTotals totals_;
+  SegmenterStats segmenter_;
+  ModelRefitStats als_;
+};
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_METRICS_SERVICE_METRICS_H_
