@@ -1,20 +1,33 @@
 // The analyst report: the HTML renderer on hand-made figures (rows, escaping, one SVG per plot,
-// self-contained, finite numbers, degenerate models) and the loader on an in-memory store.
+// self-contained, finite numbers, degenerate models), the loader on an in-memory store, the
+// `streamrec report` command's errors, and an end-to-end run: replay a slice of the real data,
+// write the report, render it with headless Chromium and check the screenshot is not blank.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <map>
 #include <regex>
+#include <set>
 #include <tuple>
 
 #include "streamrec/features.h"
 #include "streamrec/report.h"
 #include "streamrec/time_util.h"
 #include "streamrec/v1/state.pb.h"
+#include "testutil/png.h"
+#include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
 namespace {
+
+using testing::ProcessResult;
+using testing::RunProcess;
+using testing::StreamrecBinary;
+using testing::TempDir;
 
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
@@ -296,6 +309,138 @@ TEST(ReportLoadTest, RuleSegmentsWithoutAModelStillHaveTheirTable) {
   const std::string html = RenderReportHtml(data);
   EXPECT_NE(html.find(">Loyal</td><td>2</td><td>2</td><td>66.7%</td><td>400.00</td>"),
             std::string::npos);
+}
+
+// ---- the command and the end-to-end rendering ------------------------------------------------
+
+ProcessResult Replay(const std::string& input, const std::string& state,
+                     const std::map<std::string, std::string>& env = {}) {
+  return RunProcess(
+      {StreamrecBinary(), "replay", "--input", input, "--state-dir", state, "--quiet"}, env);
+}
+
+TEST(ReportCommandTest, RefusesWhatIsNotAStateAndWhatItCannotWrite) {
+  TempDir dir;
+  ProcessResult missing = RunProcess(
+      {StreamrecBinary(), "report", "--state-dir", dir.File("nope"), "--out", dir.File("r.html")});
+  EXPECT_TRUE(missing.exited && missing.exit_code != 0) << missing.output;
+  EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
+
+  std::filesystem::create_directory(dir.File("empty"));
+  ProcessResult not_state = RunProcess({StreamrecBinary(), "report", "--state-dir",
+                                        dir.File("empty"), "--out", dir.File("r.html")});
+  EXPECT_TRUE(not_state.exited && not_state.exit_code == 1) << not_state.output;
+  EXPECT_NE(not_state.output.find("not a streamrec state directory"), std::string::npos)
+      << not_state.output;
+  EXPECT_TRUE(std::filesystem::is_empty(dir.File("empty"))) << "no store created in it";
+
+  {
+    StoreOptions options;
+    options.path = dir.File("no-customers");
+    ASSERT_OK_AND_ASSIGN(store, OpenRocksStateStore(options));
+  }
+  ProcessResult no_customers = RunProcess({StreamrecBinary(), "report", "--state-dir",
+                                           dir.File("no-customers"), "--out", dir.File("r.html")});
+  EXPECT_TRUE(no_customers.exited && no_customers.exit_code == 1) << no_customers.output;
+  EXPECT_NE(no_customers.output.find("no customers"), std::string::npos) << no_customers.output;
+
+  // Rule segments: no model, still a report; an output path under a regular file fails.
+  testing::WriteFile(dir.File("events.csv"),
+                     "customer_id,item_id,timestamp,quantity,unit_price,amount,channel\n"
+                     "c1,A,2011-01-01 10:00:00,1,1.5,1.5,web\n"
+                     "c2,B,2011-01-02 10:00:00,2,3,6,web\n"
+                     "c1,B,2011-01-03 10:00:00,1,3,3,web\n");
+  ProcessResult replay = Replay(dir.File("events.csv"), dir.File("rules"),
+                                {{"STREAMREC_SEGMENTS__METHOD", "rules"}});
+  ASSERT_TRUE(replay.exited && replay.exit_code == 0) << replay.output;
+  ProcessResult rules = RunProcess({StreamrecBinary(), "report", "--state-dir", dir.File("rules"),
+                                    "--out", dir.File("rules.html")});
+  EXPECT_TRUE(rules.exited && rules.exit_code == 0) << rules.output;
+  EXPECT_NE(rules.output.find("model plots unavailable"), std::string::npos) << rules.output;
+  EXPECT_NE(rules.output.find("wrote " + dir.File("rules.html") + " ("), std::string::npos)
+      << rules.output;
+  const std::string html = testing::ReadFile(dir.File("rules.html"));
+  EXPECT_EQ(Count(html, "<tr><td class=\"name\">"), 2u) << html;
+  EXPECT_EQ(Count(html, "<svg "), 2u);
+
+  testing::WriteFile(dir.File("a-file"), "x");
+  ProcessResult unwritable = RunProcess({StreamrecBinary(), "report", "--state-dir",
+                                         dir.File("rules"), "--out", dir.File("a-file/r.html")});
+  EXPECT_TRUE(unwritable.exited && unwritable.exit_code == 1) << unwritable.output;
+  EXPECT_NE(unwritable.output.find("cannot write " + dir.File("a-file/r.html")),
+            std::string::npos)
+      << unwritable.output;
+}
+
+constexpr char kChromium[] = "/usr/bin/chromium";
+
+// Where the end-to-end test leaves its report and screenshot for a human to look at.
+std::string ArtefactDir() {
+  const char* base = std::getenv("TMPDIR");
+  const std::string dir =
+      std::string(base && *base ? base : "/tmp") + "/streamrec-report-chromium-test";
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Needs Chromium (scripts/setup.sh --tests installs it); fails without it, never skips.
+TEST(ReportChromiumTest, ReplayedStateRendersToANonBlankScreenshot) {
+  ASSERT_TRUE(std::filesystem::exists(kChromium))
+      << kChromium << " is missing: run `bash scripts/setup.sh --tests`";
+  TempDir dir;
+  const std::string state = dir.File("state");
+  testing::WriteRetailSlice(dir.File("slice.csv"), 20000);
+  ProcessResult replay = Replay(dir.File("slice.csv"), state);
+  ASSERT_TRUE(replay.exited && replay.exit_code == 0) << replay.output;
+
+  const std::string artefacts = ArtefactDir();
+  const std::string html_path = artefacts + "/report.html";
+  const std::string png_path = artefacts + "/report.png";
+  std::filesystem::remove(png_path);
+  ProcessResult report =
+      RunProcess({StreamrecBinary(), "report", "--state-dir", state, "--out", html_path});
+  ASSERT_TRUE(report.exited && report.exit_code == 0) << report.output;
+  EXPECT_NE(report.output.find("wrote " + html_path), std::string::npos) << report.output;
+  const std::string html = testing::ReadFile(html_path);
+  EXPECT_EQ(Count(html, "<svg "), 4u);
+  ExpectSelfContained(html);
+  ExpectFiniteNumbers(html);
+
+  // The library gives the same page as the command.
+  {
+    StoreOptions options;
+    options.path = state;
+    ASSERT_OK_AND_ASSIGN(store, OpenRocksStateStore(options));
+    ASSERT_OK_AND_ASSIGN(data, LoadReportData(store.get()));
+    ASSERT_TRUE(data.model.has_value());
+    EXPECT_GE(data.model->k, 3);
+    data.source = state;
+    EXPECT_EQ(RenderReportHtml(data) + "\n", html);
+  }
+
+  ProcessResult chromium = RunProcess(
+      {"/usr/bin/timeout", "60", kChromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+       "--no-first-run", "--disable-background-networking", "--disable-component-update",
+       "--disable-sync", "--user-data-dir=" + dir.File("chromium-profile"),
+       "--window-size=1280,2400", "--screenshot=" + png_path, "file://" + html_path});
+  ASSERT_TRUE(chromium.exited && chromium.exit_code == 0) << chromium.output;
+  std::cout << "report: " << html_path << "\nscreenshot: " << png_path << std::endl;
+  RecordProperty("screenshot", png_path);
+
+  ASSERT_OK_AND_ASSIGN(png, testing::DecodePngFile(png_path));
+  EXPECT_EQ(png.width, 1280u);
+  EXPECT_EQ(png.height, 2400u);
+  std::set<uint32_t> colours(png.pixels.begin(), png.pixels.end());
+  size_t non_white = 0, saturated = 0;
+  for (uint32_t p : png.pixels) {
+    const int r = p >> 16, g = (p >> 8) & 0xff, b = p & 0xff;
+    if (r < 240 || g < 240 || b < 240) ++non_white;
+    if (std::max({r, g, b}) - std::min({r, g, b}) > 80) ++saturated;  // bars, cells, bubbles
+  }
+  const double n = static_cast<double>(png.pixels.size());
+  EXPECT_GT(colours.size(), 100u) << png_path;
+  EXPECT_GT(non_white / n, 0.05) << png_path;
+  EXPECT_GT(saturated / n, 0.01) << png_path;
 }
 
 }  // namespace
