@@ -268,6 +268,7 @@ table { border-collapse: collapse; font-size: 13px; width: 100%; }
 th, td { padding: 5px 8px; border-bottom: 1px solid #e3e3e3; text-align: right; vertical-align: top; }
 th { background: #f4f6f8; font-weight: 600; }
 td.name, th.name, td.action, th.action { text-align: left; }
+td.name { white-space: nowrap; }
 td.action { min-width: 300px; max-width: 420px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 .how { color: #555; font-size: 13px; margin: 4px 0 0; }
