@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 
-#include "file_io.h"
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
@@ -29,11 +28,7 @@ const std::string& Slice() {
   static const TempDir dir;
   static const std::string path = [] {
     std::string out = dir.File("online_retail_slice.csv");
-    auto reader = LineReader::Open(testing::SharedDataDir() + "/online_retail/events.csv.gz");
-    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
-    std::ofstream file(out);
-    std::string line;
-    for (int i = 0; i <= kSliceLines && (*reader)->Next(&line); ++i) file << line << "\n";
+    testing::WriteRetailSlice(out, kSliceLines);
     return out;
   }();
   return path;

@@ -110,6 +110,12 @@ struct FeaturesArgs {
 };
 void AddFeaturesCommand(CLI::App& app, FeaturesArgs* args, int* exit_code);
 
+struct ReportArgs {
+  std::string state_dir;
+  std::string out;
+};
+void AddReportCommand(CLI::App& app, ReportArgs* args, int* exit_code);
+
 }  // namespace streamrec::cli
 
 #endif  // STREAMREC_SRC_CLI_COMMANDS_H_

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   streamrec::cli::RefitArgs refit;
   streamrec::cli::SegmentsArgs segments;
   streamrec::cli::FeaturesArgs features;
+  streamrec::cli::ReportArgs report;
   streamrec::cli::AddReplayCommand(app, &replay, &exit_code);
   streamrec::cli::AddGenerateCommand(app, &generate, &exit_code);
   streamrec::cli::AddDemoCommand(app, &demo, &exit_code);
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   streamrec::cli::AddRefitCommand(app, &refit, &exit_code);
   streamrec::cli::AddSegmentsCommand(app, &segments, &exit_code);
   streamrec::cli::AddFeaturesCommand(app, &features, &exit_code);
+  streamrec::cli::AddReportCommand(app, &report, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,27 +1,17 @@
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <map>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "json_writer.h"
 #include "streamrec/kmeans_segmenter.h"
+#include "streamrec/report.h"
 
 namespace streamrec::cli {
 
 namespace {
-
-// "YYYY-MM-DD" of a day number (days since the epoch, UTC).
-std::string FormatEventDay(int64_t day) {
-  const std::time_t t = static_cast<std::time_t>(day * 86400);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
-  return buf;
-}
-
 
 int RunSegmentsCommand(const SegmentsArgs& args) {
   StoreOptions store_options;
@@ -31,43 +21,20 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
     std::fprintf(stderr, "streamrec segments: %s\n", store.status().ToString().c_str());
     return kExitFailure;
   }
-  auto profiles = ProfileSegments(store->get());
-  if (!profiles.ok()) {
-    std::fprintf(stderr, "streamrec segments: %s\n", profiles.status().ToString().c_str());
+  auto overview_or = LoadSegmentOverview(store->get());
+  if (!overview_or.ok()) {
+    std::fprintf(stderr, "streamrec segments: %s\n", overview_or.status().ToString().c_str());
     return kExitFailure;
   }
-  std::map<int32_t, SegmentProfile> by_cluster;
-  double total_revenue = 0;
-  uint64_t total_customers = 0;
-  for (const SegmentProfile& p : *profiles) {
-    by_cluster[p.cluster] = p;
-    total_revenue += p.revenue;
-    total_customers += p.customers;
-  }
-
-  auto proto = LoadStoredModel(store->get());
-  std::shared_ptr<const SegmentModelVersion> model;
-  if (proto.ok()) {
-    auto m = SegmentModelVersion::FromProto(*proto);
-    if (m.ok()) model = *m;
-  }
-
-  // The transition matrix (moves summed over the stored window of event-time days).
-  std::map<std::pair<int32_t, int32_t>, uint64_t> transitions;
-  std::string first_day, last_day;
-  if (proto.ok()) {
-    transitions = SumTransitions(*proto);
-    if (proto->transitions_size() > 0) {
-      first_day = FormatEventDay(proto->transitions(0).day());
-      last_day = FormatEventDay(proto->transitions(proto->transitions_size() - 1).day());
-    }
-  }
-  auto name_of = [&](int32_t id) -> std::string {
-    const int row = model ? model->RowOf(id) : -1;
-    if (row >= 0) return model->names[row];
-    auto it = by_cluster.find(id);
-    return it != by_cluster.end() ? it->second.segment : "#" + std::to_string(id);
-  };
+  const SegmentOverview& overview = *overview_or;
+  const std::vector<SegmentProfile>& profiles = overview.profiles;
+  const double total_revenue = overview.total_revenue;
+  const uint64_t total_customers = overview.total_customers;
+  const std::optional<v1::SegmentModel>& proto = overview.proto;
+  const std::shared_ptr<const SegmentModelVersion>& model = overview.model;
+  const auto& transitions = overview.transitions;
+  const std::string& first_day = overview.transitions_first_day;
+  const std::string& last_day = overview.transitions_last_day;
 
   if (args.json) {
     JsonWriter w;
@@ -82,8 +49,8 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
         .Double(model && model->proto.fit_points() > 0
                     ? model->proto.objective() / model->proto.fit_points()
                     : 0);
-    w.Key("online_objective").Double(proto.ok() ? proto->online_objective() : 0);
-    w.Key("online_points").Uint(proto.ok() ? proto->online_points() : 0);
+    w.Key("online_objective").Double(proto ? proto->online_objective() : 0);
+    w.Key("online_points").Uint(proto ? proto->online_points() : 0);
     w.Key("births_total").Uint(model ? model->proto.births_total() : 0);
     w.Key("deaths_total").Uint(model ? model->proto.deaths_total() : 0);
     w.Key("features").BeginArray();
@@ -110,7 +77,7 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
     w.Key("customers").Uint(total_customers);
     w.Key("revenue").Double(total_revenue);
     w.Key("segments").BeginArray();
-    for (const auto& [id, p] : by_cluster) {
+    for (const SegmentProfile& p : profiles) {
       w.BeginObject();
       w.Key("cluster").Int(p.cluster);
       w.Key("segment").String(p.segment);
@@ -149,9 +116,9 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
     for (const auto& [move, count] : transitions) {
       w.BeginObject();
       w.Key("from").Int(move.first);
-      w.Key("from_segment").String(name_of(move.first));
+      w.Key("from_segment").String(overview.NameOf(move.first));
       w.Key("to").Int(move.second);
-      w.Key("to_segment").String(name_of(move.second));
+      w.Key("to_segment").String(overview.NameOf(move.second));
       w.Key("count").Uint(count);
       w.EndObject();
     }
@@ -180,7 +147,7 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
   }
   std::printf("%-8s %-20s %9s %7s %14s %7s %10s %8s %11s  %s\n", "cluster", "segment", "customers",
               "share", "revenue", "rev%", "recency_d", "baskets", "spend/cust", "channels");
-  for (const auto& [id, p] : by_cluster) {
+  for (const SegmentProfile& p : profiles) {
     std::string mix;
     for (const auto& [name, share] : p.channel_mix) {
       char buf[64];
@@ -196,8 +163,8 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
   }
   if (model) {
     std::printf("\nactions:\n");
-    for (const auto& [id, p] : by_cluster) {
-      const int row = model->RowOf(id);
+    for (const SegmentProfile& p : profiles) {
+      const int row = model->RowOf(p.cluster);
       if (row >= 0 && !model->actions[row].empty()) {
         std::printf("  %-20s %s\n", model->names[row].c_str(), model->actions[row].c_str());
       }
@@ -210,7 +177,7 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
   }
   std::printf(", event-time days %s .. %s:\n", first_day.c_str(), last_day.c_str());
   std::vector<int32_t> ids;
-  for (const auto& [id, p] : by_cluster) ids.push_back(id);
+  for (const SegmentProfile& p : profiles) ids.push_back(p.cluster);
   for (const auto& [move, count] : transitions) {
     ids.push_back(move.first);
     ids.push_back(move.second);
@@ -221,7 +188,7 @@ int RunSegmentsCommand(const SegmentsArgs& args) {
   for (int32_t to : ids) std::printf(" %9d", to);
   std::printf("\n");
   for (int32_t from : ids) {
-    std::printf("%-4d %-19.19s", from, name_of(from).c_str());
+    std::printf("%-4d %-19.19s", from, overview.NameOf(from).c_str());
     for (int32_t to : ids) {
       auto it = transitions.find({from, to});
       if (it == transitions.end()) {

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "file_io.h"
+
 namespace streamrec::testing {
 
 TempDir::TempDir() {
@@ -33,6 +35,16 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+void WriteRetailSlice(const std::string& path, int events) {
+  auto reader = LineReader::Open(SharedDataDir() + "/online_retail/events.csv.gz");
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  std::ofstream file(path);
+  ASSERT_TRUE(file.good()) << "cannot write " << path;
+  std::string line;
+  for (int i = 0; i <= events && (*reader)->Next(&line); ++i) file << line << "\n";
+  ASSERT_TRUE((*reader)->status().ok()) << (*reader)->status().ToString();
 }
 
 PurchaseEvent Purchase(const std::string& customer, const std::string& item, int64_t time_ms,

@@ -47,6 +47,9 @@ std::string SharedDataDir();
 // Writes `content` to `path`; fails the test on error.
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
+// Writes the header and the first `events` lines of ../shared/data/online_retail/events.csv.gz
+// to `path` (plain CSV); fails the test on error.
+void WriteRetailSlice(const std::string& path, int events);
 
 // One unit of `item` bought by `customer` at `time_ms`, at `price` (nullopt: unpriced).
 PurchaseEvent Purchase(const std::string& customer, const std::string& item, int64_t time_ms,
