@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   streamrec::cli::RefitArgs refit;
   streamrec::cli::SegmentsArgs segments;
   streamrec::cli::FeaturesArgs features;
+  streamrec::cli::ProduceArgs produce;
   streamrec::cli::AddReplayCommand(app, &replay, &exit_code);
   streamrec::cli::AddGenerateCommand(app, &generate, &exit_code);
   streamrec::cli::AddDemoCommand(app, &demo, &exit_code);
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   streamrec::cli::AddRefitCommand(app, &refit, &exit_code);
   streamrec::cli::AddSegmentsCommand(app, &segments, &exit_code);
   streamrec::cli::AddFeaturesCommand(app, &features, &exit_code);
+  streamrec::cli::AddProduceCommand(app, &produce, &exit_code);
 
   try {
     app.parse(argc, argv);
