@@ -70,6 +70,16 @@ struct MockKafkaArgs {
 };
 void AddMockKafkaCommand(CLI::App& app, MockKafkaArgs* args, int* exit_code);
 
+struct ProduceArgs {
+  std::string config_path;
+  std::string brokers;   // "": kafka.brokers of the configuration
+  std::string topic;     // "": kafka.input_topic of the configuration
+  std::string input;
+  double rate = 0;       // events/s; 0: as fast as possible
+  double timeout_s = 30; // wait for a broker and the topic at most this long
+};
+void AddProduceCommand(CLI::App& app, ProduceArgs* args, int* exit_code);
+
 struct ConfigArgs {
   bool print_defaults = false;
   std::string check;

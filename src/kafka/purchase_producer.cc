@@ -1,5 +1,6 @@
 #include "kafka/purchase_producer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -9,8 +10,9 @@
 
 namespace streamrec {
 
-StatusOr<std::unique_ptr<PurchaseProducer>> PurchaseProducer::Create(const std::string& brokers,
-                                                                     const std::string& topic) {
+StatusOr<std::unique_ptr<PurchaseProducer>> PurchaseProducer::Create(
+    const std::string& brokers, const std::string& topic,
+    const std::map<std::string, std::string>& properties) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string error;
   if (conf->set("bootstrap.servers", brokers, error) != RdKafka::Conf::CONF_OK ||
@@ -18,6 +20,11 @@ StatusOr<std::unique_ptr<PurchaseProducer>> PurchaseProducer::Create(const std::
       conf->set("queue.buffering.max.messages", "1000000", error) != RdKafka::Conf::CONF_OK ||
       conf->set("enable.idempotence", "true", error) != RdKafka::Conf::CONF_OK) {
     return Status::InvalidArgument("purchase producer: " + error);
+  }
+  for (const auto& [key, value] : properties) {
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      return Status::InvalidArgument("purchase producer: " + key + ": " + error);
+    }
   }
   auto p = std::make_unique<PurchaseProducer>();
   p->producer_.reset(RdKafka::Producer::create(conf.get(), error));
@@ -73,33 +80,102 @@ StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string&
                                   const std::string& csv_path, double rate,
                                   const std::atomic<bool>& stop, const Clock* clock,
                                   const std::function<uint64_t()>& consumed, uint64_t max_ahead) {
-  auto reader = LineReader::Open(csv_path);
+  CsvFeedOptions options;
+  options.brokers = brokers;
+  options.topic = topic;
+  options.csv_path = csv_path;
+  options.rate = rate;
+  options.consumed = consumed;
+  options.max_ahead = max_ahead;
+  return ProduceCsvFeed(options, stop, clock);
+}
+
+StatusOr<uint64_t> ProduceCsvFeed(const CsvFeedOptions& options, const std::atomic<bool>& stop,
+                                  const Clock* clock) {
+  auto reader = LineReader::Open(options.csv_path);
   if (!reader.ok()) return reader.status();
   std::string line;
-  if (!(*reader)->Next(&line)) return Status::InvalidArgument("'" + csv_path + "' is empty");
+  if (!(*reader)->Next(&line)) return Status::InvalidArgument("'" + options.csv_path + "' is empty");
   auto decoder = NewCsvDecoder(DecoderOptions(), line);
   if (!decoder.ok()) return decoder.status();
-  auto producer = PurchaseProducer::Create(brokers, topic);
+  auto producer = PurchaseProducer::Create(options.brokers, options.topic,
+                                           options.producer_properties);
   if (!producer.ok()) return producer.status();
   const int64_t start = clock->NowMicros();
   uint64_t n = 0;
+  uint64_t skipped = 0;
   PurchaseEvent event;
   while (!stop.load() && (*reader)->Next(&line)) {
-    if (!(*decoder)->Decode(line, &event).ok()) continue;
+    if (!(*decoder)->Decode(line, &event).ok()) {
+      ++skipped;
+      continue;
+    }
     STREAMREC_RETURN_IF_ERROR((*producer)->Produce(event));
     ++n;
-    while (consumed && n > consumed() + max_ahead && !stop.load()) {
+    while (options.consumed && n > options.consumed() + options.max_ahead && !stop.load()) {
       (*producer)->Poll(10);
     }
-    if (rate > 0 && n % 100 == 0) {
-      int64_t due = start + static_cast<int64_t>(n / rate * 1e6);
+    if (options.on_progress && (n + skipped) % 1000 == 0) options.on_progress(n, skipped);
+    if (options.rate > 0 && n % 100 == 0) {
+      int64_t due = start + static_cast<int64_t>(n / options.rate * 1e6);
       int64_t now = clock->NowMicros();
       if (due > now) std::this_thread::sleep_for(std::chrono::microseconds(due - now));
     }
   }
   STREAMREC_RETURN_IF_ERROR((*reader)->status());
-  STREAMREC_RETURN_IF_ERROR((*producer)->Flush(60000));
+  STREAMREC_RETURN_IF_ERROR((*producer)->Flush(options.flush_timeout_ms));
+  if (options.on_progress) options.on_progress(n, skipped);
   return n;
+}
+
+StatusOr<int> WaitForTopic(const std::string& brokers, const std::string& topic, int timeout_ms,
+                           const std::map<std::string, std::string>& properties) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  // Connection failures are reported once, in the returned Status, not logged on every retry.
+  if (conf->set("bootstrap.servers", brokers, error) != RdKafka::Conf::CONF_OK ||
+      conf->set("log_level", "2", error) != RdKafka::Conf::CONF_OK) {
+    return Status::InvalidArgument("bootstrap.servers '" + brokers + "': " + error);
+  }
+  for (const auto& [key, value] : properties) {
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      return Status::InvalidArgument(key + ": " + error);
+    }
+  }
+  std::unique_ptr<RdKafka::Producer> client(RdKafka::Producer::create(conf.get(), error));
+  if (!client) return Status::IOError("Kafka client: " + error);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string last_error = "no answer";
+  bool brokers_answered = false;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    // All topics: asking for one would let a broker with auto-creation create it.
+    RdKafka::Metadata* raw = nullptr;
+    RdKafka::ErrorCode err =
+        client->metadata(/*all_topics=*/true, nullptr, &raw, static_cast<int>(std::min<int64_t>(left, 5000)));
+    std::unique_ptr<RdKafka::Metadata> metadata(raw);
+    if (err == RdKafka::ERR_NO_ERROR && metadata) {
+      brokers_answered = true;
+      for (const RdKafka::TopicMetadata* t : *metadata->topics()) {
+        if (t->topic() == topic && t->err() == RdKafka::ERR_NO_ERROR && !t->partitions()->empty()) {
+          return static_cast<int>(t->partitions()->size());
+        }
+      }
+      last_error = "topic not in the cluster's metadata";
+      client->poll(200);  // the topic may be being created: ask again shortly
+    } else {
+      last_error = RdKafka::err2str(err);
+      client->poll(200);  // no busy loop when the brokers refuse connections at once
+    }
+  }
+  if (brokers_answered) {
+    return Status::NotFound("topic '" + topic + "' does not exist on " + brokers + " (waited " +
+                            std::to_string(timeout_ms) + " ms)");
+  }
+  return Status::IOError("no Kafka broker reachable at " + brokers + " within " +
+                         std::to_string(timeout_ms) + " ms (" + last_error + ")");
 }
 
 }  // namespace streamrec

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -18,8 +19,10 @@ namespace streamrec {
 
 class PurchaseProducer {
  public:
-  static StatusOr<std::unique_ptr<PurchaseProducer>> Create(const std::string& brokers,
-                                                            const std::string& topic);
+  // `properties`: further librdkafka settings (SASL/SSL: the configuration's kafka.producer.*).
+  static StatusOr<std::unique_ptr<PurchaseProducer>> Create(
+      const std::string& brokers, const std::string& topic,
+      const std::map<std::string, std::string>& properties = {});
   // Encodes `event` as streamrec.v1.PurchaseEvent and produces it (retries on a full queue).
   Status Produce(const PurchaseEvent& event);
   // Produces raw bytes (malformed records for tests).
@@ -47,6 +50,33 @@ StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string&
                                   const std::atomic<bool>& stop, const Clock* clock,
                                   const std::function<uint64_t()>& consumed = nullptr,
                                   uint64_t max_ahead = 50000);
+
+// The same with every knob: what `streamrec produce` uses.
+struct CsvFeedOptions {
+  std::string brokers;   // bootstrap.servers
+  std::string topic;
+  std::string csv_path;  // canonical CSV with a header, plain or gzip
+  double rate = 0;       // events/s; 0: as fast as possible
+  // Further librdkafka producer settings (SASL/SSL), as kafka.producer.* in the configuration.
+  std::map<std::string, std::string> producer_properties;
+  // As above: production waits while more than `max_ahead` events ahead of `consumed()`.
+  std::function<uint64_t()> consumed;
+  uint64_t max_ahead = 50000;
+  // Called every 1,000 lines and once at the end with the events produced so far and the lines
+  // skipped because they do not decode (a feed with bad lines is produced without them).
+  std::function<void(uint64_t produced, uint64_t skipped)> on_progress;
+  // Waits at most this long for the final flush (every record acknowledged), ms.
+  int flush_timeout_ms = 60000;
+};
+StatusOr<uint64_t> ProduceCsvFeed(const CsvFeedOptions& options, const std::atomic<bool>& stop,
+                                  const Clock* clock);
+
+// Waits until a broker of `brokers` answers and `topic` exists, for at most `timeout_ms`;
+// returns the topic's partition count. Unavailable brokers give an IOError naming them and the
+// last client error; a topic that never appears gives NotFound. Blocks in librdkafka's
+// metadata requests (no sleeping).
+StatusOr<int> WaitForTopic(const std::string& brokers, const std::string& topic, int timeout_ms,
+                           const std::map<std::string, std::string>& properties = {});
 
 }  // namespace streamrec
 
