@@ -2,12 +2,19 @@
 // dead letters, a crash and restart, a rebalance, and a broker outage. The reference for every
 // run is a file replay of the same events: the customer-state digest is independent of
 // partitioning and batch cuts, so a correct service run must reproduce it exactly.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <librdkafka/rdkafkacpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <poll.h>
 
+#include <chrono>
 #include <csignal>
+#include <sstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -21,6 +28,7 @@
 #include "streamrec/replay.h"
 #include "streamrec/service.h"
 #include "streamrec/v1/events.pb.h"
+#include "testutil/deploy_files.h"
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
@@ -207,6 +215,212 @@ class KafkaServiceTest : public ::testing::Test {
 
   std::unique_ptr<MockKafkaCluster> cluster_;
 };
+
+// GET http://127.0.0.1:port/path: status (-1 when nothing answered) and body.
+int HttpGet(int port, const std::string& path, std::string* body) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  auto res = client.Get(path.c_str());
+  if (!res) return -1;
+  *body = res->body;
+  return res->status;
+}
+
+// Metric names present on a /metrics page: sample names, with a histogram's _bucket, _sum and
+// _count series counted under the histogram's name.
+std::set<std::string> ExportedMetricNames(const std::string& text) {
+  std::set<std::string> histograms, names;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# TYPE ", 0) == 0 && line.size() > 10 &&
+        line.compare(line.size() - 10, 10, " histogram") == 0) {
+      histograms.insert(line.substr(7, line.size() - 17));
+    }
+    if (line.empty() || line[0] == '#') continue;
+    std::string name = line.substr(0, line.find_first_of("{ "));
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string s(suffix);
+      if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0 &&
+          histograms.count(name.substr(0, name.size() - s.size())) > 0) {
+        name.resize(name.size() - s.size());
+      }
+    }
+    names.insert(name);
+  }
+  return names;
+}
+
+// The sum of every sample of `name` (any labels) on a /metrics page; -1 when there is none.
+double MetricSum(const std::string& text, const std::string& name) {
+  double sum = 0;
+  bool found = false;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    if (line[name.size()] != ' ' && line[name.size()] != '{') continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+    found = true;
+  }
+  return found ? sum : -1;
+}
+
+// A free TCP port on 127.0.0.1 (for a server that cannot be told to pick one itself).
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// Polls `check` until it holds or `timeout_ms` passes (each call does real I/O, so no sleep).
+bool PollUntil(const std::function<bool()>& check, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (check()) return true;
+    std::this_thread::yield();
+  }
+  return check();
+}
+
+// A running service seen the way its operators see it: every metric the Grafana dashboards and
+// the alert rules query is on /metrics with the right figures, the query API answers from the
+// live state, POST /v1/refit re-fits, and a real Prometheus server scrapes it.
+TEST_F(KafkaServiceTest, MetricsQueryApiAndPrometheusOnALiveService) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2500));
+  auto producer = PurchaseProducer::Create(cluster_->bootstrap(), "purchases");
+  ASSERT_TRUE(producer.ok());
+  ASSERT_OK((*producer)->ProduceRaw("k1", std::string("\xff\xff\xff\x01garbage", 11)));
+  ASSERT_OK((*producer)->Flush(kWaitMs));
+  ServiceOptions options = Options(dir.File("state"), "ops", feed);
+  options.config.kafka.statistics_interval_ms = 200;
+  options.config.metrics.segment_scan_interval_s = 1;
+  options.config.http.refit_token = "t0ken";
+  auto service = Service::Create(std::move(options));
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  EXPECT_TRUE(WaitDone(service->get(), 2501));
+  const ServiceStats stats = (*service)->stats();
+  ASSERT_GT(stats.metrics_port, 0);
+  ASSERT_GT(stats.http_port, 0);
+
+  std::set<std::string> first_customers;
+  for (size_t i = 0; i < 2500; ++i) first_customers.insert(feed.events[i].customer_id);
+  const double customers = static_cast<double>(first_customers.size());
+  std::string body;
+  ASSERT_EQ(HttpGet(stats.http_port, "/healthz", &body), 200) << body;  // counted on /metrics
+
+  // 1. Every name the deployment queries is exported (the segment scan and the consumer lag
+  //    arrive within a second or two of the batches).
+  const std::set<std::string> wanted = testing::DeployMetricNames(STREAMREC_SOURCE_DIR);
+  ASSERT_GT(wanted.size(), 30u);
+  std::string text;
+  std::set<std::string> missing;
+  PollUntil([&] {
+    if (HttpGet(stats.metrics_port, "/metrics", &text) != 200) return false;
+    const std::set<std::string> exported = ExportedMetricNames(text);
+    missing.clear();
+    for (const std::string& name : wanted) {
+      if (exported.count(name) == 0) missing.insert(name);
+    }
+    // Gauges are refreshed once a second: wait for the figures of the finished run.
+    return missing.empty() && MetricSum(text, "streamrec_segment_customers") == customers &&
+           MetricSum(text, "streamrec_outbox_pending_records") == 0 &&
+           MetricSum(text, "streamrec_consumer_lag_messages") == 0;
+  }, kWaitMs);
+  std::string names;
+  for (const std::string& m : missing) names += " " + m;
+  EXPECT_TRUE(missing.empty()) << "used by deploy/ but not exported:" << names;
+  EXPECT_EQ(MetricSum(text, "streamrec_events_consumed_total"), 2501);
+  EXPECT_EQ(MetricSum(text, "streamrec_events_applied_total"), 2500);
+  EXPECT_EQ(MetricSum(text, "streamrec_dead_letters_total"), 1);
+  EXPECT_EQ(MetricSum(text, "streamrec_invalid_events_total"), 1);
+  EXPECT_EQ(MetricSum(text, "streamrec_lists_published_total"), stats.lists_published);
+  EXPECT_EQ(MetricSum(text, "streamrec_output_records_total"), stats.delivered);
+  EXPECT_EQ(MetricSum(text, "streamrec_outbox_pending_records"), 0);
+  EXPECT_EQ(MetricSum(text, "streamrec_segment_customers"), customers);
+  EXPECT_EQ(MetricSum(text, "streamrec_consumer_lag_messages"), 0);
+  EXPECT_EQ(MetricSum(text, "streamrec_assigned_partitions"), kPartitions);
+  EXPECT_EQ(MetricSum(text, "streamrec_ready"), 1);
+  EXPECT_GT(MetricSum(text, "streamrec_purchases_total"), 0);
+  EXPECT_GE(MetricSum(text, "streamrec_purchases_total"), MetricSum(text, "streamrec_conversions_total"));
+  EXPECT_GT(MetricSum(text, "streamrec_purchase_to_publish_seconds_count"), 0);
+  EXPECT_EQ(text.find("customer_id"), std::string::npos) << "labels never carry customer ids";
+
+  // 2. The query API on the live state.
+  const std::string& customer = feed.events[0].customer_id;
+  ASSERT_EQ(HttpGet(stats.http_port, "/v1/customers/" + customer, &body), 200) << body;
+  for (const char* field : {"\"segment\":", "\"rfm\":", "\"features\":", "\"group\":",
+                            "\"list\":{\"version\":", "\"reason\":", "\"strategy\":"}) {
+    EXPECT_NE(body.find(field), std::string::npos) << field << " in " << body;
+  }
+  EXPECT_EQ(HttpGet(stats.http_port, "/v1/customers/nobody-at-all", &body), 404);
+  EXPECT_EQ(HttpGet(stats.http_port, "/v1/segments", &body), 200);
+  EXPECT_NE(body.find("\"customers\":" + std::to_string(first_customers.size()) + ","),
+            std::string::npos) << body;
+  EXPECT_EQ(HttpGet(stats.http_port, "/v1/model", &body), 200);
+  EXPECT_NE(body.find("\"centres\":[{"), std::string::npos) << body;
+  EXPECT_EQ(HttpGet(stats.http_port, "/readyz", &body), 200) << body;
+  EXPECT_EQ(HttpGet(stats.http_port, "/healthz", &body), 200) << body;
+
+  // 3. POST /v1/refit: refused without the token; with it, the next batch re-fits.
+  httplib::Client api("127.0.0.1", stats.http_port);
+  auto refused = api.Post("/v1/refit", "", "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  ASSERT_EQ(HttpGet(stats.http_port, "/v1/model", &body), 200);
+  const std::string before = body.substr(body.find("\"version\":"), 14);
+  auto accepted = api.Post("/v1/refit", {{"Authorization", "Bearer t0ken"}}, "", "application/json");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 202) << accepted->body;
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2500, 3000));
+  EXPECT_TRUE(WaitDone(service->get(), 3001));
+  EXPECT_TRUE(PollUntil([&] {
+    return HttpGet(stats.http_port, "/v1/model", &body) == 200 &&
+           body.find("\"refit_requested\":false") != std::string::npos &&
+           body.substr(body.find("\"version\":"), 14) != before;
+  }, kWaitMs)) << before << " -> " << body;
+
+  // 4. A real Prometheus server scrapes it.
+  const int prometheus_port = FreeLoopbackPort();
+  ASSERT_GT(prometheus_port, 0);
+  testing::WriteFile(dir.File("prometheus.yml"),
+                     "global:\n  scrape_interval: 1s\n"
+                     "scrape_configs:\n  - job_name: streamrec\n    static_configs:\n"
+                     "      - targets: ['127.0.0.1:" + std::to_string(stats.metrics_port) + "']\n");
+  testing::BackgroundProcess prometheus(
+      {"/usr/bin/prometheus", "--config.file=" + dir.File("prometheus.yml"),
+       "--storage.tsdb.path=" + dir.File("prometheus-data"),
+       "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)});
+  std::string answer;
+  const bool scraped = PollUntil([&] {
+    return HttpGet(prometheus_port, "/api/v1/query?query=streamrec_events_consumed_total",
+                   &answer) == 200 &&
+           answer.find("\"value\":[") != std::string::npos;
+  }, kWaitMs);
+  EXPECT_TRUE(scraped) << answer << "\n" << prometheus.Output();
+  EXPECT_NE(answer.find("\"3001\"]"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\"job\":\"streamrec\""), std::string::npos) << answer;
+  ASSERT_EQ(HttpGet(prometheus_port, "/api/v1/query?query=up%7Bjob%3D%22streamrec%22%7D", &answer), 200);
+  EXPECT_NE(answer.find("\"1\"]"), std::string::npos) << answer;
+
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+}
 
 TEST_F(KafkaServiceTest, EndToEndWithDeadLetters) {
   TempDir dir;

@@ -45,6 +45,12 @@ class HttpApiImpl : public HttpApi {
     const int threads = config.threads;
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(kMaxPayloadBytes);
+    // httplib's default also sets SO_REUSEPORT, which lets a second process bind the same port
+    // and silently take half the requests: keep only SO_REUSEADDR (fast restarts).
+    server_.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
     Routes();
     if (port == 0) {
       port_ = server_.bind_to_any_port(host);

@@ -1,0 +1,197 @@
+// The query API's routing, input checks, authentication and error shapes, against a fake
+// backend on a free loopback port.
+#include "http/http_api.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+class FakeBackend : public QueryBackend {
+ public:
+  HttpReply Customer(const std::string& id) override {
+    if (id == "boom") throw std::runtime_error("disk on fire");
+    if (id != "c1") return {404, JsonError("unknown customer '" + id + "'")};
+    return {200, R"({"customer_id":"c1"})"};
+  }
+  HttpReply Segments() override { return {200, R"({"segments":[]})"}; }
+  HttpReply Model() override { return {200, R"({"version":3})"}; }
+  HttpReply Refit() override {
+    ++refits;
+    return {202, R"({"status":"re-fit requested"})"};
+  }
+  bool Healthy(std::string* why) override {
+    if (!healthy) *why = "stalled";
+    return healthy.load();
+  }
+  bool Ready(std::string* why) override {
+    if (!ready) *why = "waiting for the consumer group assignment";
+    return ready.load();
+  }
+  std::atomic<int> refits{0};
+  std::atomic<bool> healthy{true};
+  std::atomic<bool> ready{false};
+};
+
+class HttpApiTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& token) {
+    HttpConfig config;
+    config.listen = "127.0.0.1:0";
+    config.refit_token = token;
+    auto api = HttpApi::Start(config, &backend_, [this](const std::string& route, int status) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++counted_[route + " " + std::to_string(status)];
+    });
+    ASSERT_TRUE(api.ok()) << api.status().ToString();
+    api_ = std::move(api).value();
+    ASSERT_GT(api_->port(), 0);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", api_->port());
+    client_->set_connection_timeout(5);
+    client_->set_read_timeout(5);
+  }
+
+  // status, after checking every answer is JSON.
+  int Get(const std::string& path, std::string* body = nullptr) {
+    auto res = client_->Get(path.c_str());
+    EXPECT_TRUE(res) << path;
+    if (!res) return -1;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json") << path;
+    EXPECT_EQ(res->body.front(), '{') << path << ": " << res->body;
+    if (body != nullptr) *body = res->body;
+    return res->status;
+  }
+
+  int PostRefit(const httplib::Headers& headers, std::string* body = nullptr,
+                std::string* authenticate = nullptr) {
+    auto res = client_->Post("/v1/refit", headers, "", "application/json");
+    EXPECT_TRUE(res);
+    if (!res) return -1;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    if (body != nullptr) *body = res->body;
+    if (authenticate != nullptr) *authenticate = res->get_header_value("WWW-Authenticate");
+    return res->status;
+  }
+
+  int Counted(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return counted_[key];
+  }
+
+  FakeBackend backend_;
+  std::unique_ptr<HttpApi> api_;
+  std::unique_ptr<httplib::Client> client_;
+  std::mutex mu_;
+  std::map<std::string, int> counted_;
+};
+
+TEST_F(HttpApiTest, CustomersAreFoundOrAnswered404And400) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::string body;
+  EXPECT_EQ(Get("/v1/customers/c1", &body), 200);
+  EXPECT_EQ(body, R"({"customer_id":"c1"})");
+  EXPECT_EQ(Get("/v1/customers/c2", &body), 404);
+  EXPECT_NE(body.find(R"("error":"unknown customer 'c2'")"), std::string::npos) << body;
+  // Bad ids never reach the backend.
+  EXPECT_EQ(Get("/v1/customers/", &body), 400);
+  EXPECT_NE(body.find("bad customer id"), std::string::npos) << body;
+  EXPECT_EQ(Get("/v1/customers/a%01b", &body), 400);
+  EXPECT_EQ(Get("/v1/customers/a/b", &body), 400);
+  EXPECT_EQ(Get("/v1/customers/" + std::string(257, 'x'), &body), 400);
+  EXPECT_EQ(Get("/v1/customers/" + std::string(256, 'x'), &body), 404);
+  EXPECT_EQ(Counted("/v1/customers/{id} 200"), 1);
+  EXPECT_EQ(Counted("/v1/customers/{id} 404"), 2);
+  EXPECT_EQ(Counted("/v1/customers/{id} 400"), 4);
+}
+
+TEST_F(HttpApiTest, SegmentsModelAndUnknownPaths) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::string body;
+  EXPECT_EQ(Get("/v1/segments", &body), 200);
+  EXPECT_EQ(body, R"({"segments":[]})");
+  EXPECT_EQ(Get("/v1/model", &body), 200);
+  EXPECT_EQ(body, R"({"version":3})");
+  EXPECT_EQ(Get("/v2/anything", &body), 404);
+  EXPECT_NE(body.find("no such endpoint: GET /v2/anything"), std::string::npos) << body;
+  EXPECT_EQ(Get("/v1/refit", &body), 405) << "refit is POST only";
+  auto res = client_->Post("/v1/segments", "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 405);
+  EXPECT_EQ(Counted("other 404"), 1);
+}
+
+TEST_F(HttpApiTest, RefitIsRefusedWithoutAConfiguredToken) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::string body;
+  EXPECT_EQ(PostRefit({{"Authorization", "Bearer anything"}}, &body), 403);
+  EXPECT_NE(body.find("http.refit_token"), std::string::npos) << body;
+  EXPECT_EQ(backend_.refits.load(), 0);
+}
+
+TEST_F(HttpApiTest, RefitNeedsTheBearerToken) {
+  ASSERT_NO_FATAL_FAILURE(Start("s3cret-token"));
+  std::string body, authenticate;
+  EXPECT_EQ(PostRefit({}, &body, &authenticate), 401);
+  EXPECT_NE(body.find("missing bearer token"), std::string::npos) << body;
+  EXPECT_NE(authenticate.find("Bearer"), std::string::npos);
+  EXPECT_EQ(PostRefit({{"Authorization", "Bearer s3cret-tokeN"}}, &body), 401);
+  EXPECT_NE(body.find("bad bearer token"), std::string::npos) << body;
+  EXPECT_EQ(PostRefit({{"Authorization", "Bearer s3cret"}}, &body), 401) << "a prefix is not it";
+  EXPECT_EQ(PostRefit({{"Authorization", "Basic s3cret-token"}}, &body), 401);
+  EXPECT_EQ(body.find("s3cret"), std::string::npos) << "the token is never echoed";
+  EXPECT_EQ(backend_.refits.load(), 0);
+  EXPECT_EQ(PostRefit({{"Authorization", "Bearer s3cret-token"}}, &body), 202);
+  EXPECT_EQ(body, R"({"status":"re-fit requested"})");
+  EXPECT_EQ(backend_.refits.load(), 1);
+}
+
+TEST_F(HttpApiTest, HealthAndReadiness) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::string body;
+  EXPECT_EQ(Get("/healthz", &body), 200);
+  EXPECT_EQ(Get("/readyz", &body), 503);
+  EXPECT_NE(body.find("waiting for the consumer group assignment"), std::string::npos) << body;
+  backend_.ready = true;
+  EXPECT_EQ(Get("/readyz", &body), 200);
+  backend_.healthy = false;
+  EXPECT_EQ(Get("/healthz", &body), 503);
+  EXPECT_NE(body.find("stalled"), std::string::npos) << body;
+}
+
+TEST_F(HttpApiTest, AThrowingHandlerAnswers500AndTheServerGoesOn) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::string body;
+  EXPECT_EQ(Get("/v1/customers/boom", &body), 500);
+  EXPECT_NE(body.find("disk on fire"), std::string::npos) << body;
+  EXPECT_EQ(Get("/v1/customers/c1", &body), 200);
+}
+
+TEST_F(HttpApiTest, APortInUseIsAnErrorNamingTheKey) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  HttpConfig config;
+  config.listen = "127.0.0.1:" + std::to_string(api_->port());
+  auto second = HttpApi::Start(config, &backend_, nullptr);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("http.listen '127.0.0.1:"), std::string::npos)
+      << second.status().ToString();
+}
+
+TEST(HttpApiValidationTest, CustomerIds) {
+  EXPECT_TRUE(ValidCustomerId("6281234567890"));
+  EXPECT_TRUE(ValidCustomerId("ü-ñ 12"));
+  EXPECT_FALSE(ValidCustomerId(""));
+  EXPECT_FALSE(ValidCustomerId("a\nb"));
+  EXPECT_FALSE(ValidCustomerId("a/b"));
+  EXPECT_FALSE(ValidCustomerId(std::string(257, 'a')));
+}
+
+}  // namespace
+}  // namespace streamrec
