@@ -85,6 +85,16 @@ int RunDemoCommand(const DemoArgs& args) {
   const Config service_config = config;  // `options` is moved into the service below
   auto service = Service::Create(std::move(options));
   if (!service.ok()) return Fail("service", service.status()), kExitFailure;
+  {
+    const ServiceStats st = (*service)->stats();
+    if (st.metrics_port > 0) {
+      std::printf("   metrics:           curl -s http://127.0.0.1:%d/metrics | grep ^streamrec_\n",
+                  st.metrics_port);
+    }
+    if (st.http_port > 0) {
+      std::printf("   query API:         curl -s http://127.0.0.1:%d/v1/segments\n", st.http_port);
+    }
+  }
   std::atomic<bool> stop_service{false};
   Status run_status;
   std::thread service_thread([&] { run_status = (*service)->Run(stop_service); });
@@ -105,6 +115,7 @@ int RunDemoCommand(const DemoArgs& args) {
 
   // 4. Progress until every event is processed (or Ctrl-C).
   int64_t last_print = start_us;
+  bool hinted = false;  // printed the API call for one customer
   while (!StopFlag().load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ServiceStats st = (*service)->stats();
@@ -119,6 +130,15 @@ int RunDemoCommand(const DemoArgs& args) {
                    static_cast<unsigned long long>(st.delivered), st.assigned.size());
     }
     if (!until_stopped && st.records >= feed_events) break;
+    if (until_stopped && st.http_port > 0 && !hinted) {
+      std::lock_guard<std::mutex> lock(sample_mu);
+      if (!chosen.empty()) {
+        std::printf("   a customer:        curl -s http://127.0.0.1:%d/v1/customers/%s\n",
+                    st.http_port, chosen.begin()->second.c_str());
+        std::fflush(stdout);
+        hinted = true;
+      }
+    }
   }
   stop_feed.store(true);
   feed_thread.join();
@@ -158,6 +178,7 @@ int RunDemoCommand(const DemoArgs& args) {
                   item.strategy().c_str(), item.reason().c_str());
     }
   }
+
   return kExitOk;
 }
 
