@@ -264,12 +264,12 @@ h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #ddd; padding
 .facts div { background: #f4f6f8; border-radius: 6px; padding: 8px 12px; min-width: 120px; }
 .facts dt { font-size: 12px; color: #666; }
 .facts dd { margin: 2px 0 0; font-size: 16px; font-weight: 600; }
-table { border-collapse: collapse; font-size: 13px; width: 100%; }
-th, td { padding: 5px 8px; border-bottom: 1px solid #e3e3e3; text-align: right; vertical-align: top; }
+table { border-collapse: collapse; font-size: 12px; width: 100%; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #e3e3e3; text-align: right; vertical-align: top; }
 th { background: #f4f6f8; font-weight: 600; }
 td.name, th.name, td.action, th.action { text-align: left; }
 td.name { white-space: nowrap; }
-td.action { min-width: 300px; max-width: 420px; }
+td.action { min-width: 200px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 .how { color: #555; font-size: 13px; margin: 4px 0 0; }
 .note { background: #fff8e1; border-left: 4px solid #f2b01e; padding: 8px 12px; }
