@@ -115,9 +115,12 @@ class SimilarCustomersStrategy final : public Strategy {
 
   std::string Explain(const StrategyEnv& env, const CustomerView& customer,
                       const Candidate& c) const override {
+    const char* segment = c.ref_text.empty() ? "your segment" : c.ref_text.c_str();
+    if (c.evidence[1] <= 1) {
+      return Format("bought by the customer most like you in %s", segment);
+    }
     return Format("bought by %.0f%% of the %.0f customers most like you in %s",
-                  100 * c.evidence[0], c.evidence[1],
-                  c.ref_text.empty() ? "your segment" : c.ref_text.c_str());
+                  100 * c.evidence[0], c.evidence[1], segment);
   }
 
  private:
