@@ -56,6 +56,20 @@ struct DemoArgs {
 };
 void AddDemoCommand(CLI::App& app, DemoArgs* args, int* exit_code);
 
+struct BenchArgs {
+  std::string config_path;
+  std::string mode = "throughput";  // throughput | latency
+  double rate = 50000;              // events/s in latency mode
+  uint64_t customers = 100000;
+  uint64_t events = 1000000;
+  int catalog_size = 300;
+  int partitions = 6;
+  uint64_t seed = 42;
+  std::string work_dir;
+  std::string json_out;
+};
+void AddBenchCommand(CLI::App& app, BenchArgs* args, int* exit_code);
+
 struct RunArgs {
   std::string config_path;
   std::string state_dir;

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   streamrec::cli::SegmentsArgs segments;
   streamrec::cli::FeaturesArgs features;
   streamrec::cli::ReportArgs report;
+  streamrec::cli::BenchArgs bench;
   streamrec::cli::ProduceArgs produce;
   streamrec::cli::AddReplayCommand(app, &replay, &exit_code);
   streamrec::cli::AddGenerateCommand(app, &generate, &exit_code);
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   streamrec::cli::AddSegmentsCommand(app, &segments, &exit_code);
   streamrec::cli::AddFeaturesCommand(app, &features, &exit_code);
   streamrec::cli::AddReportCommand(app, &report, &exit_code);
+  streamrec::cli::AddBenchCommand(app, &bench, &exit_code);
   streamrec::cli::AddProduceCommand(app, &produce, &exit_code);
 
   try {

@@ -187,6 +187,18 @@ class RocksStateStore : public StateStore {
     return total;
   }
 
+  Status CompactAll() override {
+    if (snapshot_ != nullptr) return Status::NotSupported("compaction of a read-only view");
+    STREAMREC_RETURN_IF_ERROR(Flush());
+    rocksdb::CompactRangeOptions options;
+    options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    for (size_t i = 1; i < handles_.size(); ++i) {
+      STREAMREC_RETURN_IF_ERROR(
+          FromRocks(db_->CompactRange(options, handles_[i], nullptr, nullptr), "compaction"));
+    }
+    return Status::OK();
+  }
+
   std::map<std::string, uint64_t> Properties() override {
     static const std::pair<const char*, const char*> kFamilyProperties[] = {
         {"sst_bytes", "rocksdb.total-sst-files-size"},

@@ -1,0 +1,99 @@
+// `streamrec bench`: the end-to-end harness runs the service on the embedded Kafka and reports
+// a complete, self-consistent JSON summary in both modes. (The figures themselves are measured
+// by running it, not asserted here: see docs/benchmarks.md.)
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <string>
+
+#include "testutil/subprocess.h"
+#include "testutil/test_util.h"
+
+namespace streamrec {
+namespace {
+
+using testing::ProcessResult;
+using testing::RunProcess;
+using testing::StreamrecBinary;
+using testing::TempDir;
+
+// The last line of the output that starts with '{': the summary.
+std::string SummaryLine(const std::string& output) {
+  size_t end = output.size();
+  while (end > 0) {
+    size_t begin = output.rfind('\n', end - 1);
+    begin = begin == std::string::npos ? 0 : begin + 1;
+    if (output.compare(begin, 1, "{") == 0) return output.substr(begin, end - begin);
+    if (begin == 0) break;
+    end = begin - 1;
+  }
+  return "";
+}
+
+double Number(simdjson::dom::element e, const char* path) {
+  double v = -1;
+  auto field = e.at_pointer(path);
+  if (field.error()) return -1;
+  if (field.is_double()) return field.get_double().value();
+  if (field.is_uint64()) return static_cast<double>(field.get_uint64().value());
+  if (field.is_int64()) return static_cast<double>(field.get_int64().value());
+  return v;
+}
+
+void CheckSummary(const std::string& json, uint64_t events) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  EXPECT_EQ(Number(doc, "/events"), static_cast<double>(events)) << json;
+  EXPECT_GT(Number(doc, "/customers"), 0) << json;
+  EXPECT_EQ(Number(doc, "/catalog_items"), 60) << json;
+  EXPECT_GT(Number(doc, "/wall_seconds"), 0) << json;
+  EXPECT_NEAR(Number(doc, "/events_per_second") * Number(doc, "/wall_seconds"),
+              static_cast<double>(events), 1.0) << json;
+  const double p50 = Number(doc, "/purchase_to_published_ms/p50");
+  const double p99 = Number(doc, "/purchase_to_published_ms/p99");
+  const double max = Number(doc, "/purchase_to_published_ms/max");
+  EXPECT_GE(p50, 0) << json;
+  EXPECT_LE(p50, p99) << json;
+  EXPECT_LE(p99, max) << json;
+  EXPECT_GT(Number(doc, "/purchase_to_published_ms/lists"), 0) << json;
+  EXPECT_LE(Number(doc, "/purchase_to_published_ms/lists"), Number(doc, "/lists_published")) << json;
+  for (const char* stage : {"decode", "state", "model", "recommend", "commit"}) {
+    EXPECT_GE(Number(doc, (std::string("/stage_seconds/") + stage).c_str()), 0) << stage << json;
+  }
+  EXPECT_GT(Number(doc, "/peak_rss_bytes"), 1 << 20) << json;
+  EXPECT_GT(Number(doc, "/rocksdb_bytes_per_customer"), 0) << json;
+  EXPECT_GE(Number(doc, "/records_delivered"), Number(doc, "/lists_published")) << json;
+}
+
+TEST(BenchCommandTest, ThroughputModeReportsTheWholeRun) {
+  TempDir dir;
+  ProcessResult r = RunProcess({StreamrecBinary(), "bench", "--events", "6000", "--customers",
+                                "600", "--catalog-size", "60", "--partitions", "2", "--work-dir",
+                                dir.path(), "--json-out", dir.File("summary.json")});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+  const std::string json = SummaryLine(r.output);
+  ASSERT_NO_FATAL_FAILURE(CheckSummary(json, 6000));
+  EXPECT_EQ(testing::ReadFile(dir.File("summary.json")), json + "\n");
+  EXPECT_NE(json.find("\"mode\":\"throughput\""), std::string::npos);
+}
+
+TEST(BenchCommandTest, LatencyModePacesTheStream) {
+  TempDir dir;
+  ProcessResult r = RunProcess({StreamrecBinary(), "bench", "--mode", "latency", "--rate", "3000",
+                                "--events", "4000", "--customers", "400", "--catalog-size", "60",
+                                "--partitions", "2", "--work-dir", dir.path()});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+  const std::string json = SummaryLine(r.output);
+  ASSERT_NO_FATAL_FAILURE(CheckSummary(json, 4000));
+  EXPECT_NE(json.find("\"mode\":\"latency\",\"rate\":3000"), std::string::npos) << json;
+}
+
+TEST(BenchCommandTest, BadModeIsAUsageError) {
+  ProcessResult r = RunProcess({StreamrecBinary(), "bench", "--mode", "fast"});
+  EXPECT_TRUE(r.exited && r.exit_code == 2) << r.output;
+  EXPECT_NE(r.output.find("--mode"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace streamrec
