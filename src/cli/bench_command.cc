@@ -122,14 +122,24 @@ int RunBenchCommand(const BenchArgs& args) {
     std::lock_guard<std::mutex> lock(latency_mu);
     latency_ms.push_back(ms);
   };
+  const auto started = std::chrono::steady_clock::now();
   auto service = Service::Create(std::move(options));
   if (!service.ok()) return Fail("service", service.status());
   std::atomic<bool> stop_service{false};
   Status run_status;
   std::thread service_thread([&] { run_status = (*service)->Run(stop_service); });
 
-  // 3. The producer: paced at --rate, or as fast as the service consumes (at most max_ahead
-  //    events ahead of it, within what the embedded cluster keeps per partition).
+  // 3. The producer starts once the group has assigned the partitions (records produced during
+  //    the join would wait for it and count as latency), paced at --rate, or as fast as the
+  //    service consumes (at most max_ahead events ahead of it, within what the embedded cluster
+  //    keeps per partition).
+  const bool assigned = (*service)->WaitFor(
+      [](const ServiceStats& st) { return st.ready || (!st.running && st.batches > 0); }, 60000);
+  if (!assigned) {
+    stop_service.store(true);
+    service_thread.join();
+    return Fail("service", Status::IOError("no partition assignment within 60 s"));
+  }
   std::atomic<bool> stop_feed{false};
   StatusOr<uint64_t> produced = Status::Aborted("not started");
   CsvFeedOptions feed;
@@ -144,9 +154,8 @@ int RunBenchCommand(const BenchArgs& args) {
                static_cast<unsigned long long>(args.events), args.partitions,
                latency_mode ? (", paced at " + std::to_string(static_cast<long>(args.rate)) + " events/s").c_str() : "");
 
-  // 4. From the first record consumed (the group join is not the service's speed) until every
-  //    event is applied and every output record acknowledged.
-  const auto started = std::chrono::steady_clock::now();
+  // 4. From the first record consumed until every event is applied and every output record
+  //    acknowledged.
   std::chrono::steady_clock::time_point first{}, done{};
   auto last_print = started;
   bool finished = false;
