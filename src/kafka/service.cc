@@ -33,6 +33,9 @@ namespace streamrec {
 namespace {
 
 constexpr int kMaxPollWaitMs = 100;
+// While output records await their delivery reports (served between polls), the consumer waits
+// at most this long, so a list's acknowledgement is not held up by a quiet input.
+constexpr int kInFlightPollWaitMs = 5;
 constexpr int kCloseFlushTimeoutMs = 30000;
 constexpr int64_t kMetricsIntervalUs = 1000000;   // gauges refreshed once a second
 constexpr int64_t kUnhealthyAfterMs = 30000;      // /healthz: the poll loop stalled this long
@@ -246,6 +249,9 @@ Status ServiceImpl::Init() {
       {"partition.assignment.strategy", kafka().assignment_strategy},
       {"queued.min.messages", "1000000"},
       {"enable.partition.eof", "false"},
+      // The broker answers a fetch at once when records are there, else after this long; the
+      // default 500 ms adds up to that much to a purchase's way to its list on a quiet topic.
+      {"fetch.wait.max.ms", "50"},
   };
   if (kafka().statistics_interval_ms > 0) {
     consumer_props["statistics.interval.ms"] = std::to_string(kafka().statistics_interval_ms);
@@ -523,9 +529,9 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   while (!stop.load() && !crash_.load()) {
     int64_t now = options_.clock->NowMicros();
     loop_alive_ms_.store(WallMillis());
-    int wait_ms = kMaxPollWaitMs;
+    int wait_ms = publisher_->in_flight() > 0 ? kInFlightPollWaitMs : kMaxPollWaitMs;
     if (pending_count_ > 0) {
-      wait_ms = static_cast<int>(std::clamp<int64_t>((batch_deadline_us_ - now) / 1000, 0, kMaxPollWaitMs));
+      wait_ms = static_cast<int>(std::clamp<int64_t>((batch_deadline_us_ - now) / 1000, 0, wait_ms));
     }
     std::unique_ptr<RdKafka::Message> msg(consumer_->consume(wait_ms));
     if (!fatal_.ok()) {
