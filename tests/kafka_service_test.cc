@@ -29,6 +29,7 @@
 #include "streamrec/service.h"
 #include "streamrec/v1/events.pb.h"
 #include "testutil/deploy_files.h"
+#include "testutil/kafka_reader.h"
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
@@ -118,20 +119,9 @@ std::vector<Consumed> ReadTopicUntil(const std::string& brokers, const std::stri
                                      const std::function<bool(const std::vector<Consumed>&)>& done) {
   static int readers = 0;
   const size_t count = static_cast<size_t>(++readers);
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  std::string err;
-  conf->set("bootstrap.servers", brokers, err);
-  conf->set("group.id", "reader-" + topic + "-" + std::to_string(count), err);
-  conf->set("auto.offset.reset", "earliest", err);
-  conf->set("enable.auto.commit", "false", err);
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
-  EXPECT_NE(consumer, nullptr) << err;
-  std::vector<RdKafka::TopicPartition*> parts;
-  for (int p = 0; p < kPartitions; ++p) {
-    parts.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
-  }
-  consumer->assign(parts);
-  RdKafka::TopicPartition::destroy(parts);
+  auto consumer = testing::NewTopicReader(brokers, topic, kPartitions,
+                                          "reader-" + topic + "-" + std::to_string(count));
+  if (consumer == nullptr) return {};
   std::vector<Consumed> out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
   while (!done(out) && std::chrono::steady_clock::now() < deadline) {

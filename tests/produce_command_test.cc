@@ -16,6 +16,7 @@
 #include "kafka/mock_cluster.h"
 #include "streamrec/decoder.h"
 #include "streamrec/generator.h"
+#include "testutil/kafka_reader.h"
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
@@ -65,19 +66,9 @@ class ProduceCommandTest : public ::testing::Test {
   // Reads `topic` from the beginning of every partition until `count` records arrived or 30 s
   // passed. Returns the decoded events; records whose key is not the customer id fail the test.
   static std::multiset<EventKey> Consume(const std::string& topic, size_t count) {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string err;
-    conf->set("bootstrap.servers", cluster_->bootstrap(), err);
-    conf->set("group.id", "produce-test-" + topic, err);  // assign() below: no group join
-    conf->set("enable.auto.commit", "false", err);
-    std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
-    EXPECT_NE(consumer, nullptr) << err;
-    std::vector<RdKafka::TopicPartition*> parts;
-    for (int p = 0; p < kPartitions; ++p) {
-      parts.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
-    }
-    consumer->assign(parts);
-    RdKafka::TopicPartition::destroy(parts);
+    auto consumer = testing::NewTopicReader(cluster_->bootstrap(), topic, kPartitions,
+                                            "produce-test-" + topic);
+    if (consumer == nullptr) return {};
     auto decoder = NewProtobufDecoder(DecoderOptions());
     std::multiset<EventKey> out;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
