@@ -159,6 +159,7 @@ struct AlsFitResult {
 // store scan.
 StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const CustomerState> batch,
                                          const AlsOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
   // Customers by id (the batch's states win over the stored ones), items interned as seen.
   std::unordered_set<std::string_view> in_batch;
   for (const CustomerState& c : batch) in_batch.insert(c.customer_id());
@@ -206,6 +207,7 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
   if (!model.ok()) return model.status();
   result.encoded = model->Encode();
   result.model = std::make_shared<const AlsModel>(std::move(model).value());
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
@@ -273,11 +275,9 @@ class BlendedRecommenderImpl final : public Recommender {
     StopBackgroundFit();  // this fit is newer than one in flight
     refit_pending_ = false;
     if (!UsesAls()) return Status::OK();
-    const auto start = std::chrono::steady_clock::now();
     auto fit = FitAlsOnCustomers(store, batch, als_options_);
     if (!fit.ok()) return fit.status();
     if (fit->model) {
-      fit->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       Install(std::move(fit).value(), writes);
     } else if (refit_due_stored_) {
       writes->Delete(Column::kModel, kAlsRefitDueKey);  // nothing to fit: the trigger is done
@@ -528,7 +528,6 @@ class BlendedRecommenderImpl final : public Recommender {
     if (refit_.on_fit_start) refit_.on_fit_start(fit_cancel_);
     AlsOptions options = als_options_;
     options.cancel = &fit_cancel_;
-    const auto start = std::chrono::steady_clock::now();
     FinishedFit done;
     if (fit_cancel_.load()) {
       done.status = Status::Aborted("ALS fit: cancelled before it started");
@@ -536,8 +535,6 @@ class BlendedRecommenderImpl final : public Recommender {
       auto fit = FitAlsOnCustomers(snapshot.get(), batch, options);
       if (fit.ok()) {
         done.fit = std::move(fit).value();
-        done.fit.seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       } else {
         done.status = fit.status();
       }

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "streamrec/hungarian.h"
+#include "streamrec/time_util.h"
 
 namespace streamrec {
 
@@ -572,9 +573,7 @@ struct KMeansSegmenter::Impl {
   // `seconds`: how long the fit took (wall clock), for the metrics.
   void Install(std::shared_ptr<const SegmentModelVersion> version, double seconds) {
     last_fit_seconds = seconds;
-    last_fit_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+    last_fit_unix_ms = WallClockMillis();
     LogLifecycle(*version);
     auto online_or = MiniBatchKMeans::FromProto(online_params, version->proto);
     // A version built by FitSegmentModel always restores.

@@ -26,6 +26,12 @@ class StageTimer {
   std::chrono::steady_clock::time_point last_;
 };
 
+// The "from" of a segment transition: "none" for a customer scored for the first time.
+const std::string& TransitionFrom(const std::string& segment) {
+  static const std::string kNone = "none";
+  return segment.empty() ? kNone : segment;
+}
+
 }  // namespace
 
 Pipeline::Pipeline(PipelineOptions options, StateStore* store, const Catalog* catalog,
@@ -186,15 +192,13 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   int64_t watermark = position.watermark_ms();
   const int64_t window_ms =
       static_cast<int64_t>(options_.attribution_window_days * 86400000.0);
+  std::vector<Attribution> attribution(states.size());  // per customer, summed by key below
   for (size_t i = 0; i < events.size(); ++i) {
     const PurchaseEvent& e = events[i];
     CustomerState& state = states[owner[i]];
     if (state.list_version() > 0) {
       // Attribution against the list the customer had before this batch.
-      const char* group = InControlGroup(state.customer_id(), options_.recommend.control_share)
-                              ? "control"
-                              : "treatment";
-      Attribution& a = result->attribution[{group, state.segment()}];
+      Attribution& a = attribution[owner[i]];
       ++a.purchases;
       if (e.event_time_ms - state.list_as_of_ms() <= window_ms &&
           std::find(state.list_item_ids().begin(), state.list_item_ids().end(), e.item_id) !=
@@ -210,6 +214,17 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     if (dirty_seen.insert(&it->second).second) dirty_items.push_back(&it->second);
     ApplyItemEvent(options_.features, e, new_buyer, &it->second);
     watermark = std::max(watermark, e.event_time_ms);
+  }
+  // By the group and the segment the customer was in at the purchase (segments are assigned
+  // below).
+  for (size_t c = 0; c < states.size(); ++c) {
+    if (attribution[c].purchases == 0) continue;
+    const char* group = InControlGroup(states[c].customer_id(), options_.recommend.control_share)
+                            ? "control"
+                            : "treatment";
+    Attribution& a = result->attribution[{group, states[c].segment()}];
+    a.purchases += attribution[c].purchases;
+    a.conversions += attribution[c].conversions;
   }
   timer.Lap(&result->stages.state);
 
@@ -256,7 +271,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     CustomerState& state = states[c];
     if (state.cluster() != old_cluster[c] || state.segment() != old_segment[c]) {
       ++result->segment_changes;
-      ++result->transitions[{old_segment[c].empty() ? "none" : old_segment[c], state.segment()}];
+      ++result->transitions[{TransitionFrom(old_segment[c]), state.segment()}];
       v1::OutboxRecord record;
       record.set_topic_kind("segment-changes");
       record.set_key(state.customer_id());
@@ -313,8 +328,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     *record.mutable_segment_change() = relabel.change;
     writes.Put(Column::kOutbox, OutboxKey(p, seq), EncodeState(record));
     ++result->segment_changes;
-    const std::string& from = relabel.change.from_segment();
-    ++result->transitions[{from.empty() ? "none" : from, relabel.change.to_segment()}];
+    ++result->transitions[{TransitionFrom(relabel.change.from_segment()),
+                           relabel.change.to_segment()}];
   }
   for (const auto& [p, other] : other_positions) {
     writes.Put(Column::kPositions, PositionKey(options_.source_name, p), EncodeState(other));

@@ -4,6 +4,7 @@
 #include "streamrec/time_util.h"
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -322,6 +323,12 @@ StatusOr<int> ParseUtcOffset(std::string_view text) {
   std::string why;
   if (!ParseOffsetBody(s, &minutes, &why)) return error(why);
   return sign * minutes;
+}
+
+int64_t WallClockMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string FormatIso8601(int64_t time_ms) {

@@ -56,17 +56,9 @@ Feed MakeFeed(const TempDir& dir, uint64_t events, uint64_t customers) {
   options.customers = customers;
   options.seed = 7;
   EXPECT_OK(GenerateTelcoFeed(options, feed.csv, feed.catalog));
-  auto reader = LineReader::Open(feed.csv);
-  EXPECT_TRUE(reader.ok());
-  std::string line;
-  (*reader)->Next(&line);
-  auto decoder = NewCsvDecoder(DecoderOptions(), line);
-  EXPECT_TRUE(decoder.ok());
-  PurchaseEvent e;
-  while ((*reader)->Next(&line)) {
-    EXPECT_OK((*decoder)->Decode(line, &e));
-    feed.events.push_back(e);
-  }
+  size_t undecodable = 0;
+  feed.events = testing::ReadCsvEvents(feed.csv, &undecodable);
+  EXPECT_EQ(undecodable, 0u) << "the generator writes only valid lines";
   return feed;
 }
 

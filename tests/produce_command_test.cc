@@ -37,16 +37,7 @@ EventKey KeyOf(const PurchaseEvent& e) {
 
 std::multiset<EventKey> EventsOfCsv(const std::string& path) {
   std::multiset<EventKey> out;
-  auto reader = LineReader::Open(path);
-  EXPECT_TRUE(reader.ok());
-  std::string line;
-  (*reader)->Next(&line);
-  auto decoder = NewCsvDecoder(DecoderOptions(), line);
-  EXPECT_TRUE(decoder.ok());
-  PurchaseEvent e;
-  while ((*reader)->Next(&line)) {
-    if ((*decoder)->Decode(line, &e).ok()) out.insert(KeyOf(e));
-  }
+  for (const PurchaseEvent& e : testing::ReadCsvEvents(path)) out.insert(KeyOf(e));
   return out;
 }
 

@@ -26,6 +26,10 @@ StatusOr<int> ParseUtcOffset(std::string_view text);
 // "2011-12-09T12:50:00Z" (milliseconds shown only when non-zero: "...:00.250Z").
 std::string FormatIso8601(int64_t time_ms);
 
+// Wall-clock milliseconds since the Unix epoch (for metrics and latencies that cross processes,
+// never for event time).
+int64_t WallClockMillis();
+
 // Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
 int64_t DaysFromCivil(int64_t year, unsigned month, unsigned day);
 

@@ -24,16 +24,11 @@
 #include "streamrec/generator.h"
 #include "streamrec/service.h"
 #include "streamrec/state_store.h"
+#include "streamrec/time_util.h"
 
 namespace streamrec::cli {
 
 namespace {
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 double Seconds(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
@@ -118,7 +113,7 @@ int RunBenchCommand(const BenchArgs& args) {
     if (record.payload_case() != v1::OutboxRecord::kList) return;
     ++lists;
     if (record.source_time_ms() <= 0) return;  // a background refresh: no purchase behind it
-    const float ms = static_cast<float>(WallMs() - record.source_time_ms());
+    const float ms = static_cast<float>(WallClockMillis() - record.source_time_ms());
     std::lock_guard<std::mutex> lock(latency_mu);
     latency_ms.push_back(ms);
   };

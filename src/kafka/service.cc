@@ -40,12 +40,6 @@ constexpr int kCloseFlushTimeoutMs = 30000;
 constexpr int64_t kMetricsIntervalUs = 1000000;   // gauges refreshed once a second
 constexpr int64_t kUnhealthyAfterMs = 30000;      // /healthz: the poll loop stalled this long
 
-int64_t WallMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class ServiceImpl : public Service,
                     public RdKafka::RebalanceCb,
                     public RdKafka::EventCb,
@@ -154,6 +148,7 @@ class ServiceImpl : public Service,
   std::thread scan_thread_;
   std::atomic<bool> scan_running_{false};
   std::atomic<bool> assignment_received_{false};
+  std::atomic<bool> failed_{false};  // Run stopped on an error (fatal_ is the service thread's)
   std::atomic<int64_t> loop_alive_ms_{0};
 
   // Caches the API reads (guarded by api_mu_).
@@ -213,7 +208,7 @@ Status ServiceImpl::Init() {
   metrics_ = std::make_unique<ServiceMetrics>(*registry_, kafka().input_topic, kStreamrecVersion);
   publisher_ = std::make_unique<OutboxPublisher>(store_.get(), kafka(), log_);
   publisher_->set_on_delivered([this](const v1::OutboxRecord& record) {
-    metrics_->RecordDelivered(record, WallMillis());
+    metrics_->RecordDelivered(record, WallClockMillis());
     if (options_.on_delivered) options_.on_delivered(record);
   });
 
@@ -508,7 +503,8 @@ void ServiceImpl::UpdateStats() {
   stats_.assigned = assigned_;
   std::sort(stats_.assigned.begin(), stats_.assigned.end());
   stats_.watermark_ms = watermark_ms_;
-  stats_.ready = assignment_received_.load() && fatal_.ok();
+  std::string why;
+  stats_.ready = Ready(&why);
   stats_cv_.notify_all();
 }
 
@@ -528,7 +524,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   int64_t last_stats_us = 0;
   while (!stop.load() && !crash_.load()) {
     int64_t now = options_.clock->NowMicros();
-    loop_alive_ms_.store(WallMillis());
+    loop_alive_ms_.store(WallClockMillis());
     int wait_ms = publisher_->in_flight() > 0 ? kInFlightPollWaitMs : kMaxPollWaitMs;
     if (pending_count_ > 0) {
       wait_ms = static_cast<int>(std::clamp<int64_t>((batch_deadline_us_ - now) / 1000, 0, wait_ms));
@@ -605,6 +601,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     for (const auto& [p, next] : committed_next_) all.push_back(p);
     Commit(all, /*sync=*/true);
   } else {
+    failed_.store(true);
     log_->Error("stopping: " + status.ToString());
   }
   consumer_->close();
@@ -637,16 +634,18 @@ void ServiceImpl::UpdateMetrics(bool force) {
   const uint64_t written = publisher_->recovered() + outbox_written_;
   const uint64_t delivered = publisher_->delivered();
   metrics_->SetOutboxPending(written > delivered ? written - delivered : 0);
-  if (watermark_ms_ > 0) metrics_->SetEventTimeLag((WallMillis() - watermark_ms_) / 1000.0);
-  metrics_->SetReady(assignment_received_.load() && fatal_.ok());
+  if (watermark_ms_ > 0) metrics_->SetEventTimeLag((WallClockMillis() - watermark_ms_) / 1000.0);
+  std::string why;
+  metrics_->SetReady(Ready(&why));
   metrics_->SetStoreProperties(store_->Properties());
   const SegmenterStats segmenter = segmenter_->stats();
   metrics_->SetSegmenterStats(segmenter);
-  metrics_->SetAlsStats(recommender_->model_version(), recommender_->refit_stats());
+  const uint64_t als_version = recommender_->model_version();
+  metrics_->SetAlsStats(als_version, recommender_->refit_stats());
   {
     std::lock_guard<std::mutex> lock(api_mu_);
     segmenter_stats_ = segmenter;
-    als_version_ = recommender_->model_version();
+    als_version_ = als_version;
   }
   // Segment sizes: every interval, and soon after a new model relabelled customers (or the
   // first customers arrived), at most every kMinScanUs.
@@ -674,7 +673,7 @@ void ServiceImpl::StartSegmentScan() {
       metrics_->SetSegmentProfiles(*profiles);
       std::lock_guard<std::mutex> lock(api_mu_);
       profiles_ = std::move(profiles).value();
-      profiles_unix_ms_ = WallMillis();
+      profiles_unix_ms_ = WallClockMillis();
     } else {
       log_->Warn("segment scan for the metrics: " + profiles.status().ToString());
     }
@@ -712,8 +711,7 @@ std::vector<uint32_t> ServiceImpl::KnownPartitions() {
   if (partitions_dirty_) {
     // Every partition with a stored position: a customer's state lives under one of them.
     std::vector<uint32_t> found;
-    const std::string prefix = PositionKey(pipeline_->options().source_name, 0).substr(0, 0);
-    Status s = store_->Scan(Column::kPositions, prefix, [&](std::string_view, std::string_view value) {
+    Status s = store_->Scan(Column::kPositions, "", [&](std::string_view, std::string_view value) {
       v1::SourcePosition position;
       if (DecodeState(value, &position).ok() &&
           position.source() == pipeline_->options().source_name) {
@@ -959,12 +957,12 @@ HttpReply ServiceImpl::Refit() {
 
 bool ServiceImpl::Healthy(std::string* why) {
   const int64_t alive = loop_alive_ms_.load();
-  if (!fatal_.ok()) {
+  if (failed_.load()) {
     *why = "stopped on an error";
     return false;
   }
-  if (alive > 0 && WallMillis() - alive > kUnhealthyAfterMs) {
-    *why = "the poll loop has not turned for " + std::to_string((WallMillis() - alive) / 1000) + " s";
+  if (alive > 0 && WallClockMillis() - alive > kUnhealthyAfterMs) {
+    *why = "the poll loop has not turned for " + std::to_string((WallClockMillis() - alive) / 1000) + " s";
     return false;
   }
   return true;

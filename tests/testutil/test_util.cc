@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "file_io.h"
+#include "streamrec/decoder.h"
 
 namespace streamrec::testing {
 
@@ -56,6 +57,28 @@ PurchaseEvent Purchase(const std::string& customer, const std::string& item, int
   e.quantity = 1;
   e.unit_price = price;
   return e;
+}
+
+std::vector<PurchaseEvent> ReadCsvEvents(const std::string& path, size_t* undecodable) {
+  std::vector<PurchaseEvent> out;
+  if (undecodable != nullptr) *undecodable = 0;
+  auto reader = LineReader::Open(path);
+  EXPECT_TRUE(reader.ok()) << path;
+  if (!reader.ok()) return out;
+  std::string line;
+  (*reader)->Next(&line);
+  auto decoder = NewCsvDecoder(DecoderOptions(), line);
+  EXPECT_TRUE(decoder.ok()) << path;
+  if (!decoder.ok()) return out;
+  PurchaseEvent e;
+  while ((*reader)->Next(&line)) {
+    if ((*decoder)->Decode(line, &e).ok()) {
+      out.push_back(e);
+    } else if (undecodable != nullptr) {
+      ++*undecodable;
+    }
+  }
+  return out;
 }
 
 }  // namespace streamrec::testing

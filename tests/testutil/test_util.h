@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "streamrec/event.h"
 #include "streamrec/status.h"
@@ -50,6 +51,10 @@ std::string ReadFile(const std::string& path);
 // Writes the header and the first `events` lines of ../shared/data/online_retail/events.csv.gz
 // to `path` (plain CSV); fails the test on error.
 void WriteRetailSlice(const std::string& path, int events);
+
+// The events of a canonical CSV file (header first, plain or gzip), in file order. Lines that do
+// not decode are left out and counted in `undecodable` (may be null).
+std::vector<PurchaseEvent> ReadCsvEvents(const std::string& path, size_t* undecodable = nullptr);
 
 // One unit of `item` bought by `customer` at `time_ms`, at `price` (nullopt: unpriced).
 PurchaseEvent Purchase(const std::string& customer, const std::string& item, int64_t time_ms,
