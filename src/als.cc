@@ -487,7 +487,7 @@ StatusOr<AlsModel> AlsModel::Decode(std::string_view bytes) {
 // ---- fit -------------------------------------------------------------------------------------
 
 StatusOr<AlsModel> AlsFit(const AlsMatrix& m, const AlsOptions& options,
-                          AlsFactors* user_factors_out) {
+                          AlsFactors* user_factors_out, const AlsModel* warm_start) {
   STREAMREC_RETURN_IF_ERROR(ValidateAlsOptions(options));
   if (m.items() == 0) return Status::InvalidArgument("ALS fit: the matrix has no item");
   if (m.row_offsets.size() != static_cast<size_t>(m.users) + 1 ||
@@ -530,6 +530,17 @@ StatusOr<AlsModel> AlsFit(const AlsMatrix& m, const AlsOptions& options,
   auto stopped = [](int it) {
     return Status::Aborted("ALS fit: cancelled at iteration " + std::to_string(it));
   };
+  if (warm_start != nullptr && warm_start->factors() == f) {
+    // The previous item factors, then the users that fit them best: the state the previous
+    // fit ended in, extended to the users and items that arrived since.
+    y.setZero();
+    for (uint32_t i = 0; i < items; ++i) {
+      const uint32_t old = warm_start->FindItem(m.item_ids[i]);
+      if (old != kAlsNoItem) y.row(i) = warm_start->item_factors().row(old);
+    }
+    if (cancelled()) return stopped(0);
+    SolveAll(m.row_offsets, m.cols, user_conf, y, options, threads, &x);
+  }
   for (int it = 1; it <= options.iterations; ++it) {
     if (cancelled()) return stopped(it);
     SolveAll(item_offsets, item_users, item_conf, x, options, threads, &y);

@@ -145,6 +145,12 @@ std::vector<uint32_t> RankById(const std::vector<std::string>& ids) {
   return rank;
 }
 
+// Whether a model fitted with `a` can warm-start a fit with `b`: the same objective.
+bool SameFit(const AlsOptions& a, const AlsOptions& b) {
+  return a.factors == b.factors && a.regularization == b.regularization &&
+         a.confidence == b.confidence && a.alpha == b.alpha && a.epsilon == b.epsilon;
+}
+
 // A fitted ALS model with its encoding; no model when no customer holds an item.
 struct AlsFitResult {
   std::shared_ptr<const AlsModel> model;
@@ -157,17 +163,53 @@ struct AlsFitResult {
 // stored ones. The one fit of both re-fit modes: the same store and batch give the same model,
 // bit for bit, on the consumer thread or on a background one. options.cancel also stops the
 // store scan.
+// `warm` (may be null): the model in use; when it was fitted with the same options the fit
+// starts from it and runs `warm_iterations` sweeps instead of options.iterations (none when 0).
+// `max_customers` > 0 fits on the customers whose ids hash lowest, at most that many: the
+// model keeps only item factors (customers are folded in at list time), and a few hundred
+// thousand customers pin those down as well as all of them would, at a bounded cost.
 StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const CustomerState> batch,
-                                         const AlsOptions& options) {
+                                         AlsOptions options, const AlsModel* warm,
+                                         int warm_iterations, int64_t max_customers_option) {
+  const uint64_t max_customers = static_cast<uint64_t>(std::max<int64_t>(max_customers_option, 0));
   const auto start = std::chrono::steady_clock::now();
   // Customers by id (the batch's states win over the stored ones), items interned as seen.
   std::unordered_set<std::string_view> in_batch;
   for (const CustomerState& c : batch) in_batch.insert(c.customer_id());
   std::vector<std::string> customers;
+  std::vector<double> customer_hash;  // only when sampling
   std::vector<std::string> items;
   std::unordered_map<std::string, uint32_t> item_slot;
   std::vector<AlsTriplet> cells;
+  // Keeps the customers hashing below `threshold` (cells are in customer order).
+  double threshold = 1.0;
+  auto keep_below = [&](double t) {
+    threshold = t;
+    std::vector<uint32_t> renumber(customers.size(), UINT32_MAX);
+    uint32_t kept = 0;
+    for (uint32_t u = 0; u < customers.size(); ++u) {
+      if (customer_hash[u] >= t) continue;
+      renumber[u] = kept;
+      customers[kept] = std::move(customers[u]);
+      customer_hash[kept] = customer_hash[u];
+      ++kept;
+    }
+    customers.resize(kept);
+    customer_hash.resize(kept);
+    size_t out = 0;
+    for (const AlsTriplet& cell : cells) {
+      if (renumber[cell.user] == UINT32_MAX) continue;
+      cells[out] = cell;
+      cells[out++].user = renumber[cell.user];
+    }
+    cells.resize(out);
+  };
   auto add = [&](const CustomerState& c) {
+    if (max_customers > 0) {
+      const double h = UniformHash(c.customer_id(), "als");
+      if (h >= threshold) return;
+      customer_hash.push_back(h);
+    }
     const uint32_t u = static_cast<uint32_t>(customers.size());
     customers.push_back(c.customer_id());
     for (const auto& e : c.items()) {
@@ -176,6 +218,8 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
       if (inserted) items.push_back(e.item_id());
       cells.push_back({u, it->second, static_cast<double>(e.count())});
     }
+    // Memory stays bounded during the scan: at most twice the cap is held.
+    if (max_customers > 0 && customers.size() > 2 * max_customers) keep_below(threshold / 2);
   };
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
   if (store != nullptr) {
@@ -187,6 +231,26 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
   }
   for (const CustomerState& c : batch) {
     if (!c.customer_id().empty()) add(c);  // (evaluation: slots of unseen customers are empty)
+  }
+  if (max_customers > 0 && customers.size() > max_customers) {
+    // Exactly the max_customers lowest hashes: the sample depends on the set of customers only.
+    std::vector<double> sorted = customer_hash;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(max_customers),
+                     sorted.end());
+    keep_below(sorted[max_customers]);
+  }
+  if (max_customers > 0) {
+    // Items only customers outside the sample hold are left out of the model.
+    std::vector<uint32_t> slot(items.size(), UINT32_MAX);
+    std::vector<std::string> used;
+    for (AlsTriplet& cell : cells) {
+      if (slot[cell.item] == UINT32_MAX) {
+        slot[cell.item] = static_cast<uint32_t>(used.size());
+        used.push_back(std::move(items[cell.item]));
+      }
+      cell.item = slot[cell.item];
+    }
+    items = std::move(used);
   }
   AlsFitResult result;
   if (items.empty()) return result;
@@ -203,7 +267,12 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
   auto matrix =
       AlsMatrixFromTriplets(static_cast<uint32_t>(customers.size()), std::move(items), cells);
   if (!matrix.ok()) return matrix.status();
-  auto model = AlsFit(*matrix, options);
+  if (warm != nullptr && warm_iterations > 0 && SameFit(warm->options(), options)) {
+    options.iterations = warm_iterations;
+  } else {
+    warm = nullptr;
+  }
+  auto model = AlsFit(*matrix, options, nullptr, warm);
   if (!model.ok()) return model.status();
   result.encoded = model->Encode();
   result.model = std::make_shared<const AlsModel>(std::move(model).value());
@@ -275,7 +344,8 @@ class BlendedRecommenderImpl final : public Recommender {
     StopBackgroundFit();  // this fit is newer than one in flight
     refit_pending_ = false;
     if (!UsesAls()) return Status::OK();
-    auto fit = FitAlsOnCustomers(store, batch, als_options_);
+    auto fit = FitAlsOnCustomers(store, batch, als_options_, als_.get(),
+                                 options_.als_warm_iterations, options_.als_max_customers);
     if (!fit.ok()) return fit.status();
     if (fit->model) {
       Install(std::move(fit).value(), writes);
@@ -517,14 +587,16 @@ class BlendedRecommenderImpl final : public Recommender {
     std::unique_ptr<StateStore> snapshot = store != nullptr ? store->Snapshot() : nullptr;
     std::vector<CustomerState> states(batch.begin(), batch.end());
     ++refit_stats_.started;
-    fit_thread_ =
-        std::thread([this, snapshot = std::move(snapshot), states = std::move(states)]() mutable {
-          RunBackgroundFit(std::move(snapshot), std::move(states));
+    fit_thread_ = std::thread(
+        [this, snapshot = std::move(snapshot), states = std::move(states), warm = als_]() mutable {
+          RunBackgroundFit(std::move(snapshot), std::move(states), std::move(warm));
         });
   }
 
   // The background thread: fits, and hands the result to the consumer thread.
-  void RunBackgroundFit(std::unique_ptr<StateStore> snapshot, std::vector<CustomerState> batch) {
+  // `warm`: the model in use when the fit started (the consumer thread may replace als_).
+  void RunBackgroundFit(std::unique_ptr<StateStore> snapshot, std::vector<CustomerState> batch,
+                        std::shared_ptr<const AlsModel> warm) {
     if (refit_.on_fit_start) refit_.on_fit_start(fit_cancel_);
     AlsOptions options = als_options_;
     options.cancel = &fit_cancel_;
@@ -532,7 +604,8 @@ class BlendedRecommenderImpl final : public Recommender {
     if (fit_cancel_.load()) {
       done.status = Status::Aborted("ALS fit: cancelled before it started");
     } else {
-      auto fit = FitAlsOnCustomers(snapshot.get(), batch, options);
+      auto fit = FitAlsOnCustomers(snapshot.get(), batch, options, warm.get(),
+                                   options_.als_warm_iterations, options_.als_max_customers);
       if (fit.ok()) {
         done.fit = std::move(fit).value();
       } else {

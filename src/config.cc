@@ -385,6 +385,16 @@ const std::vector<KeySpec>& Schema() {
                        [](Config& c) -> int& { return c.recommend.als_factors; }, 1, 1024));
     s.push_back(IntKey("recommend.als_iterations", "ALS: alternating sweeps per full fit",
                        [](Config& c) -> int& { return c.recommend.als_iterations; }, 1, 1000));
+    s.push_back(IntKey("recommend.als_max_customers",
+                       "ALS: customers a fit reads at most, a sample by hash of the id (0 = every "
+                       "customer); the others are folded in at list time",
+                       [](Config& c) -> int64_t& { return c.recommend.als_max_customers; }, 0,
+                       int64_t{1} << 40));
+    s.push_back(IntKey("recommend.als_warm_iterations",
+                       "ALS: sweeps of a re-fit started from the model in use (0 = every re-fit "
+                       "starts cold, with als_iterations)",
+                       [](Config& c) -> int& { return c.recommend.als_warm_iterations; }, 0,
+                       1000));
     s.push_back(DoubleKey("recommend.als_regularization",
                           "ALS: L2 penalty on the factors",
                           [](Config& c) -> double& { return c.recommend.als_regularization; }, 0,

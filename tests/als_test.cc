@@ -149,6 +149,73 @@ TEST(AlsTest, ObjectiveDecreasesAcrossIterations) {
   EXPECT_LT(losses.back(), losses.front());
 }
 
+// The objective of `model`'s item factors with the users solved against them (one user step):
+// what a warm start begins from.
+double LossAfterUserStep(const AlsMatrix& m, const AlsOptions& o, const AlsModel* warm) {
+  double loss = 0;
+  AlsOptions one = o;
+  one.iterations = 1;
+  one.compute_loss = true;
+  one.progress = [&](const AlsIterationStats& s) { loss = s.loss; };
+  EXPECT_TRUE(AlsFit(m, one, nullptr, warm).ok());
+  return loss;
+}
+
+TEST(AlsTest, WarmStartContinuesWhereThePreviousFitLeftOff) {
+  const AlsMatrix m = ToyMatrix();
+  AlsOptions o = SmallOptions();
+  o.compute_loss = true;
+  std::vector<double> cold;
+  o.iterations = 20;
+  o.progress = [&](const AlsIterationStats& s) { cold.push_back(s.loss); };
+  ASSERT_OK_AND_ASSIGN(converged, AlsFit(m, o));
+  ASSERT_EQ(cold.size(), 20u);
+
+  // Three sweeps from the converged model end no worse than where it ended, and far below
+  // three sweeps from the random start.
+  std::vector<double> warm;
+  o.iterations = 3;
+  o.progress = [&](const AlsIterationStats& s) { warm.push_back(s.loss); };
+  ASSERT_OK_AND_ASSIGN(continued, AlsFit(m, o, nullptr, &converged));
+  ASSERT_EQ(warm.size(), 3u);
+  EXPECT_LE(warm.back(), cold.back() * (1 + 1e-6));
+  EXPECT_LT(warm.back(), cold[2]);
+  EXPECT_LT(LossAfterUserStep(m, o, &converged), cold[2]);
+
+  // A model with another number of factors is ignored: the fit is the cold one, bit for bit.
+  AlsOptions other = SmallOptions();
+  other.factors = 3;
+  ASSERT_OK_AND_ASSIGN(narrow, AlsFit(m, other));
+  AlsOptions plain = SmallOptions();
+  ASSERT_OK_AND_ASSIGN(a, AlsFit(m, plain));
+  ASSERT_OK_AND_ASSIGN(b, AlsFit(m, plain, nullptr, &narrow));
+  EXPECT_TRUE(SameBits(a.item_factors(), b.item_factors()));
+}
+
+TEST(AlsTest, WarmStartTakesInNewItemsAndUsers) {
+  // The previous model knows items 0..7 of 20 users; the new matrix has 30 users and 12 items.
+  std::vector<AlsTriplet> t;
+  const AlsMatrix full = ToyMatrix();
+  for (uint32_t u = 0; u < 20; ++u) {
+    for (uint64_t p = full.row_offsets[u]; p < full.row_offsets[u + 1]; ++p) {
+      if (full.cols[p] < 8) t.push_back({u, full.cols[p], full.counts[p]});
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(old_matrix, AlsMatrixFromTriplets(20, ItemNames(8), t));
+  AlsOptions o = SmallOptions();
+  ASSERT_OK_AND_ASSIGN(previous, AlsFit(old_matrix, o));
+  o.iterations = 3;
+  ASSERT_OK_AND_ASSIGN(warm, AlsFit(full, o, nullptr, &previous));
+  ASSERT_EQ(warm.items(), 12u);
+  for (uint32_t i = 8; i < 12; ++i) {
+    EXPECT_GT(warm.item_factors().row(i).norm(), 0) << "new item " << i << " was fitted";
+  }
+  EXPECT_TRUE(warm.item_factors().allFinite());
+  // Same inputs, same model.
+  ASSERT_OK_AND_ASSIGN(again, AlsFit(full, o, nullptr, &previous));
+  EXPECT_TRUE(SameBits(warm.item_factors(), again.item_factors()));
+}
+
 TEST(AlsTest, DeterministicForSeedAndThreadCount) {
   // Enough users for several work chunks, so that two threads really share the work.
   std::vector<AlsTriplet> t;

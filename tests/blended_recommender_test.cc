@@ -162,6 +162,65 @@ TEST(BlendedRecommenderRefitTest, SynchronousByDefault) {
   EXPECT_EQ(r->refit_stats().started, 0u);
 }
 
+TEST(BlendedRecommenderRefitTest, FitsASampleOfCustomersThatDependsOnlyOnWhoTheyAre) {
+  // 16 stored customers, a cap of 6: the fit reads the 6 whose ids hash lowest.
+  RecommenderOptions capped = AlsOnly();
+  capped.als_max_customers = 6;
+  capped.als_warm_iterations = 0;
+  auto all_stored = NewMemStateStore();
+  ASSERT_NO_FATAL_FAILURE(Store(all_stored.get(), TwoTastes()));
+  ASSERT_OK_AND_ASSIGN(a, NewBlendedRecommender(capped, nullptr));
+  WriteSet wa;
+  ASSERT_OK(a->RefitModel(all_stored.get(), {}, &wa));
+  ASSERT_NE(ModelWrite(wa, "als"), "<none>");
+
+  // The same customers, half of them in the batch instead of the store: the same sample, the
+  // same model, bit for bit.
+  std::vector<CustomerState> customers = TwoTastes();
+  auto half_stored = NewMemStateStore();
+  std::vector<CustomerState> stored(customers.begin(), customers.begin() + 8);
+  std::vector<CustomerState> batch(customers.begin() + 8, customers.end());
+  ASSERT_NO_FATAL_FAILURE(Store(half_stored.get(), stored));
+  ASSERT_OK_AND_ASSIGN(b, NewBlendedRecommender(capped, nullptr));
+  WriteSet wb;
+  ASSERT_OK(b->RefitModel(half_stored.get(), batch, &wb));
+  EXPECT_TRUE(ModelWrite(wa, "als") == ModelWrite(wb, "als"));
+
+  // Without the cap the fit reads all 16 and differs.
+  RecommenderOptions all = capped;
+  all.als_max_customers = 0;
+  ASSERT_OK_AND_ASSIGN(c, NewBlendedRecommender(all, nullptr));
+  WriteSet wc;
+  ASSERT_OK(c->RefitModel(all_stored.get(), {}, &wc));
+  EXPECT_FALSE(ModelWrite(wa, "als") == ModelWrite(wc, "als"));
+  // A cap above the population is no cap.
+  all.als_max_customers = 100;
+  ASSERT_OK_AND_ASSIGN(d, NewBlendedRecommender(all, nullptr));
+  WriteSet wd;
+  ASSERT_OK(d->RefitModel(all_stored.get(), {}, &wd));
+  EXPECT_TRUE(ModelWrite(wc, "als") == ModelWrite(wd, "als"));
+}
+
+TEST(BlendedRecommenderRefitTest, ReFitsStartFromTheModelInUse) {
+  auto store = NewMemStateStore();
+  ASSERT_NO_FATAL_FAILURE(Store(store.get(), TwoTastes()));
+  RecommenderOptions o = AlsOnly();
+  o.als_warm_iterations = 2;
+  ASSERT_OK_AND_ASSIGN(warm, NewBlendedRecommender(o, nullptr));
+  o.als_warm_iterations = 0;
+  ASSERT_OK_AND_ASSIGN(cold, NewBlendedRecommender(o, nullptr));
+  WriteSet w1, c1;
+  ASSERT_OK(warm->RefitModel(store.get(), {}, &w1));
+  ASSERT_OK(cold->RefitModel(store.get(), {}, &c1));
+  EXPECT_TRUE(ModelWrite(w1, "als") == ModelWrite(c1, "als")) << "the first fit starts cold";
+  WriteSet w2, c2;
+  ASSERT_OK(warm->RefitModel(store.get(), {}, &w2));
+  ASSERT_OK(cold->RefitModel(store.get(), {}, &c2));
+  EXPECT_TRUE(ModelWrite(c1, "als") == ModelWrite(c2, "als")) << "a cold re-fit repeats itself";
+  EXPECT_FALSE(ModelWrite(w1, "als") == ModelWrite(w2, "als")) << "a warm one continues";
+  EXPECT_EQ(warm->model_version(), 2u);
+}
+
 TEST(BlendedRecommenderRefitTest, BackgroundFitEqualsTheSynchronousFitOfTheTriggerSnapshot) {
   auto store = NewMemStateStore();
   ASSERT_NO_FATAL_FAILURE(Store(store.get(), TwoTastes()));

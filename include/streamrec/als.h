@@ -193,10 +193,15 @@ class AlsModel {
 inline constexpr uint8_t kAlsFormatVersion = 1;
 
 // Fits the model. `user_factors_out` (optional) receives the users' factors (users x f).
+// `warm_start` (optional): a previous model with the same number of factors; its item factors
+// (by item id; items it does not know start at zero) replace the random start, and the fit
+// begins with a user step, so a few iterations continue where that model left off instead of
+// the many a cold start needs. Ignored when its factor count differs.
 // InvalidArgument on bad options (ValidateAlsOptions) or an empty item set; Aborted when
 // options.cancel was set during the fit.
 [[nodiscard]] StatusOr<AlsModel> AlsFit(const AlsMatrix& matrix, const AlsOptions& options,
-                                        AlsFactors* user_factors_out = nullptr);
+                                        AlsFactors* user_factors_out = nullptr,
+                                        const AlsModel* warm_start = nullptr);
 
 }  // namespace streamrec
 

@@ -63,8 +63,8 @@ struct SegmentsConfig {
   double drift_ratio = 0;
   // A re-fit trains on a uniform sample of at most this many customers (then assigns all).
   int64_t refit_sample_size = 200000;
-  // Silhouette (k: auto) is computed on a sample of this many customers.
-  int64_t silhouette_sample_size = 5000;
+  // Points the silhouette of `k: auto` compares pairwise (cost: this squared, per k tried).
+  int64_t silhouette_sample_size = 2000;
   // Customers seen before the first model is fitted; until then customers are "Unscored".
   int64_t min_customers_for_fit = 200;
   // Comma-separated feature names (see feature_vector.h); empty = the default seven.

@@ -81,6 +81,14 @@ struct RecommenderOptions {
   // from being drowned by a few heavily re-bought items (measured in docs/evaluation.md).
   int als_factors = 32;
   int als_iterations = 15;
+  // Iterations of a re-fit that starts from the model in use (its item factors, then a user
+  // step): a re-fit is a small change from that model, so a few sweeps reach what a cold fit
+  // needs als_iterations for (measured in docs/benchmarks.md). 0 = every re-fit starts cold.
+  int als_warm_iterations = 3;
+  // A fit reads at most this many customers, those whose ids hash lowest (0 = all): the model
+  // keeps only item factors, and each customer is folded in at list time, so a sample bounds
+  // the cost of a re-fit without changing whose lists it serves.
+  int64_t als_max_customers = 200000;
   double als_regularization = 0.05;
   std::string als_confidence = "linear";
   double als_alpha = 2.0;
