@@ -1,10 +1,12 @@
 // `streamrec bench`: the end-to-end harness runs the service on the embedded Kafka and reports
-// a complete, self-consistent JSON summary in both modes. (The figures themselves are measured
-// by running it, not asserted here: see docs/benchmarks.md.)
+// a complete, self-consistent JSON summary in both modes, and so do the two ceiling modes (Kafka
+// alone, the RocksDB state store alone). (The figures themselves are measured by running it,
+// not asserted here: see docs/benchmarks.md.)
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
 #include <string>
+#include <utility>
 
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
@@ -87,6 +89,72 @@ TEST(BenchCommandTest, LatencyModePacesTheStream) {
   const std::string json = SummaryLine(r.output);
   ASSERT_NO_FATAL_FAILURE(CheckSummary(json, 4000));
   EXPECT_NE(json.find("\"mode\":\"latency\",\"rate\":3000"), std::string::npos) << json;
+}
+
+// The kafka ceiling: the stream produced into the embedded cluster and consumed back whole.
+TEST(BenchCommandTest, KafkaModeReportsProduceAndConsumeRates) {
+  TempDir dir;
+  ProcessResult r = RunProcess({StreamrecBinary(), "bench", "--mode", "kafka", "--events", "2000",
+                                "--customers", "200", "--catalog-size", "60", "--partitions", "2",
+                                "--work-dir", dir.path(), "--json-out", dir.File("summary.json")});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+  const std::string json = SummaryLine(r.output);
+  EXPECT_EQ(testing::ReadFile(dir.File("summary.json")), json + "\n");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  EXPECT_NE(json.find("\"mode\":\"kafka\""), std::string::npos) << json;
+  EXPECT_EQ(Number(doc, "/events"), 2000) << json;
+  EXPECT_EQ(Number(doc, "/partitions"), 2) << json;  // 2,000 records fit in one partition
+  for (const char* field :
+       {"/record_bytes", "/bytes_per_record", "/produce_seconds", "/produce_events_per_second",
+        "/consume_seconds", "/consume_events_per_second", "/consumed_bytes"}) {
+    EXPECT_GT(Number(doc, field), 0) << field << " " << json;
+  }
+  // Both rates are over the records after the first (which waits for the connection, or for
+  // the first fetch), timed from the first to the last.
+  for (const char* phase : {"produce", "consume"}) {
+    const std::string p = std::string("/") + phase;
+    EXPECT_NEAR(Number(doc, (p + "_events_per_second").c_str()) *
+                    Number(doc, (p + "_seconds").c_str()),
+                1999, 0.01)
+        << phase << " " << json;
+  }
+  // Every byte produced came back.
+  EXPECT_EQ(Number(doc, "/consumed_bytes"), Number(doc, "/record_bytes")) << json;
+}
+
+// The rocksdb ceiling: the three phases on a fresh store, every customer found once written.
+TEST(BenchCommandTest, RocksDbModeReportsEveryPhase) {
+  TempDir dir;
+  ProcessResult r = RunProcess({StreamrecBinary(), "bench", "--mode", "rocksdb", "--events", "2000",
+                                "--customers", "200", "--work-dir", dir.path()});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+  const std::string json = SummaryLine(r.output);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  EXPECT_NE(json.find("\"mode\":\"rocksdb\""), std::string::npos) << json;
+  EXPECT_NEAR(Number(doc, "/value_bytes"), 300, 60) << json;
+  EXPECT_NE(json.find("\"compression\":\"lz4\""), std::string::npos) << json;  // the default
+  // max(events, customers) Puts in batches of 1000; one Get+Put per event; events/1000
+  // MultiGets of 1000 keys.
+  const std::pair<const char*, double> phases[] = {
+      {"write_batch", 2000}, {"rmw", 2000}, {"multiget", 2000}};
+  for (const auto& [phase, ops] : phases) {
+    const std::string p = std::string("/") + phase;
+    EXPECT_EQ(Number(doc, (p + "/ops").c_str()), ops) << phase << " " << json;
+    for (const char* field : {"/calls", "/seconds", "/ops_per_second", "/calls_per_second",
+                              "/call_us/p50", "/call_us/p99"}) {
+      EXPECT_GT(Number(doc, (p + field).c_str()), 0) << phase << field << " " << json;
+    }
+    EXPECT_LE(Number(doc, (p + "/call_us/p50").c_str()), Number(doc, (p + "/call_us/p99").c_str()))
+        << phase << " " << json;
+  }
+  EXPECT_EQ(Number(doc, "/write_batch/calls"), 2) << json;
+  EXPECT_EQ(Number(doc, "/multiget/calls"), 2) << json;
+  EXPECT_EQ(Number(doc, "/rmw_found_share"), 1) << json;
+  EXPECT_EQ(Number(doc, "/multiget_found_share"), 1) << json;
 }
 
 TEST(BenchCommandTest, BadModeIsAUsageError) {

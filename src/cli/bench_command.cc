@@ -2,6 +2,11 @@
 // generated telco stream is produced into the cluster (paced in latency mode, as fast as the
 // service takes it in throughput mode), the service applies it with its exactly-once state and
 // publishes every changed list, and one JSON summary says how fast, how fresh and how big.
+//
+// Two more modes measure the ceilings under the service with the same stream, cluster and
+// summary: kafka (the stream produced into the embedded cluster and consumed back, nothing
+// else) and rocksdb (a fresh state store alone: read-modify-writes, write batches, multi-gets).
+#include <librdkafka/rdkafkacpp.h>
 #include <prometheus/registry.h>
 #include <sys/resource.h>
 
@@ -11,16 +16,20 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "json_writer.h"
+#include "kafka/kafka_conf.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/purchase_producer.h"
 #include "streamrec/clock.h"
+#include "streamrec/features.h"
 #include "streamrec/generator.h"
 #include "streamrec/service.h"
 #include "streamrec/state_store.h"
@@ -47,54 +56,92 @@ int Fail(const char* what, const Status& s) {
   return kExitFailure;
 }
 
-int RunBenchCommand(const BenchArgs& args) {
-  Config config;
-  if (!LoadConfigOrReport(args.config_path, &config)) return kExitConfig;
-  const bool latency_mode = args.mode == "latency";
-  const std::string dir = args.work_dir.empty()
-                              ? (std::filesystem::temp_directory_path() / "streamrec-bench").string()
-                              : args.work_dir;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  std::filesystem::remove_all(dir + "/state", ec);
-  if (ec) {
-    std::fprintf(stderr, "streamrec bench: cannot prepare %s: %s\n", dir.c_str(), ec.message().c_str());
-    return kExitFailure;
-  }
+// The generated telco stream of a parameter set, kept in the work directory between runs.
+struct BenchStream {
+  TelcoGeneratorOptions generator;
+  std::string events;   // canonical CSV, gzip
+  std::string catalog;  // the package catalogue it sells from
+};
 
-  // 1. The stream: generated once per parameter set and kept for the next run.
+TelcoGeneratorOptions GeneratorOptions(const BenchArgs& args) {
   TelcoGeneratorOptions gen;
   gen.customers = args.customers;
   gen.events = args.events;
   gen.seed = args.seed;
   gen.catalog_size = args.catalog_size;
+  return gen;
+}
+
+// Generates the stream unless the work directory holds it already.
+StatusOr<BenchStream> PrepareStream(const BenchArgs& args, const std::string& dir) {
+  BenchStream stream;
+  stream.generator = GeneratorOptions(args);
+  const TelcoGeneratorOptions& gen = stream.generator;
   const std::string stem = dir + "/telco-c" + std::to_string(args.customers) + "-e" +
                            std::to_string(args.events) + "-k" + std::to_string(args.catalog_size) +
                            "-s" + std::to_string(args.seed);
-  const std::string events = stem + ".csv.gz";
-  const std::string catalog = stem + ".catalog.csv";
-  if (!std::filesystem::exists(events) || !std::filesystem::exists(catalog)) {
-    std::fprintf(stderr, "bench: generating %llu purchases of %llu subscribers -> %s\n",
-                 static_cast<unsigned long long>(gen.events),
-                 static_cast<unsigned long long>(gen.customers), events.c_str());
-    Status s = GenerateTelcoFeed(gen, events + ".tmp.csv.gz", catalog, [](uint64_t done, uint64_t total) {
-      std::fprintf(stderr, "\r  %llu / %llu", static_cast<unsigned long long>(done),
-                   static_cast<unsigned long long>(total));
-    });
-    std::fprintf(stderr, "\n");
-    if (!s.ok()) return Fail("generator", s);
-    std::filesystem::rename(events + ".tmp.csv.gz", events, ec);
-    if (ec) return Fail("generator", Status::IOError(ec.message()));
+  stream.events = stem + ".csv.gz";
+  stream.catalog = stem + ".catalog.csv";
+  if (std::filesystem::exists(stream.events) && std::filesystem::exists(stream.catalog)) {
+    return stream;
   }
-  const size_t catalog_items = TelcoCatalog(gen).size();
+  std::fprintf(stderr, "bench: generating %llu purchases of %llu subscribers -> %s\n",
+               static_cast<unsigned long long>(gen.events),
+               static_cast<unsigned long long>(gen.customers), stream.events.c_str());
+  Status s = GenerateTelcoFeed(
+      gen, stream.events + ".tmp.csv.gz", stream.catalog, [](uint64_t done, uint64_t total) {
+        std::fprintf(stderr, "\r  %llu / %llu", static_cast<unsigned long long>(done),
+                     static_cast<unsigned long long>(total));
+      });
+  std::fprintf(stderr, "\n");
+  if (!s.ok()) return s;
+  std::error_code ec;
+  std::filesystem::rename(stream.events + ".tmp.csv.gz", stream.events, ec);
+  if (ec) return Status::IOError(ec.message());
+  return stream;
+}
+
+// The embedded cluster (one broker on 127.0.0.1) with the service's topics, `partitions` each;
+// points config->kafka.brokers at it.
+StatusOr<std::unique_ptr<MockKafkaCluster>> StartCluster(int partitions, Config* config) {
+  auto cluster = MockKafkaCluster::Start(1);
+  if (!cluster.ok()) return cluster.status();
+  STREAMREC_RETURN_IF_ERROR(CreateServiceTopics(cluster->get(), *config, partitions));
+  config->kafka.brokers = (*cluster)->bootstrap();
+  return cluster;
+}
+
+// Ends every mode's summary (the machine's cores, the closing brace), prints it on stdout and
+// writes it to --json-out.
+int EmitSummary(const BenchArgs& args, JsonWriter* w) {
+  w->Key("cores").Uint(std::thread::hardware_concurrency());
+  w->EndObject();
+  const std::string json = w->Release();
+  std::printf("%s\n", json.c_str());
+  if (!args.json_out.empty()) {
+    std::ofstream out(args.json_out);
+    out << json << "\n";
+    if (!out) {
+      std::fprintf(stderr, "streamrec bench: cannot write %s\n", args.json_out.c_str());
+      return kExitFailure;
+    }
+  }
+  return kExitOk;
+}
+
+// --mode throughput | latency: the whole service.
+int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config) {
+  const bool latency_mode = args.mode == "latency";
+  auto stream = PrepareStream(args, dir);
+  if (!stream.ok()) return Fail("generator", stream.status());
+  const std::string& events = stream->events;
+  const std::string& catalog = stream->catalog;
+  const size_t catalog_items = TelcoCatalog(stream->generator).size();
 
   // 2. The embedded cluster and the service, without the metrics and API servers (their ports
   //    could be taken; the metrics are still recorded).
-  auto cluster = MockKafkaCluster::Start(1);
+  auto cluster = StartCluster(args.partitions, &config);
   if (!cluster.ok()) return Fail("embedded Kafka", cluster.status());
-  Status s = CreateServiceTopics(cluster->get(), config, args.partitions);
-  if (!s.ok()) return Fail("topics", s);
-  config.kafka.brokers = (*cluster)->bootstrap();
   config.input.format = "protobuf";
   config.state.path = dir + "/state";
   config.catalog_path = catalog;
@@ -193,7 +240,7 @@ int RunBenchCommand(const BenchArgs& args) {
   auto store = OpenRocksStateStore(config.state);
   if (!store.ok()) return Fail("state", store.status());
   uint64_t customers = 0;
-  s = (*store)->Scan(Column::kCustomers, "", [&](std::string_view, std::string_view) {
+  Status s = (*store)->Scan(Column::kCustomers, "", [&](std::string_view, std::string_view) {
     ++customers;
     return true;
   });
@@ -241,19 +288,379 @@ int RunBenchCommand(const BenchArgs& args) {
   w.Key("lists_published").Uint(st.lists_published);
   w.Key("records_delivered").Uint(st.delivered);
   w.Key("batches").Uint(st.batches);
-  w.Key("cores").Uint(std::thread::hardware_concurrency());
-  w.EndObject();
-  const std::string json = w.Release();
-  std::printf("%s\n", json.c_str());
-  if (!args.json_out.empty()) {
-    std::ofstream out(args.json_out);
-    out << json << "\n";
-    if (!out) {
-      std::fprintf(stderr, "streamrec bench: cannot write %s\n", args.json_out.c_str());
-      return kExitFailure;
+  return EmitSummary(args, &w);
+}
+
+// A wall-clock stopwatch of one phase's calls: their total and each call's duration.
+class CallTimes {
+ public:
+  void Start() { start_ = std::chrono::steady_clock::now(); }
+  void Stop() {
+    const double s = Seconds(start_, std::chrono::steady_clock::now());
+    seconds_ += s;
+    us_.push_back(static_cast<float>(s * 1e6));
+  }
+  size_t calls() const { return us_.size(); }
+  // The phase as JSON: `ops` done in calls() calls, ops/s and calls/s over the calls' total
+  // time, and the calls' p50/p99/max in microseconds.
+  void Write(uint64_t ops, JsonWriter* w) {
+    const double max = us_.empty() ? 0 : *std::max_element(us_.begin(), us_.end());
+    w->BeginObject();
+    w->Key("ops").Uint(ops);
+    w->Key("calls").Uint(us_.size());
+    w->Key("seconds").Double(seconds_);
+    w->Key("ops_per_second").Double(seconds_ > 0 ? ops / seconds_ : 0);
+    w->Key("calls_per_second").Double(seconds_ > 0 ? us_.size() / seconds_ : 0);
+    w->Key("call_us").BeginObject()
+        .Key("p50").Double(Quantile(&us_, 0.50)).Key("p99").Double(Quantile(&us_, 0.99))
+        .Key("max").Double(max).EndObject();
+    w->EndObject();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+  double seconds_ = 0;
+  std::vector<float> us_;
+};
+
+// librdkafka 2.0.2's mock cluster keeps the last 5 MiB of record batches per partition
+// (rdkafka_mock.c) and drops older ones. The kafka mode produces the whole stream before it
+// consumes, so it spreads it over enough partitions to keep at most this much in each (the rest
+// is room for an uneven spread of the keys). kRecordOverheadBytes: a v2 record's framing.
+constexpr uint64_t kMockPartitionBudgetBytes = 4ULL << 20;
+constexpr uint64_t kRecordOverheadBytes = 12;
+
+// --mode kafka: the stream, encoded as the service reads it, produced into the embedded cluster
+// by the feed's producer (PurchaseProducer: idempotent, linger.ms 10, kafka.producer.*) and
+// consumed back by a consumer tuned for throughput, records counted and dropped. The records are
+// decoded from the CSV before the clock starts: what is timed is Kafka, not the CSV reader.
+int RunKafkaCeiling(const BenchArgs& args, const std::string& dir, Config config) {
+  auto stream = PrepareStream(args, dir);
+  if (!stream.ok()) return Fail("generator", stream.status());
+  auto reader = CsvEventReader::Open(stream->events);
+  if (!reader.ok()) return Fail("stream", reader.status());
+  std::string keys, values;  // every record's key and value, back to back
+  std::vector<size_t> key_end, value_end;
+  PurchaseEvent event;
+  while ((*reader)->Next(&event)) {
+    keys += event.customer_id;
+    key_end.push_back(keys.size());
+    values += EncodePurchaseEvent(event);
+    value_end.push_back(values.size());
+  }
+  if (!(*reader)->status().ok()) return Fail("stream", (*reader)->status());
+  const uint64_t n = key_end.size();
+  if (n < 2) {
+    return Fail("stream", Status::InvalidArgument("the kafka mode needs at least 2 events, the "
+                                                  "stream has " +
+                                                  std::to_string(n)));
+  }
+  const uint64_t record_bytes = keys.size() + values.size();
+  const int partitions = static_cast<int>(std::max<uint64_t>(
+      args.partitions, (record_bytes + n * kRecordOverheadBytes + kMockPartitionBudgetBytes - 1) /
+                           kMockPartitionBudgetBytes));
+  if (partitions > args.partitions) {
+    std::fprintf(stderr,
+                 "bench: %d partitions instead of %d: the embedded cluster keeps 5 MiB per "
+                 "partition and the stream is %.1f MiB\n",
+                 partitions, args.partitions, record_bytes / 1048576.0);
+  }
+  auto cluster = StartCluster(partitions, &config);
+  if (!cluster.ok()) return Fail("embedded Kafka", cluster.status());
+  const std::string& topic = config.kafka.input_topic;
+  std::fprintf(stderr, "bench: kafka mode, %llu records (%.1f MiB), %d partitions\n",
+               static_cast<unsigned long long>(n), record_bytes / 1048576.0, partitions);
+
+  // 1. Produce everything, until every record is acknowledged. The first record goes alone and
+  //    is not timed: it waits for the connection, the topic's metadata and the idempotent
+  //    producer's id (10 ms to a second against the embedded cluster: producer_ready_ms).
+  auto producer = PurchaseProducer::Create(config.kafka.brokers, topic, config.kafka.producer);
+  if (!producer.ok()) return Fail("producer", producer.status());
+  auto produce = [&](uint64_t i) {
+    const size_t k = i == 0 ? 0 : key_end[i - 1], v = i == 0 ? 0 : value_end[i - 1];
+    return (*producer)->ProduceRaw(std::string_view(keys).substr(k, key_end[i] - k),
+                                   std::string_view(values).substr(v, value_end[i] - v));
+  };
+  const auto connect_start = std::chrono::steady_clock::now();
+  Status s = produce(0);
+  if (s.ok()) s = (*producer)->Flush(60000);
+  if (!s.ok()) return Fail("produce", s);
+  const auto produce_start = std::chrono::steady_clock::now();
+  for (uint64_t i = 1; i < n && !StopFlag().load(); ++i) {
+    s = produce(i);
+    if (!s.ok()) return Fail("produce", s);
+  }
+  s = (*producer)->Flush(120000);
+  if (!s.ok()) return Fail("produce", s);
+  const double produce_seconds = Seconds(produce_start, std::chrono::steady_clock::now());
+  producer->reset();
+  if (StopFlag().load()) return Fail("produce", Status::Aborted("stopped"));
+
+  // 2. Consume it back: every partition assigned from its beginning (no group join), a deep
+  //    local queue and large fetches; kafka.consumer.* applies on top, as in the service. Timed
+  //    from the first record to the last, like the throughput mode (the first fetch is
+  //    reported apart: consume_first_record_ms).
+  std::map<std::string, std::string> props = {
+      {"bootstrap.servers", config.kafka.brokers},
+      {"client.id", "streamrec-bench"},
+      {"group.id", config.kafka.group_id + "-bench"},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"enable.partition.eof", "false"},
+      {"queued.min.messages", "1000000"},
+      {"max.partition.fetch.bytes", "8388608"},
+      // A fetch the broker cannot fill at once waits this long (the default 500 ms delayed the
+      // first record by that much against the embedded cluster).
+      {"fetch.wait.max.ms", "10"},
+  };
+  for (const auto& [k, v] : config.kafka.consumer) props[k] = v;
+  auto conf = MakeKafkaConf(props, "consumer");
+  if (!conf.ok()) return Fail("consumer", conf.status());
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) return Fail("consumer", Status::IOError(error));
+  // Nothing may have been dropped: every partition still starts at offset 0, and the ends add
+  // up to the records produced (the idempotent producer wrote none twice).
+  int64_t stored = 0;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    RdKafka::ErrorCode err = consumer->query_watermark_offsets(topic, p, &low, &high, 10000);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      return Fail("consumer", Status::IOError("offsets of partition " + std::to_string(p) + ": " +
+                                              RdKafka::err2str(err)));
+    }
+    if (low != 0) {
+      return Fail("embedded Kafka",
+                  Status::IOError("partition " + std::to_string(p) + " dropped its first " +
+                                  std::to_string(low) +
+                                  " records (over 5 MiB): run with more --partitions"));
+    }
+    stored += high;
+  }
+  if (stored != static_cast<int64_t>(n)) {
+    return Fail("embedded Kafka", Status::IOError("the topic holds " + std::to_string(stored) +
+                                                  " records, " + std::to_string(n) + " produced"));
+  }
+  std::vector<RdKafka::TopicPartition*> assignment;
+  for (int p = 0; p < partitions; ++p) {
+    assignment.push_back(
+        RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  const auto consume_start = std::chrono::steady_clock::now();
+  RdKafka::ErrorCode err = consumer->assign(assignment);
+  RdKafka::TopicPartition::destroy(assignment);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return Fail("consumer", Status::IOError("assign: " + RdKafka::err2str(err)));
+  }
+  uint64_t consumed = 0, consumed_bytes = 0, consumed_at_check = 0;
+  std::chrono::steady_clock::time_point first_record = consume_start;
+  auto last_progress = consume_start;
+  while (consumed < n && !StopFlag().load()) {
+    std::unique_ptr<RdKafka::Message> msg(consumer->consume(100));
+    if (msg->err() == RdKafka::ERR_NO_ERROR) {
+      if (consumed++ == 0) first_record = std::chrono::steady_clock::now();
+      consumed_bytes += msg->len() + msg->key_len();
+    } else if (msg->err() == RdKafka::ERR__TIMED_OUT) {
+      // A stall: no record for 30 s while some are missing.
+      const auto now = std::chrono::steady_clock::now();
+      if (consumed != consumed_at_check) {
+        consumed_at_check = consumed;
+        last_progress = now;
+      } else if (Seconds(last_progress, now) > 30) {
+        break;
+      }
+    } else {
+      return Fail("consume", Status::IOError(msg->errstr()));
     }
   }
-  return kExitOk;
+  const double consume_seconds = Seconds(first_record, std::chrono::steady_clock::now());
+  consumer->close();
+  if (consumed < n) {
+    return Fail("consume", Status::IOError("consumed " + std::to_string(consumed) + " of " +
+                                           std::to_string(n) + " records"));
+  }
+
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("mode").String(args.mode);
+  w.Key("events").Uint(n);
+  w.Key("customers").Uint(args.customers);
+  w.Key("partitions").Int(partitions);
+  w.Key("record_bytes").Uint(record_bytes);
+  w.Key("bytes_per_record").Double(n > 0 ? static_cast<double>(record_bytes) / n : 0);
+  w.Key("producer_ready_ms").Double(1000 * Seconds(connect_start, produce_start));
+  w.Key("produce_seconds").Double(produce_seconds);
+  w.Key("produce_events_per_second").Double(produce_seconds > 0 ? (n - 1) / produce_seconds : 0);
+  w.Key("consume_seconds").Double(consume_seconds);
+  w.Key("consume_events_per_second").Double(consume_seconds > 0 ? (n - 1) / consume_seconds : 0);
+  w.Key("consume_first_record_ms").Double(1000 * Seconds(consume_start, first_record));
+  w.Key("consumed_bytes").Uint(consumed_bytes);
+  return EmitSummary(args, &w);
+}
+
+// The values of the rocksdb mode: encoded customer states of about `bytes`, from purchases of
+// the generator's packages, so that the block compression sees what it sees in the service
+// (ids, counts, times, amounts), not random bytes.
+std::vector<std::string> CustomerStateValues(const TelcoGeneratorOptions& gen, size_t count,
+                                             size_t bytes) {
+  const Catalog catalog = TelcoCatalog(gen);
+  const FeatureOptions features;
+  std::mt19937_64 rng(gen.seed);
+  std::vector<std::string> values;
+  for (size_t i = 0; i < count; ++i) {
+    PurchaseEvent e;
+    e.customer_id = "62811" + std::to_string(1000000 + i);
+    e.event_time_ms = gen.start_time_ms;
+    e.currency = "IDR";
+    CustomerState state = NewCustomerState(e.customer_id);
+    std::string value = EncodeState(state);
+    while (value.size() < bytes) {
+      const CatalogItem& item = catalog.items()[rng() % catalog.size()];
+      e.item_id = item.item_id;
+      e.event_time_ms += static_cast<int64_t>(rng() % (7 * 86400)) * 1000;
+      e.unit_price = item.price;
+      e.channel = item.channels.empty() ? "app" : item.channels[rng() % item.channels.size()];
+      ApplyEvent(features, e, &item, &state);
+      std::string next = EncodeState(state);
+      if (next.size() >= bytes && next.size() - bytes > bytes - value.size()) break;  // closer
+      value = std::move(next);
+    }
+    values.push_back(std::move(value));
+  }
+  return values;
+}
+
+// The customers column key of customer `c` of the rocksdb mode (an MSISDN like the
+// generator's, partitioned like the service's keys).
+std::string CustomerKey(uint64_t c, int partitions) {
+  return PartitionKey(static_cast<uint32_t>(c % partitions),
+                      "62811" + std::to_string(10000000 + c));
+}
+
+constexpr size_t kStateValueBytes = 300;
+constexpr size_t kStateValuePool = 256;
+constexpr uint64_t kBatchSize = 1000;
+
+// --mode rocksdb: a fresh state store in <work-dir>/state, opened with the configured (by
+// default the service's) state.* options, driven through the StateStore interface the pipeline
+// uses, one call at a time on one thread. Only the store calls are timed. In order:
+//   write_batch  WriteSets of 1000 Puts of ~300-byte states, over every customer in turn, for
+//                max(--events, --customers) Puts (so every customer exists afterwards);
+//   rmw          --events read-modify-writes of a random customer: Get, then a WriteSet of one
+//                Put of a new state;
+//   multiget     --events / 1000 MultiGets of 1000 random customers.
+int RunRocksDbCeiling(const BenchArgs& args, const std::string& dir, Config config) {
+  config.state.path = dir + "/state";
+  const std::vector<std::string> states =
+      CustomerStateValues(GeneratorOptions(args), kStateValuePool, kStateValueBytes);
+  double value_bytes = 0;
+  for (const std::string& v : states) value_bytes += static_cast<double>(v.size()) / states.size();
+  auto store = OpenRocksStateStore(config.state);
+  if (!store.ok()) return Fail("state", store.status());
+  std::fprintf(stderr, "bench: rocksdb mode, %llu customers, %llu operations per phase, %s\n",
+               static_cast<unsigned long long>(args.customers),
+               static_cast<unsigned long long>(args.events), config.state.path.c_str());
+  std::mt19937_64 rng(args.seed);
+  std::uniform_int_distribution<uint64_t> customer_of(0, args.customers - 1);
+  auto stopped = [] { return StopFlag().load(); };
+
+  CallTimes batch_times;
+  const uint64_t puts =
+      (std::max(args.events, args.customers) + kBatchSize - 1) / kBatchSize * kBatchSize;
+  WriteSet batch;
+  for (uint64_t i = 0; i < puts && !stopped(); i += kBatchSize) {
+    batch.Clear();
+    for (uint64_t j = i; j < i + kBatchSize; ++j) {
+      batch.Put(Column::kCustomers, CustomerKey(j % args.customers, args.partitions),
+                states[j % states.size()]);
+    }
+    batch_times.Start();
+    Status s = (*store)->Write(batch);
+    batch_times.Stop();
+    if (!s.ok()) return Fail("write batch", s);
+  }
+
+  CallTimes rmw_times;
+  uint64_t found = 0;
+  std::string value;
+  WriteSet one;
+  for (uint64_t i = 0; i < args.events && !stopped(); ++i) {
+    const std::string key = CustomerKey(customer_of(rng), args.partitions);
+    one.Clear();
+    rmw_times.Start();
+    Status s = (*store)->Get(Column::kCustomers, key, &value);
+    if (s.ok()) {
+      ++found;
+    } else if (!s.IsNotFound()) {
+      return Fail("get", s);
+    }
+    one.Put(Column::kCustomers, key, states[i % states.size()]);  // the customer's new state
+    s = (*store)->Write(one);
+    rmw_times.Stop();
+    if (!s.ok()) return Fail("put", s);
+  }
+
+  CallTimes multiget_times;
+  uint64_t multiget_found = 0;
+  std::vector<std::string> keys(kBatchSize), got;
+  std::vector<bool> present;
+  const uint64_t multigets = std::max<uint64_t>(1, args.events / kBatchSize);
+  for (uint64_t i = 0; i < multigets && !stopped(); ++i) {
+    for (std::string& key : keys) key = CustomerKey(customer_of(rng), args.partitions);
+    multiget_times.Start();
+    Status s = (*store)->MultiGet(Column::kCustomers, keys, &got, &present);
+    multiget_times.Stop();
+    if (!s.ok()) return Fail("multiget", s);
+    multiget_found += std::count(present.begin(), present.end(), true);
+  }
+  if (stopped()) return Fail("rocksdb", Status::Aborted("stopped"));
+  const std::map<std::string, uint64_t> properties = (*store)->Properties();
+
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("mode").String(args.mode);
+  w.Key("events").Uint(args.events);
+  w.Key("customers").Uint(args.customers);
+  w.Key("partitions").Int(args.partitions);
+  w.Key("value_bytes").Double(value_bytes);
+  w.Key("state_options").BeginObject()
+      .Key("compression").String(config.state.compression)
+      .Key("block_cache_mb").Int(config.state.block_cache_mb)
+      .Key("write_buffer_mb").Int(config.state.write_buffer_mb)
+      .Key("sync_wal").Bool(config.state.sync_wal).EndObject();
+  w.Key("write_batch");
+  batch_times.Write(puts, &w);
+  w.Key("rmw");
+  rmw_times.Write(rmw_times.calls(), &w);
+  w.Key("rmw_found_share")
+      .Double(rmw_times.calls() > 0 ? static_cast<double>(found) / rmw_times.calls() : 0);
+  w.Key("multiget");
+  multiget_times.Write(multiget_times.calls() * kBatchSize, &w);
+  w.Key("multiget_found_share")
+      .Double(multigets > 0 ? static_cast<double>(multiget_found) / (multigets * kBatchSize) : 0);
+  w.Key("rocksdb").BeginObject();
+  for (const auto& [name, v] : properties) w.Key(name).Uint(v);
+  w.EndObject();
+  return EmitSummary(args, &w);
+}
+
+int RunBenchCommand(const BenchArgs& args) {
+  Config config;
+  if (!LoadConfigOrReport(args.config_path, &config)) return kExitConfig;
+  const std::string dir = args.work_dir.empty()
+                              ? (std::filesystem::temp_directory_path() / "streamrec-bench").string()
+                              : args.work_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::filesystem::remove_all(dir + "/state", ec);
+  if (ec) {
+    std::fprintf(stderr, "streamrec bench: cannot prepare %s: %s\n", dir.c_str(), ec.message().c_str());
+    return kExitFailure;
+  }
+  if (args.mode == "kafka") return RunKafkaCeiling(args, dir, std::move(config));
+  if (args.mode == "rocksdb") return RunRocksDbCeiling(args, dir, std::move(config));
+  return RunServiceBench(args, dir, std::move(config));
 }
 
 }  // namespace
@@ -261,14 +668,19 @@ int RunBenchCommand(const BenchArgs& args) {
 void AddBenchCommand(CLI::App& app, BenchArgs* args, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Measure the whole service on an embedded Kafka cluster: a generated telco stream "
-               "in, every changed list published; prints one JSON summary");
+               "in, every changed list published; or the ceilings under it (Kafka alone, the "
+               "RocksDB state store alone); prints one JSON summary");
   cmd->add_option("--config", args->config_path, "YAML configuration file")->check(CLI::ExistingFile);
-  cmd->add_option("--mode", args->mode, "throughput (as fast as possible) or latency (paced)")
-      ->check(CLI::IsMember({"throughput", "latency"}));
+  cmd->add_option("--mode", args->mode,
+                  "throughput (as fast as possible), latency (paced), kafka (the stream produced "
+                  "into the embedded cluster and consumed back, no processing) or rocksdb (a "
+                  "fresh state store alone: read-modify-writes, write batches, multi-gets)")
+      ->check(CLI::IsMember({"throughput", "latency", "kafka", "rocksdb"}));
   cmd->add_option("--rate", args->rate, "events/s produced in latency mode")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--customers", args->customers, "subscribers")->check(CLI::Range(1ULL, 1ULL << 40));
-  cmd->add_option("--events", args->events, "purchase events")->check(CLI::Range(1ULL, 1ULL << 40));
+  cmd->add_option("--events", args->events, "purchase events (rocksdb: operations per phase)")
+      ->check(CLI::Range(1ULL, 1ULL << 40));
   cmd->add_option("--catalog-size", args->catalog_size, "packages in the catalogue")
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--partitions", args->partitions, "partitions of the purchases topic")

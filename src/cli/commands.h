@@ -58,7 +58,7 @@ void AddDemoCommand(CLI::App& app, DemoArgs* args, int* exit_code);
 
 struct BenchArgs {
   std::string config_path;
-  std::string mode = "throughput";  // throughput | latency
+  std::string mode = "throughput";  // throughput | latency | kafka | rocksdb
   double rate = 50000;              // events/s in latency mode
   uint64_t customers = 100000;
   uint64_t events = 1000000;

@@ -33,7 +33,7 @@ StatusOr<std::unique_ptr<PurchaseProducer>> PurchaseProducer::Create(
   return p;
 }
 
-Status PurchaseProducer::ProduceRaw(const std::string& key, const std::string& value) {
+Status PurchaseProducer::ProduceRaw(std::string_view key, std::string_view value) {
   while (true) {
     RdKafka::ErrorCode err = producer_->produce(
         topic_, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
@@ -50,7 +50,7 @@ Status PurchaseProducer::ProduceRaw(const std::string& key, const std::string& v
   return Status::OK();
 }
 
-Status PurchaseProducer::Produce(const PurchaseEvent& event) {
+std::string EncodePurchaseEvent(const PurchaseEvent& event) {
   v1::PurchaseEvent proto;
   proto.set_event_id(event.event_id);
   proto.set_customer_id(event.customer_id);
@@ -62,7 +62,11 @@ Status PurchaseProducer::Produce(const PurchaseEvent& event) {
   proto.set_discount(event.discount);
   proto.set_channel(event.channel);
   proto.set_currency(event.currency);
-  return ProduceRaw(event.customer_id, proto.SerializeAsString());
+  return proto.SerializeAsString();
+}
+
+Status PurchaseProducer::Produce(const PurchaseEvent& event) {
+  return ProduceRaw(event.customer_id, EncodePurchaseEvent(event));
 }
 
 void PurchaseProducer::Poll(int timeout_ms) { producer_->poll(timeout_ms); }
@@ -75,6 +79,33 @@ Status PurchaseProducer::Flush(int timeout_ms) {
   }
   return Status::OK();
 }
+
+StatusOr<std::unique_ptr<CsvEventReader>> CsvEventReader::Open(const std::string& csv_path) {
+  auto lines = LineReader::Open(csv_path);
+  if (!lines.ok()) return lines.status();
+  std::unique_ptr<CsvEventReader> reader(new CsvEventReader());
+  reader->reader_ = std::move(lines).value();
+  if (!reader->reader_->Next(&reader->line_)) {
+    if (!reader->reader_->status().ok()) return reader->reader_->status();
+    return Status::InvalidArgument("'" + csv_path + "' is empty");
+  }
+  auto decoder = NewCsvDecoder(DecoderOptions(), reader->line_);
+  if (!decoder.ok()) return decoder.status();
+  reader->decoder_ = std::move(decoder).value();
+  return reader;
+}
+
+CsvEventReader::~CsvEventReader() = default;
+
+bool CsvEventReader::Next(PurchaseEvent* event) {
+  while (reader_->Next(&line_)) {
+    if (decoder_->Decode(line_, event).ok()) return true;
+    ++skipped_;
+  }
+  return false;
+}
+
+const Status& CsvEventReader::status() const { return reader_->status(); }
 
 StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string& topic,
                                   const std::string& csv_path, double rate,
@@ -92,30 +123,23 @@ StatusOr<uint64_t> ProduceCsvFeed(const std::string& brokers, const std::string&
 
 StatusOr<uint64_t> ProduceCsvFeed(const CsvFeedOptions& options, const std::atomic<bool>& stop,
                                   const Clock* clock) {
-  auto reader = LineReader::Open(options.csv_path);
+  auto reader = CsvEventReader::Open(options.csv_path);
   if (!reader.ok()) return reader.status();
-  std::string line;
-  if (!(*reader)->Next(&line)) return Status::InvalidArgument("'" + options.csv_path + "' is empty");
-  auto decoder = NewCsvDecoder(DecoderOptions(), line);
-  if (!decoder.ok()) return decoder.status();
   auto producer = PurchaseProducer::Create(options.brokers, options.topic,
                                            options.producer_properties);
   if (!producer.ok()) return producer.status();
   const int64_t start = clock->NowMicros();
   uint64_t n = 0;
-  uint64_t skipped = 0;
   PurchaseEvent event;
-  while (!stop.load() && (*reader)->Next(&line)) {
-    if (!(*decoder)->Decode(line, &event).ok()) {
-      ++skipped;
-      continue;
-    }
+  while (!stop.load() && (*reader)->Next(&event)) {
     STREAMREC_RETURN_IF_ERROR((*producer)->Produce(event));
     ++n;
     while (options.consumed && n > options.consumed() + options.max_ahead && !stop.load()) {
       (*producer)->Poll(10);
     }
-    if (options.on_progress && (n + skipped) % 1000 == 0) options.on_progress(n, skipped);
+    if (options.on_progress && (n + (*reader)->skipped()) % 1000 == 0) {
+      options.on_progress(n, (*reader)->skipped());
+    }
     if (options.rate > 0 && n % 100 == 0) {
       int64_t due = start + static_cast<int64_t>(n / options.rate * 1e6);
       int64_t now = clock->NowMicros();
@@ -124,7 +148,7 @@ StatusOr<uint64_t> ProduceCsvFeed(const CsvFeedOptions& options, const std::atom
   }
   STREAMREC_RETURN_IF_ERROR((*reader)->status());
   STREAMREC_RETURN_IF_ERROR((*producer)->Flush(options.flush_timeout_ms));
-  if (options.on_progress) options.on_progress(n, skipped);
+  if (options.on_progress) options.on_progress(n, (*reader)->skipped());
   return n;
 }
 

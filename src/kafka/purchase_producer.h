@@ -6,16 +6,24 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "streamrec/clock.h"
+#include "streamrec/decoder.h"
 #include "streamrec/event.h"
 #include "streamrec/status.h"
 
 namespace streamrec {
+
+class LineReader;  // file_io.h
+
+// The record value Produce writes: `event` as streamrec.v1.PurchaseEvent, protobuf binary.
+std::string EncodePurchaseEvent(const PurchaseEvent& event);
 
 class PurchaseProducer {
  public:
@@ -25,8 +33,9 @@ class PurchaseProducer {
       const std::map<std::string, std::string>& properties = {});
   // Encodes `event` as streamrec.v1.PurchaseEvent and produces it (retries on a full queue).
   Status Produce(const PurchaseEvent& event);
-  // Produces raw bytes (malformed records for tests).
-  Status ProduceRaw(const std::string& key, const std::string& value);
+  // Produces raw bytes (malformed records for tests; records encoded ahead, for benchmarks).
+  // The bytes are copied: they need not outlive the call.
+  Status ProduceRaw(std::string_view key, std::string_view value);
   // Serves delivery reports for up to `timeout_ms`.
   void Poll(int timeout_ms);
   // Waits for every produced record to be acknowledged.
@@ -37,6 +46,31 @@ class PurchaseProducer {
   std::unique_ptr<RdKafka::Producer> producer_;
   std::string topic_;
   uint64_t produced_ = 0;
+};
+
+// The events of a canonical CSV feed (header first, as `streamrec generate` writes it; plain or
+// gzip), in file order. Lines that do not decode are skipped and counted.
+class CsvEventReader {
+ public:
+  // Errors: the file cannot be opened, is empty, or its header lacks a required column.
+  static StatusOr<std::unique_ptr<CsvEventReader>> Open(const std::string& csv_path);
+  ~CsvEventReader();
+  CsvEventReader(const CsvEventReader&) = delete;
+  CsvEventReader& operator=(const CsvEventReader&) = delete;
+
+  // Decodes the next line that decodes into *event. False at the end of the file, or on a read
+  // error (then status() says which).
+  bool Next(PurchaseEvent* event);
+  const Status& status() const;
+  // Lines skipped so far because they do not decode.
+  uint64_t skipped() const { return skipped_; }
+
+ private:
+  CsvEventReader() = default;
+  std::unique_ptr<LineReader> reader_;
+  std::unique_ptr<Decoder> decoder_;
+  std::string line_;
+  uint64_t skipped_ = 0;
 };
 
 // Produces the events of a canonical CSV file (plain or gzip, as `streamrec generate` writes)
