@@ -280,18 +280,22 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
   return result;
 }
 
+// Makes a fresh set of the recommender's strategies, in the same order (for more lanes).
+using StrategyFactory = std::function<StatusOr<std::vector<std::unique_ptr<Strategy>>>()>;
+
 class BlendedRecommenderImpl final : public Recommender {
  public:
   BlendedRecommenderImpl(const RecommenderOptions& options, const Catalog* catalog,
                          std::vector<std::unique_ptr<Strategy>> strategies,
                          StrategyWeights default_weights,
                          std::map<std::string, StrategyWeights> segment_weights,
-                         AlsRefitOptions refit)
+                         AlsRefitOptions refit, StrategyFactory strategy_factory)
       : options_(options),
         refit_(std::move(refit)),
         catalog_(catalog),
         index_(RecommendIndexOptions{options.exemplar_share}),
-        strategies_(std::move(strategies)) {
+        strategies_(std::move(strategies)),
+        strategy_factory_(std::move(strategy_factory)) {
     for (std::string_view id : SplitView(options.exclude_items, ',')) {
       excluded_.insert(std::string(id));
     }
@@ -395,11 +399,94 @@ class BlendedRecommenderImpl final : public Recommender {
     IndexStats(index_, &items, &item_stats_);
     env_.item_stats = item_stats_;
     for (auto& s : strategies_) s->BeginBatch(env_);
+    for (auto& lane : lanes_) lane->begun = false;  // the others begin when first used
+    lane0_.begun = true;
   }
 
   void Recommend(const CustomerState& customer, std::vector<Recommendation>* out) override {
+    RecommendIn(&lane0_, customer, out);
+  }
+
+  void RecommendMany(std::span<const CustomerState* const> customers,
+                     std::vector<std::vector<Recommendation>>* out) override {
+    out->resize(customers.size());
+    // A lane is worth its thread and its strategies' BeginBatch from a few dozen lists on.
+    constexpr size_t kMinPerLane = 32;
+    size_t lanes = std::min<size_t>(static_cast<size_t>(std::max(options_.threads, 1)),
+                                    customers.size() / kMinPerLane);
+    if (lanes > 1 && !EnsureLanes(lanes - 1)) lanes = 1;
+    if (lanes <= 1) {
+      for (size_t i = 0; i < customers.size(); ++i) RecommendIn(&lane0_, *customers[i], &(*out)[i]);
+      return;
+    }
+    // Contiguous chunks; lane 0 runs on the calling thread.
+    auto run = [&](size_t lane, Lane* l) {
+      if (!l->begun) {
+        for (auto& st : l->strategies) st->BeginBatch(env_);
+        l->begun = true;
+      }
+      const size_t begin = customers.size() * lane / lanes;
+      const size_t end = customers.size() * (lane + 1) / lanes;
+      for (size_t i = begin; i < end; ++i) RecommendIn(l, *customers[i], &(*out)[i]);
+    };
+    std::vector<std::thread> threads;
+    threads.reserve(lanes - 1);
+    for (size_t lane = 1; lane < lanes; ++lane) {
+      threads.emplace_back(run, lane, lanes_[lane - 1].get());
+    }
+    run(0, &lane0_);
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  struct Blended {
+    uint32_t item;
+    double score;
+    double best_part;
+    size_t strategy;
+    Candidate candidate;
+    bool due;
+  };
+
+  // What one list computation writes: its own strategy instances (they keep scratch space and
+  // what Explain reads between Score and Explain) and the blend's buffers. Lane 0 uses
+  // strategies_; the others get instances of their own from the factory.
+  struct Lane {
+    std::vector<std::unique_ptr<Strategy>>* strategies_ptr = nullptr;
+    std::vector<std::unique_ptr<Strategy>> strategies;
+    bool begun = false;  // BeginBatch called on its strategies for this batch
+    CustomerView view;
+    std::vector<Candidate> candidates;
+    std::vector<Blended> blend;
+    std::vector<Blended*> kept;
+    // Position in blend of each dense item id of the list being blended (kNoSlot: none).
+    std::vector<uint32_t> slot;
+    std::unordered_map<std::string, int> per_category;
+  };
+
+  // Makes sure `extra` lanes besides lane 0 exist; false when the strategies cannot be made
+  // again (injected ones without a factory, or a factory error).
+  bool EnsureLanes(size_t extra) {
+    while (lanes_.size() < extra) {
+      if (!strategy_factory_) return false;
+      auto made = strategy_factory_();
+      if (!made.ok() || made->size() != strategies_.size()) return false;
+      auto lane = std::make_unique<Lane>();
+      lane->strategies = std::move(made).value();
+      lane->strategies_ptr = &lane->strategies;
+      lanes_.push_back(std::move(lane));
+    }
+    return true;
+  }
+
+  void RecommendIn(Lane* lane, const CustomerState& customer, std::vector<Recommendation>* out) {
     out->clear();
     if (env_.index == nullptr) return;  // BeginBatch not called yet
+    std::vector<std::unique_ptr<Strategy>>& strategies_ = *lane->strategies_ptr;
+    CustomerView& view_ = lane->view;
+    std::vector<Candidate>& candidates_ = lane->candidates;
+    std::vector<Blended>& blend_ = lane->blend;
+    std::vector<uint32_t>& slot_ = lane->slot;
     PrepareCustomerView(env_, customer, &view_);
     const std::vector<double>& weights = WeightsFor(customer.segment());
 
@@ -437,15 +524,16 @@ class BlendedRecommenderImpl final : public Recommender {
     }
 
     // Rules.
-    std::vector<Blended*>& kept = kept_;
+    std::vector<Blended*>& kept = lane->kept;
     kept.clear();
     for (Blended& b : blend_) {
-      if (Allowed(b)) kept.push_back(&b);
+      if (Allowed(b, view_)) kept.push_back(&b);
     }
     std::sort(kept.begin(), kept.end(), [&](const Blended* a, const Blended* b) {
       if (a->score != b->score) return a->score > b->score;
       return index_.item_id(a->item) < index_.item_id(b->item);
     });
+    std::unordered_map<std::string, int>& per_category_ = lane->per_category;
     per_category_.clear();
     for (Blended* b : kept) {
       if (static_cast<int>(out->size()) >= options_.list_length) break;
@@ -466,16 +554,6 @@ class BlendedRecommenderImpl final : public Recommender {
     }
   }
 
- private:
-  struct Blended {
-    uint32_t item;
-    double score;
-    double best_part;
-    size_t strategy;
-    Candidate candidate;
-    bool due;
-  };
-
   std::vector<double> ToVector(const StrategyWeights& w) const {
     std::vector<double> out(strategies_.size(), 0.0);
     for (size_t s = 0; s < strategies_.size(); ++s) {
@@ -490,7 +568,7 @@ class BlendedRecommenderImpl final : public Recommender {
     return it != segment_weights_.end() ? it->second : default_weights_;
   }
 
-  bool Allowed(const Blended& b) const {
+  bool Allowed(const Blended& b, const CustomerView& view_) const {
     const std::string& id = index_.item_id(b.item);
     if (!excluded_.empty() && excluded_.count(id) > 0) return false;
     const CatalogItem* item = env_.CatalogItemOf(b.item);
@@ -669,16 +747,13 @@ class BlendedRecommenderImpl final : public Recommender {
   std::unordered_map<std::string, std::vector<double>> segment_weights_;
   std::unordered_set<std::string> excluded_;
   StrategyEnv env_;
-  CustomerView view_;
-  std::vector<Candidate> candidates_;
-  std::vector<Blended> blend_;
-  std::vector<Blended*> kept_;
   std::vector<const CatalogItem*> catalog_items_;  // env_.catalog_items
   std::vector<const ItemStats*> item_stats_;       // env_.item_stats
-  // Position in blend_ of each dense item id of the list being blended (kNoSlot: none).
   static constexpr uint32_t kNoSlot = 0xffffffffu;
-  std::vector<uint32_t> slot_;
-  std::unordered_map<std::string, int> per_category_;
+  // Lists: lane 0 (strategies_) on the consumer thread, more lanes for RecommendMany.
+  StrategyFactory strategy_factory_;
+  Lane lane0_{&strategies_};
+  std::vector<std::unique_ptr<Lane>> lanes_;
 };
 
 Status ValidateRecommenderOptions(const RecommenderOptions& o) {
@@ -700,11 +775,10 @@ Status ValidateRecommenderOptions(const RecommenderOptions& o) {
   return Status::OK();
 }
 
-}  // namespace
-
-StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(
-    const RecommenderOptions& options, const Catalog* catalog,
-    std::vector<std::unique_ptr<Strategy>> strategies, AlsRefitOptions refit) {
+StatusOr<std::unique_ptr<Recommender>> NewBlended(const RecommenderOptions& options,
+                                                  const Catalog* catalog,
+                                                  std::vector<std::unique_ptr<Strategy>> strategies,
+                                                  AlsRefitOptions refit, StrategyFactory factory) {
   STREAMREC_RETURN_IF_ERROR(ValidateRecommenderOptions(options));
   StrategyWeights weights;
   STREAMREC_RETURN_IF_ERROR(ParseStrategyWeights("recommend.weights", options.weights, &weights));
@@ -713,19 +787,35 @@ StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(
       ParseSegmentWeights("recommend.segment_weights", options.segment_weights, &segment_weights));
   return std::unique_ptr<Recommender>(
       new BlendedRecommenderImpl(options, catalog, std::move(strategies), std::move(weights),
-                                 std::move(segment_weights), std::move(refit)));
+                                 std::move(segment_weights), std::move(refit), std::move(factory)));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(
+    const RecommenderOptions& options, const Catalog* catalog,
+    std::vector<std::unique_ptr<Strategy>> strategies, AlsRefitOptions refit) {
+  // Injected strategies cannot be made again: their lists are built on one thread.
+  return NewBlended(options, catalog, std::move(strategies), std::move(refit), nullptr);
 }
 
 StatusOr<std::unique_ptr<Recommender>> NewBlendedRecommender(const RecommenderOptions& options,
                                                              const Catalog* catalog,
                                                              AlsRefitOptions refit) {
-  std::vector<std::unique_ptr<Strategy>> strategies;
-  for (const char* name : kStrategyNames) {
-    auto s = NewStrategyByName(name, options, catalog);
-    if (!s.ok()) return s.status();
-    strategies.push_back(std::move(*s));
-  }
-  return NewBlendedRecommender(options, catalog, std::move(strategies), std::move(refit));
+  StrategyFactory factory = [options, catalog]()
+      -> StatusOr<std::vector<std::unique_ptr<Strategy>>> {
+    std::vector<std::unique_ptr<Strategy>> strategies;
+    for (const char* name : kStrategyNames) {
+      auto s = NewStrategyByName(name, options, catalog);
+      if (!s.ok()) return s.status();
+      strategies.push_back(std::move(*s));
+    }
+    return strategies;
+  };
+  auto strategies = factory();
+  if (!strategies.ok()) return strategies.status();
+  return NewBlended(options, catalog, std::move(strategies).value(), std::move(refit),
+                    std::move(factory));
 }
 
 }  // namespace streamrec

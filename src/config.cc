@@ -293,6 +293,10 @@ const std::vector<KeySpec>& Schema() {
                           "per-segment weights, Segment:name=w,...;Segment:... (a segment named "
                           "here uses only its own weights)",
                           [](Config& c) -> std::string& { return c.recommend.segment_weights; }));
+    s.push_back(IntKey("recommend.threads",
+                       "threads building the lists of a micro-batch (the lists do not depend on "
+                       "it; 1 = the consumer thread alone)",
+                       [](Config& c) -> int& { return c.recommend.threads; }, 1, 64));
     s.push_back(IntKey("recommend.candidates_per_strategy",
                        "candidates each strategy proposes before the blend",
                        [](Config& c) -> int& { return c.recommend.candidates_per_strategy; }, 1,

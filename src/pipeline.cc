@@ -267,6 +267,9 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
 
   // 7. Lists, and one atomic write.
   recommender_->BeginBatch(items_, watermark);
+  std::vector<const CustomerState*> listed(states.size());
+  for (size_t c = 0; c < states.size(); ++c) listed[c] = &states[c];
+  recommender_->RecommendMany(listed, &lists_);
   for (size_t c = 0; c < states.size(); ++c) {
     CustomerState& state = states[c];
     if (state.cluster() != old_cluster[c] || state.segment() != old_segment[c]) {
@@ -285,7 +288,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       change->set_event_time_ms(state.last_time_ms());
       writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
     }
-    if (RefreshList(partition, watermark, customer_source_ms[c], &state, &writes, &outbox_seq)) {
+    if (PublishList(partition, watermark, customer_source_ms[c], lists_[c], &state, &writes,
+                    &outbox_seq)) {
       ++result->lists_published;
     } else {
       ++result->lists_unchanged;
@@ -373,13 +377,13 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   return Status::OK();
 }
 
-bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
-                           CustomerState* state, WriteSet* writes, uint64_t* outbox_seq) {
-  recommender_->Recommend(*state, &list_);
+bool Pipeline::PublishList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
+                           const std::vector<Recommendation>& list, CustomerState* state,
+                           WriteSet* writes, uint64_t* outbox_seq) {
   state->set_list_model_version(segmenter_->model_version());
   state->set_list_recommender_version(recommender_->model_version());
   state->set_list_checked_ms(watermark);
-  const uint64_t hash = ListContentHash(list_);
+  const uint64_t hash = ListContentHash(list);
   if (state->list_version() != 0 && hash == state->list_hash()) return false;
   state->set_list_version(state->list_version() + 1);
   state->set_list_hash(hash);
@@ -398,7 +402,7 @@ bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, int64_t source
                      ? v1::RecommendationList::CONTROL
                      : v1::RecommendationList::TREATMENT);
   out->set_model_version(state->model_version());
-  for (const Recommendation& r : list_) {
+  for (const Recommendation& r : list) {
     v1::RecommendedItem* item = out->add_items();
     item->set_item_id(r.item_id);
     item->set_score(r.score);
@@ -406,7 +410,7 @@ bool Pipeline::RefreshList(uint32_t partition, int64_t watermark, int64_t source
     item->set_reason(r.reason);
   }
   state->clear_list_item_ids();
-  for (const Recommendation& r : list_) state->add_list_item_ids(r.item_id);
+  for (const Recommendation& r : list) state->add_list_item_ids(r.item_id);
   writes->Put(Column::kLists, ListKey(partition, state->customer_id()), EncodeState(*out));
   writes->Put(Column::kOutbox, OutboxKey(partition, (*outbox_seq)++), EncodeState(record));
   return true;
@@ -432,6 +436,8 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
   std::string next;
   Status decode_error;
   CustomerState state;
+  std::vector<std::string> stale_keys;
+  std::vector<CustomerState> stale;
   Status s = store_->ScanFrom(
       Column::kCustomers, prefix, start, [&](std::string_view key, std::string_view value) {
         if (visits >= max_visits || refreshes >= max_refreshes) {
@@ -453,16 +459,25 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
                            state.list_recommender_version() < recommender_version;
         if (!old && !refit) return true;
         ++refreshes;
-        if (RefreshList(partition, watermark, /*source_time_ms=*/0, &state, writes, outbox_seq)) {
-          ++result->lists_published;
-        } else {
-          ++result->lists_unchanged;
-        }
-        writes->Put(Column::kCustomers, std::string(key), EncodeState(state));
+        stale_keys.emplace_back(key);
+        stale.push_back(std::move(state));
+        state.Clear();
         return true;
       });
   STREAMREC_RETURN_IF_ERROR(s);
   STREAMREC_RETURN_IF_ERROR(decode_error);
+  std::vector<const CustomerState*> listed(stale.size());
+  for (size_t i = 0; i < stale.size(); ++i) listed[i] = &stale[i];
+  recommender_->RecommendMany(listed, &lists_);
+  for (size_t i = 0; i < stale.size(); ++i) {
+    if (PublishList(partition, watermark, /*source_time_ms=*/0, lists_[i], &stale[i], writes,
+                    outbox_seq)) {
+      ++result->lists_published;
+    } else {
+      ++result->lists_unchanged;
+    }
+    writes->Put(Column::kCustomers, std::move(stale_keys[i]), EncodeState(stale[i]));
+  }
   result->lists_refreshed += refreshes;
   position->set_refresh_cursor(next);  // "" when the sweep reached the end: start over
   return Status::OK();

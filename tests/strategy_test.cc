@@ -560,6 +560,23 @@ TEST(BlendedRecommenderTest, AListDoesNotDependOnTheListsBeforeIt) {
     shared->Recommend(all[c], &list);
     EXPECT_TRUE(same(list, alone[c])) << all[c].customer_id();
   }
+  // ... and equals what RecommendMany gives it on several threads (each customer four times,
+  // enough lists for three lanes), batch after batch.
+  options.threads = 3;
+  std::unique_ptr<Recommender> lanes = make();
+  std::vector<const CustomerState*> many;
+  for (int round = 0; round < 4; ++round) {
+    for (const CustomerState& s : all) many.push_back(&s);
+  }
+  for (int batch = 0; batch < 2; ++batch) {
+    std::vector<std::vector<Recommendation>> lists;
+    lanes->RecommendMany(many, &lists);
+    ASSERT_EQ(lists.size(), many.size());
+    for (size_t i = 0; i < many.size(); ++i) {
+      EXPECT_TRUE(same(lists[i], alone[i % all.size()])) << "batch " << batch << " list " << i;
+    }
+    lanes->BeginBatch(stats, kT0);
+  }
 }
 
 TEST(StrategyWeightsTest, ParsesAndNamesBadParts) {

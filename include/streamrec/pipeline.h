@@ -125,13 +125,14 @@ class Pipeline {
   // Hands every stored customer to the recommender's index (after Open and a failed write).
   Status RebuildRecommenderIndex();
   Status LoadItems();
-  // Recomputes `state`'s list; when it differs from the published one, bumps the list version
-  // and queues the list in the outbox. Returns whether it was published.
+  // Records `list`, just computed for `state`; when it differs from the published one, bumps
+  // the list version and queues the list in the outbox. Returns whether it was published.
   // The published list also goes to the "lists" column (the query API reads it), and its items
   // into the state (conversion attribution). `source_time_ms` is the newest source timestamp of
   // the customer's records in the batch (0 for a background refresh).
-  bool RefreshList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
-                   CustomerState* state, WriteSet* writes, uint64_t* outbox_seq);
+  bool PublishList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
+                   const std::vector<Recommendation>& list, CustomerState* state,
+                   WriteSet* writes, uint64_t* outbox_seq);
   // The stale-list sweep: visits stored customers of `partition` from the position's cursor and
   // refreshes those whose list is older than recommend.refresh_after_days or was computed under
   // an older segment model or an older recommender model (ALS), at most
@@ -148,7 +149,7 @@ class Pipeline {
   Recommender* recommender_;
   ItemStatsTable items_;
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
-  std::vector<Recommendation> list_;                  // scratch
+  std::vector<std::vector<Recommendation>> lists_;    // scratch: the lists of RecommendMany
 };
 
 // The "lists" column's key of a customer: the same as its state's.

@@ -53,6 +53,9 @@ struct RecommenderOptions {
       "Can't Lose:cooccurrence=1,als=0.3,upsell=0.3,reoffer=1,popularity=0.05";
   // Candidates each strategy proposes before the blend.
   int candidates_per_strategy = 60;
+  // Threads that build the lists of one micro-batch (each with its own strategy instances;
+  // the lists do not depend on it). 1 = the consumer thread alone.
+  int threads = 2;
   // Rules. Price cap: an item may cost at most this many times the customer's average price per
   // purchase line (0 = no cap).
   double price_cap_ratio = 0;
@@ -173,6 +176,14 @@ class Recommender {
   // Appends the customer's list to *out (cleared first). Reads only what BeginBatch saw and
   // the customer's own state.
   virtual void Recommend(const CustomerState& customer, std::vector<Recommendation>* out) = 0;
+  // The lists of several customers: (*out)[i] is what Recommend(*customers[i]) gives, whatever
+  // the order or the thread that computes it (out is resized). A recommender may spread the
+  // customers over threads (recommend.threads); the default calls Recommend one by one.
+  virtual void RecommendMany(std::span<const CustomerState* const> customers,
+                             std::vector<std::vector<Recommendation>>* out) {
+    out->resize(customers.size());
+    for (size_t i = 0; i < customers.size(); ++i) Recommend(*customers[i], &(*out)[i]);
+  }
 };
 
 // Placeholder until the recommendation engine: the most popular recommendable items (decayed
