@@ -249,6 +249,21 @@ const std::vector<KeySpec>& Schema() {
                        [](Config& c) -> int& { return c.state.block_cache_mb; }, 8, 1 << 20));
     s.push_back(IntKey("state.write_buffer_mb", "RocksDB memtable size per column family, MiB",
                        [](Config& c) -> int& { return c.state.write_buffer_mb; }, 1, 1 << 16));
+    s.push_back(StringKey("state.bottommost_compression",
+                          "compression of RocksDB's last level, where nearly all data ends up "
+                          "(none = as state.compression)",
+                          [](Config& c) -> std::string& { return c.state.bottommost_compression; },
+                          {"none", "snappy", "lz4", "zstd"}));
+    s.push_back(IntKey("state.zstd_level", "zstd level of the last level",
+                       [](Config& c) -> int& { return c.state.zstd_level; }, -5, 22));
+    s.push_back(IntKey("state.dictionary_kb",
+                       "compression dictionary of the last level, KiB, trained per file (0 = none)",
+                       [](Config& c) -> int& { return c.state.dictionary_kb; }, 0, 1024));
+    s.push_back(IntKey("state.block_size_kb", "RocksDB data block size before compression, KiB",
+                       [](Config& c) -> int& { return c.state.block_size_kb; }, 1, 1024));
+    s.push_back(IntKey("state.memtable_budget_mb",
+                       "all column families' memtables together, MiB (0 = no cap)",
+                       [](Config& c) -> int& { return c.state.memtable_budget_mb; }, 0, 1 << 20));
     s.push_back(StringKey("state.compression", "block compression",
                           [](Config& c) -> std::string& { return c.state.compression; },
                           {"none", "snappy", "lz4", "zstd"}));

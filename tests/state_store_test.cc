@@ -223,5 +223,56 @@ TEST(RocksStateStoreTest, BadCompressionNamesTheKey) {
   EXPECT_NE(store.status().message().find("brotli"), std::string::npos);
 }
 
+TEST(RocksStateStoreTest, BadBottommostCompressionNamesTheKey) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.File("db");
+  options.bottommost_compression = "gzip";
+  auto store = OpenRocksStateStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("state.bottommost_compression"), std::string::npos);
+  EXPECT_NE(store.status().message().find("gzip"), std::string::npos);
+}
+
+TEST(RocksStateStoreTest, DictionaryCompressedLastLevelReadsBackAndIsSmaller) {
+  // Repetitive values, like states and lists: field names, item ids, reason sentences.
+  auto value = [](int i) {
+    std::string v;
+    for (int k = 0; k < 12; ++k) {
+      v += "{\"item_id\":\"PKG" + std::to_string((i * 7 + k * 13) % 300) +
+           "\",\"reason\":\"bought by " + std::to_string((i + k) % 90) +
+           "% of customers like you in Champions\"}";
+    }
+    return v;
+  };
+  auto bytes_after_compaction = [&](const std::string& bottommost, int dictionary_kb) -> uint64_t {
+    TempDir dir;
+    StoreOptions options;
+    options.path = dir.File("db");
+    options.bottommost_compression = bottommost;
+    options.dictionary_kb = dictionary_kb;
+    auto store = OpenRocksStateStore(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return 0;
+    WriteSet w;
+    for (int i = 0; i < 4000; ++i) {
+      w.Put(Column::kLists, PartitionKey(0, "c" + std::to_string(i)), value(i));
+    }
+    EXPECT_OK((*store)->Write(w));
+    EXPECT_OK((*store)->CompactAll());
+    for (int i = 0; i < 4000; i += 397) {
+      std::string got;
+      EXPECT_OK((*store)->Get(Column::kLists, PartitionKey(0, "c" + std::to_string(i)), &got));
+      EXPECT_EQ(got, value(i));
+    }
+    auto props = (*store)->Properties();
+    return props.count("sst_bytes") > 0 ? props.at("sst_bytes") : 0;
+  };
+  const uint64_t lz4 = bytes_after_compaction("none", 0);
+  const uint64_t zstd_dict = bytes_after_compaction("zstd", 32);
+  ASSERT_GT(lz4, 0u);
+  EXPECT_LT(zstd_dict, lz4) << "zstd with a dictionary on the last level";
+}
+
 }  // namespace
 }  // namespace streamrec

@@ -114,10 +114,22 @@ struct StoreOptions {
   bool sync_wal = false;
   // Block cache for reads, MiB. Hot customers' states live here.
   int block_cache_mb = 256;
-  // Block compression: "none", "snappy", "lz4" or "zstd".
+  // Block compression of the upper levels (fresh data, flushed and compacted often): "none",
+  // "snappy", "lz4" or "zstd".
   std::string compression = "lz4";
+  // Compression of the last level, where nearly all data ends up ("none" = as `compression`).
+  // zstd with a dictionary trained per file: states and lists repeat the same field names,
+  // item ids and reason sentences, which a 16 KiB block alone compresses far less.
+  std::string bottommost_compression = "zstd";
+  int zstd_level = 6;
+  int dictionary_kb = 32;  // 0 = no dictionary
+  // Uncompressed size of a data block, KiB: larger blocks compress better, cost more per read.
+  int block_size_kb = 16;
   // Write buffer (memtable) size per column family, MiB.
   int write_buffer_mb = 64;
+  // All column families' memtables together, MiB: a shared budget beyond which the largest is
+  // flushed, so memory does not grow with the number of column families (0 = no cap).
+  int memtable_budget_mb = 256;
 };
 
 // Opens (creating if needed) a RocksDB store with all column families, then checks the store's

@@ -5,6 +5,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <filesystem>
 
@@ -40,12 +41,12 @@ std::string PrefixSuccessor(std::string_view prefix) {
   return s;
 }
 
-StatusOr<rocksdb::CompressionType> ParseCompression(const std::string& name) {
+StatusOr<rocksdb::CompressionType> ParseCompression(const std::string& name, const char* key) {
   if (name == "none") return rocksdb::kNoCompression;
   if (name == "snappy") return rocksdb::kSnappyCompression;
   if (name == "lz4") return rocksdb::kLZ4Compression;
   if (name == "zstd") return rocksdb::kZSTD;
-  return Status::InvalidArgument("state.compression: unknown compression '" + name +
+  return Status::InvalidArgument(std::string(key) + ": unknown compression '" + name +
                                  "' (expected none, snappy, lz4 or zstd)");
 }
 
@@ -65,8 +66,11 @@ class RocksStateStore : public StateStore {
 
   static StatusOr<std::unique_ptr<StateStore>> Open(const StoreOptions& options) {
     if (options.path.empty()) return Status::InvalidArgument("state directory is not set");
-    auto compression = ParseCompression(options.compression);
+    auto compression = ParseCompression(options.compression, "state.compression");
     if (!compression.ok()) return compression.status();
+    auto bottommost = ParseCompression(options.bottommost_compression,
+                                       "state.bottommost_compression");
+    if (!bottommost.ok()) return bottommost.status();
     std::error_code ec;
     std::filesystem::create_directories(options.path, ec);
     if (ec) {
@@ -78,9 +82,19 @@ class RocksStateStore : public StateStore {
     table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(options.block_cache_mb) << 20);
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     table.cache_index_and_filter_blocks = true;
+    table.block_size = static_cast<size_t>(std::max(options.block_size_kb, 1)) << 10;
     rocksdb::ColumnFamilyOptions cf_options;
     cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     cf_options.compression = *compression;
+    if (*bottommost != rocksdb::kNoCompression) {
+      cf_options.bottommost_compression = *bottommost;
+      rocksdb::CompressionOptions& z = cf_options.bottommost_compression_opts;
+      z.enabled = true;
+      if (*bottommost == rocksdb::kZSTD) z.level = options.zstd_level;
+      z.max_dict_bytes = static_cast<uint32_t>(std::max(options.dictionary_kb, 0)) << 10;
+      // zstd's dictionary trainer wants about a hundred times the dictionary in samples.
+      z.zstd_max_train_bytes = *bottommost == rocksdb::kZSTD ? 100 * z.max_dict_bytes : 0;
+    }
     cf_options.write_buffer_size = static_cast<size_t>(options.write_buffer_mb) << 20;
 
     rocksdb::DBOptions db_options;
@@ -89,6 +103,10 @@ class RocksStateStore : public StateStore {
     db_options.max_background_jobs = 2;
     db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
     db_options.keep_log_file_num = 3;
+    if (options.memtable_budget_mb > 0) {
+      db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+          static_cast<size_t>(options.memtable_budget_mb) << 20);
+    }
 
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
     descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
