@@ -282,6 +282,11 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> double& { return c.features.spend_half_life_days; },
                           0.01, 36500));
     // pipeline
+    s.push_back(IntKey("pipeline.state_cache_customers",
+                       "decoded states of recently changed customers kept in memory in front of "
+                       "RocksDB (write-through; 0 = none)",
+                       [](Config& c) -> int64_t& { return c.pipeline.state_cache_customers; }, 0,
+                       int64_t{1} << 32));
     s.push_back(IntKey("pipeline.batch_size", "records per micro-batch",
                        [](Config& c) -> int& { return c.pipeline.batch_size; }, 1, 1000000));
     // recommend

@@ -157,19 +157,42 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     customer_source_ms[it->second] = std::max(customer_source_ms[it->second], source_ms[i]);
   }
 
-  // 3. Load the batch's customers in one MultiGet.
-  std::vector<std::string> values;
-  std::vector<bool> found;
-  STREAMREC_RETURN_IF_ERROR(store_->MultiGet(Column::kCustomers, keys, &values, &found));
+  // 3. Load the batch's customers: from the state cache (taken out: put back once the batch is
+  // written, so a failed batch leaves no trace there), the others in one MultiGet.
   std::vector<CustomerState> states(keys.size());
+  std::vector<bool> found(keys.size(), false);
+  std::vector<std::string> miss_keys;
+  std::vector<size_t> miss_index;
   for (size_t c = 0; c < keys.size(); ++c) {
-    if (found[c]) {
-      Status s = DecodeState(values[c], &states[c]);
+    auto it = cache_.find(keys[c]);
+    if (it == cache_.end()) {
+      miss_keys.push_back(keys[c]);
+      miss_index.push_back(c);
+      continue;
+    }
+    states[c] = std::move(it->second.state);
+    found[c] = true;
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+  }
+  result->cache_hits = keys.size() - miss_keys.size();
+  result->cache_misses = miss_keys.size();
+  if (!miss_keys.empty()) {
+    std::vector<std::string> values;
+    std::vector<bool> miss_found;
+    STREAMREC_RETURN_IF_ERROR(
+        store_->MultiGet(Column::kCustomers, miss_keys, &values, &miss_found));
+    for (size_t m = 0; m < miss_keys.size(); ++m) {
+      const size_t c = miss_index[m];
+      if (!miss_found[m]) {
+        ++result->new_customers;
+        continue;
+      }
+      found[c] = true;
+      Status s = DecodeState(values[m], &states[c]);
       if (!s.ok()) {
         return Status::Corruption("customer '" + keys[c].substr(4) + "': " + s.message());
       }
-    } else {
-      ++result->new_customers;
     }
   }
   for (size_t i = 0; i < events.size(); ++i) {
@@ -242,6 +265,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
 
   // 6. The recommender's index follows every changed customer, then the lists.
   std::unordered_set<std::string_view> in_batch(keys.begin(), keys.end());
+  const std::unordered_set<std::string_view> in_batch_keys = in_batch;
   if (observe) {
     for (const WriteSet::Op& op : all.ops()) {
       if (op.column != Column::kCustomers || op.is_delete || in_batch.count(op.key) > 0) continue;
@@ -367,6 +391,21 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     return s;
   }
   positions_[partition] = position;
+  // The cache follows the write: the batch's customers go in; a cached customer someone else
+  // wrote (relabelled by the segmenter, refreshed by the sweep) takes the written state, or
+  // goes when it does not decode.
+  if (options_.state_cache_customers > 0) {
+    for (const WriteSet::Op& op : all.ops()) {
+      if (op.column != Column::kCustomers || in_batch_keys.count(op.key) > 0) continue;
+      auto it = cache_.find(op.key);
+      if (it == cache_.end()) continue;
+      if (op.is_delete || !DecodeState(op.value, &it->second.state).ok()) {
+        lru_.erase(it->second.lru);
+        cache_.erase(it);
+      }
+    }
+    for (size_t c = 0; c < states.size(); ++c) CachePut(keys[c], std::move(states[c]));
+  }
   for (auto& [p, other] : other_positions) {
     positions_[p] = std::move(other);
     result->other_outbox_partitions.push_back(p);
@@ -375,6 +414,28 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   result->customers_changed = states.size();
   result->watermark_ms = watermark;
   return Status::OK();
+}
+
+void Pipeline::ForgetPosition(uint32_t partition) {
+  positions_.erase(partition);
+  const std::string prefix = PartitionPrefix(partition);
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    if (it->compare(0, prefix.size(), prefix) == 0) {
+      cache_.erase(*it);
+      it = lru_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Pipeline::CachePut(const std::string& key, CustomerState state) {
+  lru_.push_front(key);
+  cache_[key] = CachedState{std::move(state), lru_.begin()};
+  while (cache_.size() > options_.state_cache_customers) {
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
 }
 
 bool Pipeline::PublishList(uint32_t partition, int64_t watermark, int64_t source_time_ms,

@@ -47,6 +47,8 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
   pipeline_options.source_name = "file";
   pipeline_options.features = config.features;
   pipeline_options.recommend = config.recommend;
+  pipeline_options.state_cache_customers =
+      static_cast<size_t>(config.pipeline.state_cache_customers);
   auto segmenter_or = NewSegmenter(config, store.get());
   if (!segmenter_or.ok()) return segmenter_or.status();
   std::unique_ptr<Segmenter> segmenter = std::move(segmenter_or).value();

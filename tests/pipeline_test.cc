@@ -376,6 +376,62 @@ TEST(PipelineTest, FailedWriteLeavesNoTraceAndRetrySucceeds) {
   EXPECT_EQ(h.pipeline().item_stats().at("B").count(), 2u);
 }
 
+TEST(PipelineTest, StateCacheServesRepeatCustomersAndChangesNothing) {
+  const std::vector<std::vector<std::string>> batches = {
+      {"c1,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,"},
+      {"c1,B,2011-01-02 10:00:00,1,1,1,", "c3,A,2011-01-02 10:00:00,1,1,1,"},
+      {"c1,C,2011-01-03 10:00:00,2,1,1,", "c2,C,2011-01-03 10:00:00,1,1,1,",
+       "c3,B,2011-01-03 11:00:00,1,1,1,"}};
+  Harness cached;  // the default cache
+  Harness uncached(nullptr, [](PipelineOptions* o) { o->state_cache_customers = 0; });
+  Harness tiny(nullptr, [](PipelineOptions* o) { o->state_cache_customers = 1; });
+  uint64_t offset = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> hits_misses;
+  for (const auto& batch : batches) {
+    BatchResult r, u, t;
+    ASSERT_OK(cached.Run(batch, offset, &r));
+    ASSERT_OK(uncached.Run(batch, offset, &u));
+    ASSERT_OK(tiny.Run(batch, offset, &t));
+    offset += batch.size();
+    hits_misses.emplace_back(r.cache_hits, r.cache_misses);
+    EXPECT_EQ(u.cache_hits, 0u);
+    EXPECT_EQ(r.lists_published, u.lists_published);
+    EXPECT_EQ(t.lists_published, u.lists_published);
+  }
+  // c1, c2 new; then c1 cached, c3 new; then all three cached.
+  EXPECT_EQ(hits_misses[0], std::make_pair(uint64_t{0}, uint64_t{2}));
+  EXPECT_EQ(hits_misses[1], std::make_pair(uint64_t{1}, uint64_t{1}));
+  EXPECT_EQ(hits_misses[2], std::make_pair(uint64_t{3}, uint64_t{0}));
+  EXPECT_EQ(*StateDigest(cached.store()), *StateDigest(uncached.store()));
+  EXPECT_EQ(*StateDigest(tiny.store()), *StateDigest(uncached.store()));
+  EXPECT_EQ(Lists(cached.Drain()), Lists(uncached.Drain()));
+}
+
+TEST(PipelineTest, StateCacheForgetsAPartitionThatWasAwayAndAFailedBatch) {
+  auto base = NewMemStateStore();
+  testing::FaultInjectingStore faulty(base.get());
+  Harness h(&faulty);
+  BatchResult r;
+  ASSERT_OK(h.Run({"c1,A,2011-01-01 10:00:00,1,1,1,"}, 0, &r));
+  // A failed batch: c1 was taken out of the cache and is read from the store again.
+  faulty.FailNextWrites(1);
+  EXPECT_FALSE(h.Run({"c1,B,2011-01-02 10:00:00,1,1,1,"}, 1, &r).ok());
+  ASSERT_OK(h.Run({"c1,B,2011-01-02 10:00:00,1,1,1,"}, 1, &r));
+  EXPECT_EQ(r.cache_hits, 0u);
+  EXPECT_EQ(h.Customer("c1").items_size(), 2);
+  // The partition goes to another instance, which applies more of c1's purchases; when it
+  // comes back the cached c1 must not hide them.
+  h.pipeline().ForgetPosition(0);
+  CustomerState elsewhere = h.Customer("c1");
+  elsewhere.set_event_count(99);
+  WriteSet w;
+  w.Put(Column::kCustomers, PartitionKey(0, "c1"), EncodeState(elsewhere));
+  ASSERT_OK(base->Write(w));
+  ASSERT_OK(h.Run({"c1,C,2011-01-03 10:00:00,1,1,1,"}, 2, &r));
+  EXPECT_EQ(r.cache_hits, 0u);
+  EXPECT_EQ(h.Customer("c1").event_count(), 100u);
+}
+
 TEST(PipelineTest, ListJsonShape) {
   v1::RecommendationList list;
   list.set_customer_id("17850");

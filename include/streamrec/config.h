@@ -31,6 +31,9 @@ struct InputConfig {
 struct PipelineConfig {
   // Records per micro-batch (file source; the Kafka source also bounds batches by time).
   int batch_size = 5000;
+  // Decoded states of this many recently changed customers kept in front of the store
+  // (write-through; 0 = none). See PipelineOptions::state_cache_customers.
+  int64_t state_cache_customers = 100000;
 };
 
 struct SegmentsConfig {

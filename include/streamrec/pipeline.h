@@ -8,10 +8,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -39,6 +41,11 @@ struct PipelineOptions {
   // A purchase of an item on the customer's published list converts when the list was
   // published at most this many event-time days before it (BatchResult::attribution).
   double attribution_window_days = 7;
+  // Decoded states of this many recently changed customers are kept in memory in front of the
+  // store (0 = none): a customer who buys again is not read and decoded again. Write-through:
+  // every batch still writes its states with its position, so the cache changes nothing of the
+  // exactly-once contract; it saves the MultiGet and the decode.
+  size_t state_cache_customers = 100000;
 };
 
 // "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting
@@ -88,6 +95,8 @@ struct BatchResult {
   // (group "treatment"|"control", segment at the purchase) -> purchases and conversions.
   std::map<std::pair<std::string, std::string>, Attribution> attribution;
   StageSeconds stages;
+  uint64_t cache_hits = 0;        // batch customers found in the state cache
+  uint64_t cache_misses = 0;      // read from the store (MultiGet)
   int64_t watermark_ms = 0;       // max event time applied so far in the partition
   // Other partitions whose outbox got records in this batch (SegmentChanges of stored customers
   // the segmenter relabelled): their publishers have something to send too.
@@ -116,7 +125,8 @@ class Pipeline {
 
   // Drops the cached position of `partition`, so the next use reads the store (a partition
   // assigned again may have been processed elsewhere meanwhile).
-  void ForgetPosition(uint32_t partition) { positions_.erase(partition); }
+  // Its cached states go too.
+  void ForgetPosition(uint32_t partition);
 
   const ItemStatsTable& item_stats() const { return items_; }
   const PipelineOptions& options() const { return options_; }
@@ -149,6 +159,16 @@ class Pipeline {
   Recommender* recommender_;
   ItemStatsTable items_;
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
+  // The state cache: key -> (state, position in lru_); lru_ front = most recently written.
+  // A batch takes its customers out and puts them back after its write succeeded; a customer
+  // written by anything else (the segmenter's relabels) is dropped.
+  struct CachedState {
+    CustomerState state;
+    std::list<std::string>::iterator lru;
+  };
+  std::unordered_map<std::string, CachedState> cache_;
+  std::list<std::string> lru_;
+  void CachePut(const std::string& key, CustomerState state);
   std::vector<std::vector<Recommendation>> lists_;    // scratch: the lists of RecommendMany
 };
 

@@ -282,6 +282,18 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     }
   }
   w.EndObject();
+  // The state cache's hit rate over the run.
+  double hits = 0, lookups = 0;
+  for (const prometheus::MetricFamily& family : registry->Collect()) {
+    if (family.name != "streamrec_state_cache_lookups_total") continue;
+    for (const prometheus::ClientMetric& m : family.metric) {
+      lookups += m.counter.value;
+      for (const auto& label : m.label) {
+        if (label.name == "result" && label.value == "hit") hits += m.counter.value;
+      }
+    }
+  }
+  w.Key("state_cache_hit_rate").Double(lookups > 0 ? hits / lookups : 0);
   w.Key("peak_rss_bytes").Uint(peak_rss);
   w.Key("rocksdb_bytes").Uint(bytes);
   w.Key("rocksdb_bytes_per_customer").Double(customers > 0 ? static_cast<double>(bytes) / customers : 0);

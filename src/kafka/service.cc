@@ -198,6 +198,8 @@ Status ServiceImpl::Init() {
   pipeline_options.source_name = "kafka:" + kafka().input_topic;
   pipeline_options.features = config.features;
   pipeline_options.recommend = config.recommend;
+  pipeline_options.state_cache_customers =
+      static_cast<size_t>(config.pipeline.state_cache_customers);
   pipeline_options.dead_letters = true;
   pipeline_options.attribution_window_days = config.metrics.attribution_window_days;
   pipeline_ = std::make_unique<Pipeline>(pipeline_options, store_.get(), &catalog_,

@@ -158,6 +158,13 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                           .Help("Lists recomputed equal to the published one (not sent again)")
                           .Register(registry)
                           .Add({});
+  auto& cache = BuildCounter()
+                    .Name("streamrec_state_cache_lookups_total")
+                    .Help("Batch customers looked up in the in-memory state cache, by result "
+                          "(miss: read from RocksDB)")
+                    .Register(registry);
+  cache_hits_ = &cache.Add({{"result", "hit"}});
+  cache_misses_ = &cache.Add({{"result", "miss"}});
   lists_stale_refreshed_ = &BuildCounter()
                                 .Name("streamrec_lists_stale_refreshed_total")
                                 .Help("Quiet customers' lists recomputed by the background "
@@ -304,6 +311,8 @@ void ServiceMetrics::RecordBatch(const BatchResult& r, uint64_t records, double 
   lists_published_->Increment(static_cast<double>(r.lists_published));
   lists_unchanged_->Increment(static_cast<double>(r.lists_unchanged));
   lists_stale_refreshed_->Increment(static_cast<double>(r.lists_refreshed));
+  cache_hits_->Increment(static_cast<double>(r.cache_hits));
+  cache_misses_->Increment(static_cast<double>(r.cache_misses));
   for (const auto& [move, n] : r.transitions) {
     if (move.first == move.second) continue;  // another cluster of the same name: no move
     LabelledCounter(*transitions_family_, &transitions_, {"from", "to"}, {move.first, move.second})

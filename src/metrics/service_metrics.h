@@ -100,6 +100,8 @@ class ServiceMetrics {
   prometheus::Counter* lists_published_;
   prometheus::Counter* lists_unchanged_;
   prometheus::Counter* lists_stale_refreshed_;
+  prometheus::Counter* cache_hits_;
+  prometheus::Counter* cache_misses_;
 
   std::map<std::string, prometheus::Gauge*> store_;  // property -> gauge
 
