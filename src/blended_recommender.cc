@@ -529,10 +529,18 @@ class BlendedRecommenderImpl final : public Recommender {
     for (Blended& b : blend_) {
       if (Allowed(b, view_)) kept.push_back(&b);
     }
-    std::sort(kept.begin(), kept.end(), [&](const Blended* a, const Blended* b) {
+    auto better = [&](const Blended* a, const Blended* b) {
       if (a->score != b->score) return a->score > b->score;
       return index_.item_id(a->item) < index_.item_id(b->item);
-    });
+    };
+    // Only the list's length is needed in order, unless the category cap may skip some.
+    const size_t length = static_cast<size_t>(options_.list_length);
+    if (options_.max_per_category > 0 || kept.size() <= length) {
+      std::sort(kept.begin(), kept.end(), better);
+    } else {
+      std::partial_sort(kept.begin(), kept.begin() + static_cast<ptrdiff_t>(length), kept.end(),
+                        better);
+    }
     std::unordered_map<std::string, int>& per_category_ = lane->per_category;
     per_category_.clear();
     for (Blended* b : kept) {
