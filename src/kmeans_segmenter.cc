@@ -179,6 +179,13 @@ StatusOr<SegmentFitOptions> SegmentFitOptions::FromConfig(const SegmentsConfig& 
 
 void SegmentFitInput::Add(const FeatureSpec& spec, const CustomerState& state) {
   const size_t d = spec.dim();
+  ++population;
+  if (max_rows > 0) {
+    const double h = UniformHash(state.customer_id(), "segment-fit");
+    if (h >= threshold_) return;
+    hash_.push_back(h);
+    dim_ = d;
+  }
   raw.resize(raw.size() + d);
   BuildRawVector(spec, state, now_ms, raw.data() + raw.size() - d);
   DerivedFeatures f = Derive(state, now_ms);
@@ -186,6 +193,34 @@ void SegmentFitInput::Add(const FeatureSpec& spec, const CustomerState& state) {
   frequency.push_back(f.frequency);
   monetary.push_back(f.monetary);
   ++n;
+  if (max_rows > 0 && n > 2 * max_rows) KeepBelow(threshold_ / 2, d);
+}
+
+void SegmentFitInput::Finish() {
+  if (max_rows <= 0 || n <= max_rows) return;
+  std::vector<double> sorted = hash_;
+  std::nth_element(sorted.begin(), sorted.begin() + max_rows, sorted.end());
+  KeepBelow(sorted[static_cast<size_t>(max_rows)], dim_);
+}
+
+void SegmentFitInput::KeepBelow(double threshold, size_t d) {
+  threshold_ = threshold;
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (hash_[i] >= threshold) continue;
+    std::copy_n(raw.data() + i * d, d, raw.data() + kept * d);
+    recency_days[kept] = recency_days[i];
+    frequency[kept] = frequency[i];
+    monetary[kept] = monetary[i];
+    hash_[kept] = hash_[i];
+    ++kept;
+  }
+  n = kept;
+  raw.resize(static_cast<size_t>(kept) * d);
+  recency_days.resize(kept);
+  frequency.resize(kept);
+  monetary.resize(kept);
+  hash_.resize(kept);
 }
 
 // ---- full fit -------------------------------------------------------------------------------
@@ -203,7 +238,9 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
                                    " should be at least k=" + std::to_string(std::max(2, k_floor)));
   }
   SegmentFitReport report;
-  report.customers = n;
+  // A sampled input stands for its whole population (the growth trigger compares to it).
+  const int64_t population = std::max(input.population, n);
+  report.customers = population;
   report.now_ms = input.now_ms;
 
   // Training rows: all, or a uniform sample.
@@ -295,6 +332,12 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
     objective += dist[i];
     ++sizes[rows[i]];
   }
+  // A sampled input stands for its population: its sums are scaled up to it.
+  const double scale = static_cast<double>(population) / static_cast<double>(n);
+  if (population > n) {
+    objective *= scale;
+    for (int64_t& size : sizes) size = std::llround(static_cast<double>(size) * scale);
+  }
 
   if (comparable) {
     // The centres being replaced, scored on the same matrix (online vs full fit quality).
@@ -303,6 +346,7 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
     AssignNearest(old_centres.data(), previous->k, x.data(), n, d, old_rows.data(),
                   old_dist.data(), options.threads);
     for (int64_t i = 0; i < n; ++i) report.previous_objective += old_dist[i];
+    if (population > n) report.previous_objective *= scale;
   }
 
   // Stable ids.
@@ -381,7 +425,7 @@ StatusOr<SegmentFitReport> FitSegmentModel(const SegmentFitOptions& options,
   proto.set_objective(objective);
   proto.set_silhouette(silhouette);
   proto.set_next_cluster_id(next_id);
-  proto.set_fit_points(static_cast<uint64_t>(n));
+  proto.set_fit_points(static_cast<uint64_t>(population));
   proto.set_fit_iterations(fit.iterations);
   proto.set_seed(options.seed);
   const uint64_t births_before = previous != nullptr ? previous->proto.births_total() : 0;
@@ -699,10 +743,14 @@ struct KMeansSegmenter::Impl {
       const auto start = std::chrono::steady_clock::now();
       SegmentFitInput input;
       input.now_ms = now_ms;
+      // Nothing is reassigned here (the rescore sweep relabels stored customers as it goes),
+      // so the fit needs only its training sample: memory stays bounded by it.
+      input.max_rows = fit_options.sample_size;
       Status s = ScanCustomers(store, [&](std::string_view, CustomerState& state) {
         input.Add(fit_options.spec, state);
         return true;
       });
+      input.Finish();
       std::shared_ptr<const SegmentModelVersion> result;
       if (s.ok()) {
         auto report = FitSegmentModel(fit_options, input, previous.get(), previous_centres,

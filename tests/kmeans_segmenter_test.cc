@@ -132,6 +132,54 @@ SegmentsConfig SmallConfig() {
   return c;
 }
 
+TEST(SegmentFitInputTest, SampleIsBoundedOrderFreeAndStandsForThePopulation) {
+  SegmenterHarness h(SmallConfig());
+  ASSERT_NO_FATAL_FAILURE(h.Run(SyntheticEvents(900)));
+  std::vector<CustomerState> customers;
+  for (auto& [id, state] : h.Customers()) customers.push_back(state);
+  ASSERT_EQ(customers.size(), 900u);
+  ASSERT_OK_AND_ASSIGN(options, SegmentFitOptions::FromConfig(SmallConfig()));
+  auto input_of = [&](bool reversed, int64_t max_rows) {
+    SegmentFitInput input;
+    input.now_ms = customers[0].last_time_ms();
+    input.max_rows = max_rows;
+    for (size_t i = 0; i < customers.size(); ++i) {
+      input.Add(options.spec, customers[reversed ? customers.size() - 1 - i : i]);
+    }
+    input.Finish();
+    return input;
+  };
+  auto rows = [&](const SegmentFitInput& input) {
+    const size_t d = options.spec.dim();
+    std::vector<std::vector<float>> out;
+    for (int64_t i = 0; i < input.n; ++i) {
+      out.emplace_back(input.raw.begin() + i * d, input.raw.begin() + (i + 1) * d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const SegmentFitInput forward = input_of(false, 100);
+  const SegmentFitInput backward = input_of(true, 100);
+  EXPECT_EQ(forward.n, 100);
+  EXPECT_EQ(forward.population, 900);
+  EXPECT_EQ(rows(forward), rows(backward)) << "the same customers, whatever the order";
+  const SegmentFitInput all = input_of(false, 0);
+  EXPECT_EQ(all.n, 900);
+
+  // A fit on the sample reports the population, and its objective per customer is close to the
+  // fit on everyone's.
+  ASSERT_OK_AND_ASSIGN(sampled, FitSegmentModel(options, forward, nullptr, {}, 1));
+  ASSERT_OK_AND_ASSIGN(full, FitSegmentModel(options, all, nullptr, {}, 1));
+  EXPECT_EQ(sampled.customers, 900);
+  EXPECT_EQ(sampled.model->proto.fit_points(), 900u);
+  uint64_t size_sum = 0;
+  for (const auto& c : sampled.model->proto.clusters()) size_sum += c.size();
+  EXPECT_NEAR(static_cast<double>(size_sum), 900.0, 3.0);
+  const double per_sampled = sampled.model->proto.objective() / 900.0;
+  const double per_full = full.model->proto.objective() / 900.0;
+  EXPECT_NEAR(per_sampled, per_full, 0.5 * per_full);
+}
+
 TEST(KMeansSegmenterTest, UnscoredUntilEnoughCustomersThenFitted) {
   SegmenterHarness h(SmallConfig());
   h.Run(SyntheticEvents(30));

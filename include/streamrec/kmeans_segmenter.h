@@ -103,9 +103,23 @@ struct SegmentFitInput {
   /// n x spec.dim(), original units.
   std::vector<float> raw;
   std::vector<double> recency_days, frequency, monetary;
+  /// Customers offered to Add (n of them are held; more when sampling).
+  int64_t population = 0;
+  /// > 0: hold at most this many customers, those whose ids hash lowest, so a fit's memory
+  /// does not grow with the population (at most twice this is held until Finish). The sample
+  /// depends only on who the customers are, not on the order they come in.
+  int64_t max_rows = 0;
 
   // Appends one customer. REQUIRES: now_ms set.
   void Add(const FeatureSpec& spec, const CustomerState& state);
+  // Cuts a sample down to max_rows. Call once after the last Add.
+  void Finish();
+
+ private:
+  void KeepBelow(double threshold, size_t d);
+  std::vector<double> hash_;  // per held row, when sampling
+  double threshold_ = 1.0;
+  size_t dim_ = 0;
 };
 
 // The outcome of a full fit over a set of customers.
