@@ -293,7 +293,9 @@ class BlendedRecommenderImpl final : public Recommender {
       : options_(options),
         refit_(std::move(refit)),
         catalog_(catalog),
-        index_(RecommendIndexOptions{options.exemplar_share}),
+        index_(RecommendIndexOptions{options.exemplar_share,
+                                     static_cast<uint64_t>(std::max<int64_t>(
+                                         options.max_exemplars, 0))}),
         strategies_(std::move(strategies)),
         strategy_factory_(std::move(strategy_factory)) {
     for (std::string_view id : SplitView(options.exclude_items, ',')) {

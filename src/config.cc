@@ -335,6 +335,11 @@ const std::vector<KeySpec>& Schema() {
                        "rule: at most this many items of one service type / category per list; "
                        "0 = no limit",
                        [](Config& c) -> int& { return c.recommend.max_per_category; }, 0, 1000));
+    s.push_back(IntKey("recommend.max_exemplars",
+                       "at most this many exemplars, those of the share whose ids hash lowest "
+                       "(0 = no cap): bounds the panel and the similar strategy's work per list",
+                       [](Config& c) -> int64_t& { return c.recommend.max_exemplars; }, 0,
+                       int64_t{1} << 32));
     s.push_back(DoubleKey("recommend.exemplar_share",
                           "share of customers (hash of the id) in the exemplar panel behind "
                           "segment popularity and similar customers",

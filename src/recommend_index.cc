@@ -32,7 +32,8 @@ double UniformHash(std::string_view id, std::string_view salt) {
   return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-RecommendIndex::RecommendIndex(const RecommendIndexOptions& options) : options_(options) {}
+RecommendIndex::RecommendIndex(const RecommendIndexOptions& options)
+    : options_(options), admit_below_(options.exemplar_share) {}
 
 void RecommendIndex::Clear() {
   items_.clear();
@@ -42,6 +43,9 @@ void RecommendIndex::Clear() {
   exemplars_.clear();
   exemplar_slot_.clear();
   segments_.clear();
+  admit_below_ = options_.exemplar_share;
+  by_hash_.clear();
+  free_slots_.clear();
 }
 
 uint32_t RecommendIndex::Find(std::string_view item_id) const {
@@ -91,10 +95,10 @@ void RecommendIndex::AddPair(uint32_t a, uint32_t b, int delta) {
 }
 
 bool RecommendIndex::IsExemplar(std::string_view customer_id) const {
-  if (options_.exemplar_share >= 1) return true;
   if (options_.exemplar_share <= 0) return false;
+  if (options_.exemplar_share >= 1 && options_.max_exemplars == 0) return true;
   // A salt unlike the control group's, so the panel is not the control group.
-  return UniformHash(customer_id, "exemplar") < options_.exemplar_share;
+  return UniformHash(customer_id, "exemplar") < admit_below_;
 }
 
 uint32_t RecommendIndex::ExemplarSlot(std::string_view customer_id) const {
@@ -147,11 +151,20 @@ void RecommendIndex::AddExemplarContribution(uint32_t slot) {
 void RecommendIndex::UpdateExemplar(const CustomerState& state,
                                     const std::vector<uint32_t>* items) {
   if (!IsExemplar(state.customer_id())) return;
-  auto [it, inserted] =
-      exemplar_slot_.try_emplace(state.customer_id(), static_cast<uint32_t>(exemplars_.size()));
+  auto [it, inserted] = exemplar_slot_.try_emplace(state.customer_id(), 0);
   if (inserted) {
-    exemplars_.emplace_back();
-    exemplars_.back().customer_id = state.customer_id();
+    if (free_slots_.empty()) {
+      it->second = static_cast<uint32_t>(exemplars_.size());
+      exemplars_.emplace_back();
+    } else {
+      it->second = free_slots_.back();
+      free_slots_.pop_back();
+      exemplars_[it->second] = Exemplar();
+    }
+    Exemplar& e = exemplars_[it->second];
+    e.customer_id = state.customer_id();
+    e.hash = UniformHash(e.customer_id, "exemplar");
+    by_hash_.emplace(e.hash, it->second);
   }
   const uint32_t slot = it->second;
   RemoveExemplarContribution(slot);
@@ -160,6 +173,17 @@ void RecommendIndex::UpdateExemplar(const CustomerState& state,
   e.spend_cents = Cents(state.total_spend());
   if (items != nullptr) e.items = *items;
   AddExemplarContribution(slot);
+  if (options_.max_exemplars > 0 && by_hash_.size() > options_.max_exemplars) {
+    // Over the cap: the exemplar hashing highest leaves, and nobody at or above it comes in.
+    auto last = std::prev(by_hash_.end());
+    const uint32_t out = last->second;
+    admit_below_ = last->first;
+    by_hash_.erase(last);
+    RemoveExemplarContribution(out);
+    exemplar_slot_.erase(exemplars_[out].customer_id);
+    exemplars_[out] = Exemplar();
+    free_slots_.push_back(out);
+  }
 }
 
 void RecommendIndex::ObserveChange(const CustomerState* before, const CustomerState& after) {

@@ -611,5 +611,43 @@ TEST(RecommendIndexTest, ExemplarShareIsRespected) {
   }
 }
 
+TEST(RecommendIndexTest, ExemplarCapKeepsTheLowestHashesWhateverTheOrder) {
+  RecommendIndexOptions o;
+  o.exemplar_share = 1.0;
+  o.max_exemplars = 10;
+  std::vector<CustomerState> customers;
+  for (int i = 0; i < 200; ++i) {
+    customers.push_back(Customer("c" + std::to_string(i), {"x" + std::to_string(i % 7)}, "Loyal"));
+  }
+  auto live = [](const RecommendIndex& index) {
+    std::set<std::string> out;
+    for (const auto& e : index.exemplars()) {
+      if (e.live) out.insert(e.customer_id);
+    }
+    return out;
+  };
+  RecommendIndex forward(o), backward(o);
+  for (const CustomerState& c : customers) forward.ObserveChange(nullptr, c);
+  for (size_t i = customers.size(); i-- > 0;) backward.ObserveChange(nullptr, customers[i]);
+  std::vector<std::pair<double, std::string>> by_hash;
+  for (const CustomerState& c : customers) {
+    by_hash.emplace_back(UniformHash(c.customer_id(), "exemplar"), c.customer_id());
+  }
+  std::sort(by_hash.begin(), by_hash.end());
+  std::set<std::string> lowest;
+  for (int i = 0; i < 10; ++i) lowest.insert(by_hash[i].second);
+  EXPECT_EQ(live(forward), lowest);
+  EXPECT_EQ(live(backward), lowest);
+  ASSERT_NE(forward.segment("Loyal"), nullptr);
+  EXPECT_EQ(forward.segment("Loyal")->exemplars, 10u);
+  EXPECT_LE(forward.exemplars().size(), 20u) << "evicted slots are reused";
+  // An evicted customer does not come back when it buys again; a kept one stays.
+  EXPECT_FALSE(forward.IsExemplar(by_hash[10].second));
+  EXPECT_TRUE(forward.IsExemplar(by_hash[0].second));
+  size_t held = 0;
+  for (uint32_t item = 0; item < forward.item_count(); ++item) held += forward.holders(item).size();
+  EXPECT_EQ(held, 10u) << "only live exemplars are item holders";
+}
+
 }  // namespace
 }  // namespace streamrec

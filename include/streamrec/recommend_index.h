@@ -18,6 +18,7 @@
 #define STREAMREC_RECOMMEND_INDEX_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,6 +38,10 @@ double UniformHash(std::string_view id, std::string_view salt);
 struct RecommendIndexOptions {
   // Share of customers (0..1], by a hash of the id, kept in the exemplar panel.
   double exemplar_share = 0.05;
+  // At most this many exemplars (0 = no cap): those of the share whose ids hash lowest, so the
+  // panel, and the similar-customers strategy's work per list, stop growing with the population.
+  // Order-free: the panel is the bottom of the hash order whatever the order customers come in.
+  uint64_t max_exemplars = 20000;
 };
 
 class RecommendIndex {
@@ -78,6 +83,7 @@ class RecommendIndex {
     std::vector<uint32_t> items;  // dense ids, sorted
     int64_t spend_cents = 0;
     bool live = false;
+    double hash = 0;  // UniformHash(customer_id, "exemplar")
   };
   struct SegmentStats {
     uint64_t exemplars = 0;
@@ -120,6 +126,11 @@ class RecommendIndex {
   uint64_t pair_entries_ = 0;
   std::vector<Exemplar> exemplars_;
   std::unordered_map<std::string, uint32_t> exemplar_slot_;
+  // The cap: customers hashing at or above admit_below_ are not admitted (it only decreases);
+  // the exemplars by hash, to evict the highest; slots freed by evictions.
+  double admit_below_ = 1.0;
+  std::set<std::pair<double, uint32_t>> by_hash_;
+  std::vector<uint32_t> free_slots_;
   std::unordered_map<std::string, SegmentStats> segments_;
 };
 
