@@ -46,8 +46,28 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
 }  // namespace
 
 OutboxPublisher::OutboxPublisher(StateStore* store, const KafkaConfig& config,
-                                 std::shared_ptr<Logger> logger)
-    : store_(store), config_(config), logger_(std::move(logger)) {}
+                                 std::shared_ptr<Logger> logger, size_t max_queued)
+    : store_(store), config_(config), logger_(std::move(logger)), max_queued_(max_queued) {}
+
+void OutboxPublisher::Enqueue(std::vector<OutboxEntry> entries) {
+  for (OutboxEntry& entry : entries) {
+    PartitionState& state = partitions_[entry.partition];
+    if (entry.sequence < state.cursor) continue;  // produced already, read from the store
+    if (!state.queue.empty() && entry.sequence <= state.queue.back().sequence) {
+      // Out of order: the queue cannot be trusted to be in sequence order; the store can.
+      queued_ -= state.queue.size();
+      state.queue.clear();
+      state.dirty = true;
+      continue;
+    }
+    if (queued_ >= max_queued_) {
+      state.dirty = true;  // in the store; read when its turn comes
+      continue;
+    }
+    state.queue.push_back(std::move(entry));
+    ++queued_;
+  }
+}
 
 Status OutboxPublisher::Recover() {
   // Partition prefixes present in the outbox: jump from one prefix to the next.
@@ -204,7 +224,7 @@ Status OutboxPublisher::ApplyDeletes() {
 
 bool OutboxPublisher::HasPending() const {
   for (const auto& [partition, state] : partitions_) {
-    if (state.dirty) return true;
+    if (state.dirty || !state.queue.empty()) return true;
   }
   return false;
 }
@@ -228,6 +248,7 @@ Status OutboxPublisher::ProduceFromStore(uint32_t partition, PartitionState* sta
         return batch.size() < want;
       }));
   STREAMREC_RETURN_IF_ERROR(decode_status);
+  read_from_store_ += batch.size();
   for (auto& [sequence, record] : batch) {
     // Sequences the scan stepped over are not in the outbox (deleted before a restart).
     MarkAcknowledged(state, state->cursor, sequence);
@@ -242,11 +263,32 @@ Status OutboxPublisher::ProduceFromStore(uint32_t partition, PartitionState* sta
 Status OutboxPublisher::PumpPartition(uint32_t partition, PartitionState* state, size_t* budget,
                                       bool* queue_full) {
   const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
-  while (state->dirty && *budget > 0 && in_flight_ < limit && !*queue_full) {
+  std::deque<OutboxEntry>& queue = state->queue;
+  while (*budget > 0 && in_flight_ < limit && !*queue_full) {
+    while (!queue.empty() && queue.front().sequence < state->cursor) {  // read from the store
+      queue.pop_front();
+      --queued_;
+    }
+    if (!queue.empty() && queue.front().sequence == state->cursor) {
+      STREAMREC_RETURN_IF_ERROR(
+          ProduceNext(partition, state, state->cursor, &queue.front().record, budget, queue_full));
+      if (*queue_full) break;
+      queue.pop_front();
+      --queued_;
+      continue;
+    }
+    if (queue.empty() && !state->dirty) break;  // nothing known to be pending
+    // The store, from the cursor up to the first handed-over record (or to its end).
+    const uint64_t end = queue.empty() ? UINT64_MAX : queue.front().sequence;
     bool drained = false;
-    STREAMREC_RETURN_IF_ERROR(
-        ProduceFromStore(partition, state, UINT64_MAX, budget, queue_full, &drained));
-    if (drained) state->dirty = false;  // produced everything up to now
+    STREAMREC_RETURN_IF_ERROR(ProduceFromStore(partition, state, end, budget, queue_full, &drained));
+    if (!drained) continue;
+    if (queue.empty()) {
+      state->dirty = false;  // produced everything up to now
+    } else {
+      MarkAcknowledged(state, state->cursor, end);  // not in the outbox
+      state->cursor = end;
+    }
   }
   return Status::OK();
 }

@@ -1,5 +1,8 @@
 // OutboxPublisher: drains the outbox column family into Kafka through an idempotent producer.
-// Records of one outbox partition are produced in sequence order. Kafka's delivery reports may
+// Records of one outbox partition are produced in sequence order. The records a batch just
+// committed are handed over in memory (Enqueue) and produced from there while they continue the
+// partition's cursor; otherwise (after Recover, after a rewind, when the hand-off queue is full)
+// the publisher reads the store, which stays the truth. Kafka's delivery reports may
 // come back out of that order (records go to different output partitions); the publisher keeps
 // per outbox partition which sequences are acknowledged and deletes only the contiguous
 // acknowledged prefix, with one range delete per partition and Pump(). A failed delivery rewinds
@@ -23,6 +26,7 @@
 
 #include "streamrec/config.h"
 #include "streamrec/logger.h"
+#include "streamrec/pipeline.h"
 #include "streamrec/state_store.h"
 #include "streamrec/v1/state.pb.h"
 
@@ -30,8 +34,13 @@ namespace streamrec {
 
 class OutboxPublisher : public RdKafka::DeliveryReportCb {
  public:
+  // Handed-over records kept in memory at most, over all partitions (~1-2 KB each): beyond,
+  // records are read back from the store when their turn comes.
+  static constexpr size_t kDefaultMaxQueued = 100000;
+
   // `producer` is created by the caller with this object as its dr_cb. Not owned.
-  OutboxPublisher(StateStore* store, const KafkaConfig& config, std::shared_ptr<Logger> logger);
+  OutboxPublisher(StateStore* store, const KafkaConfig& config, std::shared_ptr<Logger> logger,
+                  size_t max_queued = kDefaultMaxQueued);
 
   void set_producer(RdKafka::Producer* producer) { producer_ = producer; }
   void set_on_delivered(std::function<void(const v1::OutboxRecord&)> f) { on_delivered_ = std::move(f); }
@@ -40,6 +49,11 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   Status Recover();
   // New records may be in `partition`'s outbox.
   void Notify(uint32_t partition) { partitions_[partition].dirty = true; }
+  // Hands over records already committed to the outbox (BatchResult::outbox), ascending in
+  // sequence within a partition: they are produced from memory when the cursor reaches them, not
+  // read back. Records beyond max_queued, and any not above those queued before, are left to the
+  // store (the partition is marked to be read). REQUIRES: every entry is committed.
+  void Enqueue(std::vector<OutboxEntry> entries);
   // Produces pending records (at most `budget`), serves delivery reports and deletes the
   // acknowledged prefix of each partition's outbox (one range delete each). Never blocks.
   Status Pump(size_t budget = 20000);
@@ -51,6 +65,10 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   uint64_t delivery_errors() const { return delivery_errors_; }
   // Records Recover found in the outbox.
   uint64_t recovered() const { return recovered_; }
+  // Handed-over records waiting in memory (at most max_queued).
+  size_t queued() const { return queued_; }
+  // Records read back from the store to be produced (the rest came by hand-over).
+  uint64_t read_from_store() const { return read_from_store_; }
 
   void dr_cb(RdKafka::Message& message) override;
 
@@ -69,7 +87,12 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
     uint64_t acked_base = 0;
     std::deque<uint8_t> acked;
     uint64_t deleted_to = 0;  // the outbox is range-deleted below this sequence
-    bool dirty = false;       // the store may hold records at or after the cursor
+    // Handed-over records, ascending, not necessarily contiguous: a gap between the cursor and
+    // the front is read from the store.
+    std::deque<OutboxEntry> queue;
+    // The store may hold records at or after the cursor that are not in `queue` (beyond its
+    // back, or anywhere when it is empty).
+    bool dirty = false;
   };
   // Produces what `partition` has pending, within `*budget` and the in-flight limit.
   Status PumpPartition(uint32_t partition, PartitionState* state, size_t* budget, bool* queue_full);
@@ -95,6 +118,9 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   RdKafka::Producer* producer_ = nullptr;
   std::function<void(const v1::OutboxRecord&)> on_delivered_;
   std::map<uint32_t, PartitionState> partitions_;
+  size_t max_queued_;
+  size_t queued_ = 0;
+  uint64_t read_from_store_ = 0;
   uint64_t in_flight_ = 0;
   uint64_t delivered_ = 0;
   uint64_t delivery_errors_ = 0;
