@@ -92,6 +92,7 @@ StatusOr<v1::SourcePosition> Pipeline::Position(uint32_t partition) {
 Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord>& records,
                               Decoder* decoder, BatchResult* result) {
   *result = BatchResult();
+  outbox_.clear();
   StageTimer timer;
   auto position_or = Position(partition);
   if (!position_or.ok()) return position_or.status();
@@ -138,7 +139,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     letter->set_source(options_.source_name);
     letter->set_partition(partition);
     letter->set_offset(record.offset);
-    writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(out));
+    PutOutbox(partition, outbox_seq++, std::move(out), &writes);
   }
   timer.Lap(&result->stages.decode);
 
@@ -310,7 +311,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       change->set_to_segment(state.segment());
       change->set_model_version(state.model_version());
       change->set_event_time_ms(state.last_time_ms());
-      writes.Put(Column::kOutbox, OutboxKey(partition, outbox_seq++), EncodeState(record));
+      PutOutbox(partition, outbox_seq++, std::move(record), &writes);
     }
     if (PublishList(partition, watermark, customer_source_ms[c], lists_[c], &state, &writes,
                     &outbox_seq)) {
@@ -354,7 +355,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     record.set_topic_kind("segment-changes");
     record.set_key(relabel.change.customer_id());
     *record.mutable_segment_change() = relabel.change;
-    writes.Put(Column::kOutbox, OutboxKey(p, seq), EncodeState(record));
+    PutOutbox(p, seq, std::move(record), &writes);
     ++result->segment_changes;
     ++result->transitions[{TransitionFrom(relabel.change.from_segment()),
                            relabel.change.to_segment()}];
@@ -410,6 +411,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     positions_[p] = std::move(other);
     result->other_outbox_partitions.push_back(p);
   }
+  result->outbox = std::move(outbox_);
   result->events = events.size();
   result->customers_changed = states.size();
   result->watermark_ms = watermark;
@@ -436,6 +438,12 @@ void Pipeline::CachePut(const std::string& key, CustomerState state) {
     cache_.erase(lru_.back());
     lru_.pop_back();
   }
+}
+
+void Pipeline::PutOutbox(uint32_t partition, uint64_t sequence, v1::OutboxRecord record,
+                         WriteSet* writes) {
+  writes->Put(Column::kOutbox, OutboxKey(partition, sequence), EncodeState(record));
+  outbox_.push_back(OutboxEntry{partition, sequence, std::move(record)});
 }
 
 bool Pipeline::PublishList(uint32_t partition, int64_t watermark, int64_t source_time_ms,
@@ -473,7 +481,7 @@ bool Pipeline::PublishList(uint32_t partition, int64_t watermark, int64_t source
   state->clear_list_item_ids();
   for (const Recommendation& r : list) state->add_list_item_ids(r.item_id);
   writes->Put(Column::kLists, ListKey(partition, state->customer_id()), EncodeState(*out));
-  writes->Put(Column::kOutbox, OutboxKey(partition, (*outbox_seq)++), EncodeState(record));
+  PutOutbox(partition, (*outbox_seq)++, std::move(record), writes);
   return true;
 }
 

@@ -121,6 +121,54 @@ TEST(PipelineTest, AppliesBatchAndStoresPositionAtomically) {
   EXPECT_TRUE(h.Drain().empty()) << "drained records are deleted";
 }
 
+// The hand-off to the outbox publisher: BatchResult::outbox is exactly what the batch committed
+// to the outbox (place and record, byte for byte, in sequence order), and empty when the batch
+// failed.
+TEST(PipelineTest, BatchResultCarriesExactlyTheOutboxRecordsItCommitted) {
+  std::unique_ptr<StateStore> base = NewMemStateStore();
+  testing::FaultInjectingStore store(base.get());
+  Harness h(&store, [](PipelineOptions* o) { o->dead_letters = true; });
+  auto stored_from = [&](uint64_t first) {
+    std::vector<std::pair<uint64_t, std::string>> out;
+    EXPECT_OK(base->ScanFrom(Column::kOutbox, PartitionPrefix(0), OutboxKey(0, first),
+                             [&](std::string_view key, std::string_view value) {
+                               out.emplace_back(OutboxSequence(key), std::string(value));
+                               return true;
+                             }));
+    return out;
+  };
+  auto handed_over = [](const BatchResult& r) {
+    std::vector<std::pair<uint64_t, std::string>> out;
+    for (const OutboxEntry& e : r.outbox) {
+      EXPECT_EQ(e.partition, 0u);
+      out.emplace_back(e.sequence, EncodeState(e.record));
+    }
+    return out;
+  };
+
+  BatchResult r1;
+  ASSERT_OK(h.Run({"c1,A,2011-01-01 10:00:00,1,5,5,", "c2,,2011-01-01 10:00:00,1,1,1,",
+                   "c2,B,2011-01-01 11:00:00,1,2,2,"},
+                  0, &r1));
+  EXPECT_EQ(r1.invalid.size(), 1u);
+  EXPECT_EQ(r1.outbox.size(), 1 + r1.lists_published + r1.segment_changes);
+  ASSERT_FALSE(r1.outbox.empty());
+  EXPECT_EQ(r1.outbox.front().record.payload_case(), v1::OutboxRecord::kDeadLetter);
+  EXPECT_EQ(handed_over(r1), stored_from(0));
+
+  BatchResult r2;
+  ASSERT_OK(h.Run({"c3,A,2011-01-02 10:00:00,1,1,1,", "c1,B,2011-01-02 10:00:00,1,1,1,"}, 3, &r2));
+  ASSERT_FALSE(r2.outbox.empty());
+  EXPECT_EQ(r2.outbox.front().sequence, r1.outbox.back().sequence + 1);
+  EXPECT_EQ(handed_over(r2), stored_from(r2.outbox.front().sequence));
+
+  store.FailNextWrites(1);
+  BatchResult r3;
+  EXPECT_FALSE(h.Run({"c4,A,2011-01-03 10:00:00,1,1,1,"}, 5, &r3).ok());
+  EXPECT_TRUE(r3.outbox.empty());
+  EXPECT_EQ(stored_from(r2.outbox.back().sequence + 1).size(), 0u);
+}
+
 TEST(PipelineTest, RedeliveredRecordsAreNotCountedTwice) {
   Harness h;
   BatchResult r;
@@ -319,6 +367,15 @@ TEST(PipelineTest, StoredCustomersTheSegmenterRelabelsGetASegmentChangeInTheirOw
         pipeline.ProcessBatch(0, {SourceRecord{offset, {}, lines[offset]}}, decoder.get(), &r));
     EXPECT_EQ(r.segment_changes, offset == 0 ? 2u : 1u);  // c1 scored once; x9 moves each time
     EXPECT_EQ(r.other_outbox_partitions, std::vector<uint32_t>{7});
+    // Handed over too, with their places: x9's change at partition 7's next sequence.
+    size_t to_7 = 0;
+    for (const OutboxEntry& e : r.outbox) {
+      if (e.partition != 7) continue;
+      ++to_7;
+      EXPECT_EQ(e.sequence, 5 + offset);
+      EXPECT_EQ(e.record.key(), "x9");
+    }
+    EXPECT_EQ(to_7, 1u);
   }
   // The recommender's index followed both moves.
   EXPECT_EQ(recommender.relabelled, (std::vector<std::string>{"x9:2", "x9:3"}));

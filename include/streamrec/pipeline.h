@@ -81,6 +81,14 @@ struct StageSeconds {
   double commit = 0;     // the atomic write
 };
 
+// An outbox record as a batch committed it: its place (OutboxKey(partition, sequence)) and the
+// record itself, decoded.
+struct OutboxEntry {
+  uint32_t partition = 0;
+  uint64_t sequence = 0;
+  v1::OutboxRecord record;
+};
+
 struct BatchResult {
   uint64_t records = 0;           // records consumed (valid + invalid)
   uint64_t events = 0;            // valid events applied
@@ -102,6 +110,10 @@ struct BatchResult {
   // the segmenter relabelled): their publishers have something to send too.
   std::vector<uint32_t> other_outbox_partitions;
   std::vector<InvalidRecord> invalid;
+  // Every outbox record the batch committed (its own partition's and the others'), in sequence
+  // order within a partition: a publisher can send them without reading them back from the
+  // store. Empty when the batch failed.
+  std::vector<OutboxEntry> outbox;
 };
 
 class Pipeline {
@@ -135,6 +147,8 @@ class Pipeline {
   // Hands every stored customer to the recommender's index (after Open and a failed write).
   Status RebuildRecommenderIndex();
   Status LoadItems();
+  // Puts `record` in the outbox at (partition, sequence) and keeps it for BatchResult::outbox.
+  void PutOutbox(uint32_t partition, uint64_t sequence, v1::OutboxRecord record, WriteSet* writes);
   // Records `list`, just computed for `state`; when it differs from the published one, bumps
   // the list version and queues the list in the outbox. Returns whether it was published.
   // The published list also goes to the "lists" column (the query API reads it), and its items
@@ -170,6 +184,7 @@ class Pipeline {
   std::list<std::string> lru_;
   void CachePut(const std::string& key, CustomerState state);
   std::vector<std::vector<Recommendation>> lists_;    // scratch: the lists of RecommendMany
+  std::vector<OutboxEntry> outbox_;                   // scratch: the batch's outbox records
 };
 
 // The "lists" column's key of a customer: the same as its state's.

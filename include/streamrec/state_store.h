@@ -39,11 +39,17 @@ uint32_t PartitionOfKey(std::string_view key);
 std::string OutboxKey(uint32_t partition, uint64_t sequence);
 std::string PositionKey(std::string_view source, uint32_t partition);
 
-// A set of puts and deletes applied atomically by StateStore::Write.
+// A set of puts and deletes applied atomically by StateStore::Write, in the order they were
+// added (a put after a delete of its key wins, and the other way round).
 class WriteSet {
  public:
   void Put(Column column, std::string key, std::string value);
   void Delete(Column column, std::string key);
+  // Deletes every key k of `column` with begin_key <= k < end_key (half-open; nothing when
+  // end_key <= begin_key, and then no operation is added). One operation however many keys it
+  // covers: a queue reader deletes what it consumed without naming each key (RocksDB writes one
+  // range tombstone).
+  void DeleteRange(Column column, std::string begin_key, std::string end_key);
   // Appends `other`'s operations after this set's (later puts of a key win).
   void Append(WriteSet other);
   size_t size() const { return ops_.size(); }
@@ -52,9 +58,11 @@ class WriteSet {
 
   struct Op {
     Column column;
-    bool is_delete;
-    std::string key;
-    std::string value;
+    bool is_delete;             // Delete or DeleteRange
+    std::string key;            // DeleteRange: the first key of the range
+    std::string value;          // Put only
+    bool is_range = false;      // DeleteRange: every key in [key, end_key)
+    std::string end_key = {};   // DeleteRange only; > key
   };
   const std::vector<Op>& ops() const { return ops_; }
 

@@ -1,5 +1,7 @@
 #include "kafka/outbox_publisher.h"
 
+#include <algorithm>
+
 #include "streamrec/features.h"
 #include "streamrec/pipeline.h"
 
@@ -44,12 +46,33 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
 }  // namespace
 
 OutboxPublisher::OutboxPublisher(StateStore* store, const KafkaConfig& config,
-                                 std::shared_ptr<Logger> logger)
-    : store_(store), config_(config), logger_(std::move(logger)) {}
+                                 std::shared_ptr<Logger> logger, size_t max_queued)
+    : store_(store), config_(config), logger_(std::move(logger)), max_queued_(max_queued) {}
+
+void OutboxPublisher::Enqueue(std::vector<OutboxEntry> entries) {
+  for (OutboxEntry& entry : entries) {
+    PartitionState& state = partitions_[entry.partition];
+    if (entry.sequence < state.cursor) continue;  // produced already, read from the store
+    if (!state.queue.empty() && entry.sequence <= state.queue.back().sequence) {
+      // Out of order: the queue cannot be trusted to be in sequence order; the store can.
+      queued_ -= state.queue.size();
+      state.queue.clear();
+      state.dirty = true;
+      continue;
+    }
+    if (queued_ >= max_queued_) {
+      state.dirty = true;  // in the store; read when its turn comes
+      continue;
+    }
+    state.queue.push_back(std::move(entry));
+    ++queued_;
+  }
+}
 
 Status OutboxPublisher::Recover() {
   // Partition prefixes present in the outbox: jump from one prefix to the next.
   uint32_t next = 0;
+  size_t partitions = 0;
   while (true) {
     bool found = false;
     uint32_t partition = 0;
@@ -64,8 +87,8 @@ Status OutboxPublisher::Recover() {
           return false;
         }));
     if (!found) break;
-    dirty_.insert(partition);
-    cursor_.emplace(partition, 0);
+    partitions_[partition].dirty = true;
+    ++partitions;
     STREAMREC_RETURN_IF_ERROR(store_->Scan(Column::kOutbox, PartitionPrefix(partition),
                                            [&](std::string_view, std::string_view) {
                                              ++recovered_;
@@ -74,16 +97,25 @@ Status OutboxPublisher::Recover() {
     if (partition == UINT32_MAX) break;
     next = partition + 1;
   }
-  if (!dirty_.empty()) {
+  if (partitions > 0) {
     logger_->Info("outbox: " + std::to_string(recovered_) + " records in " +
-                  std::to_string(dirty_.size()) +
+                  std::to_string(partitions) +
                   " partition(s) not yet acknowledged; publishing them again");
   }
   return Status::OK();
 }
 
-Status OutboxPublisher::ProduceRecord(uint32_t partition, uint64_t sequence,
-                                      v1::OutboxRecord record, bool* queue_full) {
+Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, uint64_t sequence,
+                                    v1::OutboxRecord* record_ptr, size_t* budget,
+                                    bool* queue_full) {
+  if (Acknowledged(*state, sequence)) {
+    // Written before a failed delivery rewound the cursor: not again.
+    state->cursor = sequence + 1;
+    return Status::OK();
+  }
+  // The record moves into the message's opaque (for on_delivered); back when not produced.
+  auto pending = std::make_unique<Pending>(Pending{partition, sequence, std::move(*record_ptr)});
+  const v1::OutboxRecord& record = pending->record;
   const std::string* topic = &config_.output_topic;
   std::string value;
   const bool json = config_.output_format == "json";
@@ -107,31 +139,60 @@ Status OutboxPublisher::ProduceRecord(uint32_t partition, uint64_t sequence,
   const std::string& key =
       record.payload_case() == v1::OutboxRecord::kDeadLetter ? record.dead_letter().key() : record.key();
   RdKafka::Headers* headers = MakeHeaders(record, config_.output_format);
-  auto* pending = new Pending{partition, sequence, std::move(record)};
   RdKafka::ErrorCode err = producer_->produce(
       *topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
       value.empty() ? nullptr : value.data(), value.size(), key.empty() ? nullptr : key.data(),
-      key.size(), 0, headers, pending);
+      key.size(), 0, headers, pending.get());
   if (err != RdKafka::ERR_NO_ERROR) {
     delete headers;
-    delete pending;
+    *record_ptr = std::move(pending->record);
     if (err == RdKafka::ERR__QUEUE_FULL) {
       *queue_full = true;
       return Status::OK();
     }
     return Status::IOError("produce to '" + *topic + "': " + RdKafka::err2str(err));
   }
+  pending.release();  // owned by the message until its delivery report
   ++in_flight_;
+  // The record's place in the acknowledgement window (it is there already when produced again).
+  if (sequence >= state->acked_base && sequence - state->acked_base >= state->acked.size()) {
+    state->acked.resize(sequence - state->acked_base + 1, 0);
+  }
+  state->cursor = sequence + 1;
+  --*budget;
   return Status::OK();
+}
+
+void OutboxPublisher::MarkAcknowledged(PartitionState* state, uint64_t begin, uint64_t end) {
+  begin = std::max(begin, state->acked_base);
+  if (begin >= end) return;
+  if (state->acked.empty() && begin == state->acked_base) {
+    state->acked_base = end;  // e.g. a scan skipping what is no longer in the outbox
+    return;
+  }
+  const uint64_t last = end - state->acked_base;
+  if (state->acked.size() < last) state->acked.resize(last, 0);
+  for (uint64_t i = begin - state->acked_base; i < last; ++i) state->acked[i] = 1;
+  while (!state->acked.empty() && state->acked.front() != 0) {
+    state->acked.pop_front();
+    ++state->acked_base;
+  }
+}
+
+bool OutboxPublisher::Acknowledged(const PartitionState& state, uint64_t sequence) {
+  if (sequence < state.acked_base) return true;
+  const uint64_t i = sequence - state.acked_base;
+  return i < state.acked.size() && state.acked[i] != 0;
 }
 
 void OutboxPublisher::dr_cb(RdKafka::Message& message) {
   std::unique_ptr<Pending> pending(static_cast<Pending*>(message.msg_opaque()));
   if (!pending) return;
   --in_flight_;
+  PartitionState& state = partitions_[pending->partition];
   if (message.err() == RdKafka::ERR_NO_ERROR) {
     ++delivered_;
-    deletes_.Delete(Column::kOutbox, OutboxKey(pending->partition, pending->sequence));
+    MarkAcknowledged(&state, pending->sequence, pending->sequence + 1);
     if (on_delivered_) on_delivered_(pending->record);
     return;
   }
@@ -142,48 +203,103 @@ void OutboxPublisher::dr_cb(RdKafka::Message& message) {
                   std::to_string(pending->partition) + " sequence " +
                   std::to_string(pending->sequence) + "; it will be produced again");
   }
-  auto it = cursor_.find(pending->partition);
-  if (it != cursor_.end() && it->second > pending->sequence) it->second = pending->sequence;
-  dirty_.insert(pending->partition);
+  state.cursor = std::min(state.cursor, pending->sequence);
+  state.dirty = true;
 }
 
 Status OutboxPublisher::ApplyDeletes() {
-  if (deletes_.empty()) return Status::OK();
-  Status s = store_->Write(deletes_);
-  deletes_.Clear();
-  return s;
+  // One range per partition: everything below acked_base is acknowledged or already gone.
+  WriteSet deletes;
+  for (const auto& [partition, state] : partitions_) {
+    if (state.acked_base > state.deleted_to) {
+      deletes.DeleteRange(Column::kOutbox, OutboxKey(partition, state.deleted_to),
+                          OutboxKey(partition, state.acked_base));
+    }
+  }
+  if (deletes.empty()) return Status::OK();
+  STREAMREC_RETURN_IF_ERROR(store_->Write(deletes));
+  for (auto& [partition, state] : partitions_) state.deleted_to = state.acked_base;
+  return Status::OK();
+}
+
+bool OutboxPublisher::HasPending() const {
+  for (const auto& [partition, state] : partitions_) {
+    if (state.dirty || !state.queue.empty()) return true;
+  }
+  return false;
+}
+
+Status OutboxPublisher::ProduceFromStore(uint32_t partition, PartitionState* state, uint64_t end,
+                                         size_t* budget, bool* queue_full, bool* drained) {
+  *drained = false;
+  const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(*budget, limit - in_flight_));
+  Status decode_status;
+  std::vector<std::pair<uint64_t, v1::OutboxRecord>> batch;
+  STREAMREC_RETURN_IF_ERROR(store_->ScanFrom(
+      Column::kOutbox, PartitionPrefix(partition), OutboxKey(partition, state->cursor),
+      [&](std::string_view key, std::string_view value) {
+        const uint64_t sequence = OutboxSequence(key);
+        if (sequence >= end) return false;
+        v1::OutboxRecord record;
+        decode_status = DecodeState(value, &record);
+        if (!decode_status.ok()) return false;
+        batch.emplace_back(sequence, std::move(record));
+        return batch.size() < want;
+      }));
+  STREAMREC_RETURN_IF_ERROR(decode_status);
+  read_from_store_ += batch.size();
+  for (auto& [sequence, record] : batch) {
+    // Sequences the scan stepped over are not in the outbox (deleted before a restart).
+    MarkAcknowledged(state, state->cursor, sequence);
+    state->cursor = sequence;
+    STREAMREC_RETURN_IF_ERROR(ProduceNext(partition, state, sequence, &record, budget, queue_full));
+    if (*queue_full) return Status::OK();
+  }
+  *drained = batch.size() < want;
+  return Status::OK();
+}
+
+Status OutboxPublisher::PumpPartition(uint32_t partition, PartitionState* state, size_t* budget,
+                                      bool* queue_full) {
+  const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
+  std::deque<OutboxEntry>& queue = state->queue;
+  while (*budget > 0 && in_flight_ < limit && !*queue_full) {
+    while (!queue.empty() && queue.front().sequence < state->cursor) {  // read from the store
+      queue.pop_front();
+      --queued_;
+    }
+    if (!queue.empty() && queue.front().sequence == state->cursor) {
+      STREAMREC_RETURN_IF_ERROR(
+          ProduceNext(partition, state, state->cursor, &queue.front().record, budget, queue_full));
+      if (*queue_full) break;
+      queue.pop_front();
+      --queued_;
+      continue;
+    }
+    if (queue.empty() && !state->dirty) break;  // nothing known to be pending
+    // The store, from the cursor up to the first handed-over record (or to its end).
+    const uint64_t end = queue.empty() ? UINT64_MAX : queue.front().sequence;
+    bool drained = false;
+    STREAMREC_RETURN_IF_ERROR(ProduceFromStore(partition, state, end, budget, queue_full, &drained));
+    if (!drained) continue;
+    if (queue.empty()) {
+      state->dirty = false;  // produced everything up to now
+    } else {
+      MarkAcknowledged(state, state->cursor, end);  // not in the outbox
+      state->cursor = end;
+    }
+  }
+  return Status::OK();
 }
 
 Status OutboxPublisher::Pump(size_t budget) {
   producer_->poll(0);
-  STREAMREC_RETURN_IF_ERROR(ApplyDeletes());
   const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
-  std::vector<uint32_t> partitions(dirty_.begin(), dirty_.end());
   bool queue_full = false;
-  for (uint32_t partition : partitions) {
+  for (auto& [partition, state] : partitions_) {
     if (queue_full || budget == 0 || in_flight_ >= limit) break;
-    uint64_t& cursor = cursor_[partition];
-    size_t want = std::min<uint64_t>(budget, limit - in_flight_);
-    size_t seen = 0;
-    Status produce_status;
-    std::vector<std::pair<uint64_t, v1::OutboxRecord>> batch;
-    STREAMREC_RETURN_IF_ERROR(store_->ScanFrom(
-        Column::kOutbox, PartitionPrefix(partition), OutboxKey(partition, cursor),
-        [&](std::string_view key, std::string_view value) {
-          v1::OutboxRecord record;
-          produce_status = DecodeState(value, &record);
-          if (!produce_status.ok()) return false;
-          batch.emplace_back(OutboxSequence(key), std::move(record));
-          return ++seen < want;
-        }));
-    STREAMREC_RETURN_IF_ERROR(produce_status);
-    for (auto& [sequence, record] : batch) {
-      STREAMREC_RETURN_IF_ERROR(ProduceRecord(partition, sequence, std::move(record), &queue_full));
-      if (queue_full) break;
-      cursor = sequence + 1;
-      --budget;
-    }
-    if (!queue_full && seen < want) dirty_.erase(partition);  // drained up to now
+    STREAMREC_RETURN_IF_ERROR(PumpPartition(partition, &state, &budget, &queue_full));
   }
   producer_->poll(0);
   return ApplyDeletes();
@@ -193,7 +309,7 @@ Status OutboxPublisher::Flush(int timeout_ms) {
   // Bounded by the number of rounds, each waiting at most 100 ms for delivery reports.
   for (int waited = 0; waited <= timeout_ms; waited += 100) {
     STREAMREC_RETURN_IF_ERROR(Pump());
-    if (dirty_.empty() && in_flight_ == 0) return Status::OK();
+    if (!HasPending() && in_flight_ == 0) return Status::OK();
     producer_->poll(100);
     STREAMREC_RETURN_IF_ERROR(ApplyDeletes());
   }

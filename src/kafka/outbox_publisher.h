@@ -1,24 +1,32 @@
 // OutboxPublisher: drains the outbox column family into Kafka through an idempotent producer.
-// An outbox record is deleted only when its delivery report says it was written; a failed
-// delivery rewinds the partition's cursor so the record is produced again. After a restart
-// everything still in the outbox is produced again (at least once; list versions let consumers
-// drop duplicates). Single-threaded: Pump() and Flush() run on the service thread, which also
-// serves the delivery reports (producer->poll()).
+// Records of one outbox partition are produced in sequence order. The records a batch just
+// committed are handed over in memory (Enqueue) and produced from there while they continue the
+// partition's cursor; otherwise (after Recover, after a rewind, when the hand-off queue is full)
+// the publisher reads the store, which stays the truth. Kafka's delivery reports may
+// come back out of that order (records go to different output partitions); the publisher keeps
+// per outbox partition which sequences are acknowledged and deletes only the contiguous
+// acknowledged prefix, with one range delete per partition and Pump(). A failed delivery rewinds
+// the partition's cursor so the record is produced again (records after it that Kafka already
+// acknowledged are skipped). After a restart everything still in the outbox, acknowledged or not,
+// is produced again (at least once, never skipped; list versions let consumers drop duplicates).
+// Single-threaded: Pump() and Flush() run on the service thread, which also serves the delivery
+// reports (producer->poll()).
 #ifndef STREAMREC_SRC_KAFKA_OUTBOX_PUBLISHER_H_
 #define STREAMREC_SRC_KAFKA_OUTBOX_PUBLISHER_H_
 
 #include <librdkafka/rdkafkacpp.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "streamrec/config.h"
 #include "streamrec/logger.h"
+#include "streamrec/pipeline.h"
 #include "streamrec/state_store.h"
 #include "streamrec/v1/state.pb.h"
 
@@ -26,8 +34,13 @@ namespace streamrec {
 
 class OutboxPublisher : public RdKafka::DeliveryReportCb {
  public:
+  // Handed-over records kept in memory at most, over all partitions (~1-2 KB each): beyond,
+  // records are read back from the store when their turn comes.
+  static constexpr size_t kDefaultMaxQueued = 100000;
+
   // `producer` is created by the caller with this object as its dr_cb. Not owned.
-  OutboxPublisher(StateStore* store, const KafkaConfig& config, std::shared_ptr<Logger> logger);
+  OutboxPublisher(StateStore* store, const KafkaConfig& config, std::shared_ptr<Logger> logger,
+                  size_t max_queued = kDefaultMaxQueued);
 
   void set_producer(RdKafka::Producer* producer) { producer_ = producer; }
   void set_on_delivered(std::function<void(const v1::OutboxRecord&)> f) { on_delivered_ = std::move(f); }
@@ -35,9 +48,14 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   // Finds every partition with pending outbox records (after a restart).
   Status Recover();
   // New records may be in `partition`'s outbox.
-  void Notify(uint32_t partition) { dirty_.insert(partition); }
-  // Produces pending records (at most `budget`), serves delivery reports and deletes
-  // acknowledged records. Never blocks.
+  void Notify(uint32_t partition) { partitions_[partition].dirty = true; }
+  // Hands over records already committed to the outbox (BatchResult::outbox), ascending in
+  // sequence within a partition: they are produced from memory when the cursor reaches them, not
+  // read back. Records beyond max_queued, and any not above those queued before, are left to the
+  // store (the partition is marked to be read). REQUIRES: every entry is committed.
+  void Enqueue(std::vector<OutboxEntry> entries);
+  // Produces pending records (at most `budget`), serves delivery reports and deletes the
+  // acknowledged prefix of each partition's outbox (one range delete each). Never blocks.
   Status Pump(size_t budget = 20000);
   // Pumps until nothing is pending or in flight, or `timeout_ms` passes. OK when all delivered.
   Status Flush(int timeout_ms);
@@ -47,6 +65,10 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   uint64_t delivery_errors() const { return delivery_errors_; }
   // Records Recover found in the outbox.
   uint64_t recovered() const { return recovered_; }
+  // Handed-over records waiting in memory (at most max_queued).
+  size_t queued() const { return queued_; }
+  // Records read back from the store to be produced (the rest came by hand-over).
+  uint64_t read_from_store() const { return read_from_store_; }
 
   void dr_cb(RdKafka::Message& message) override;
 
@@ -56,17 +78,49 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
     uint64_t sequence;
     v1::OutboxRecord record;  // kept for on_delivered
   };
-  Status ProduceRecord(uint32_t partition, uint64_t sequence, v1::OutboxRecord record, bool* queue_full);
+  // What the publisher knows of one outbox partition.
+  struct PartitionState {
+    uint64_t cursor = 0;  // the next sequence to produce
+    // Every sequence below acked_base is acknowledged by Kafka or not in the outbox (so the
+    // outbox may be deleted up to there); acked[i] != 0 says the same of acked_base + i. The
+    // window ends at or after the cursor; entries at or after it exist only after a rewind.
+    uint64_t acked_base = 0;
+    std::deque<uint8_t> acked;
+    uint64_t deleted_to = 0;  // the outbox is range-deleted below this sequence
+    // Handed-over records, ascending, not necessarily contiguous: a gap between the cursor and
+    // the front is read from the store.
+    std::deque<OutboxEntry> queue;
+    // The store may hold records at or after the cursor that are not in `queue` (beyond its
+    // back, or anywhere when it is empty).
+    bool dirty = false;
+  };
+  // Produces what `partition` has pending, within `*budget` and the in-flight limit.
+  Status PumpPartition(uint32_t partition, PartitionState* state, size_t* budget, bool* queue_full);
+  // Produces the records of the store from the cursor up to `end` (excluded), at most as many as
+  // `*budget` allows. `*drained`: every record in [cursor, end) is produced now.
+  Status ProduceFromStore(uint32_t partition, PartitionState* state, uint64_t end, size_t* budget,
+                          bool* queue_full, bool* drained);
+  // Produces `*record` (moved from when produced), which is the one at the cursor, and advances
+  // the cursor; or only advances it when Kafka acknowledged the record already (produced before
+  // a rewind). Leaves everything as it was when the producer's queue is full.
+  Status ProduceNext(uint32_t partition, PartitionState* state, uint64_t sequence,
+                     v1::OutboxRecord* record, size_t* budget, bool* queue_full);
+  // Marks the sequences [begin, end) acknowledged (or known to be absent from the outbox) and
+  // moves acked_base over the contiguous prefix.
+  static void MarkAcknowledged(PartitionState* state, uint64_t begin, uint64_t end);
+  static bool Acknowledged(const PartitionState& state, uint64_t sequence);
   Status ApplyDeletes();
+  bool HasPending() const;
 
   StateStore* store_;
   KafkaConfig config_;
   std::shared_ptr<Logger> logger_;
   RdKafka::Producer* producer_ = nullptr;
   std::function<void(const v1::OutboxRecord&)> on_delivered_;
-  std::map<uint32_t, uint64_t> cursor_;  // next sequence to produce, per partition
-  std::set<uint32_t> dirty_;
-  WriteSet deletes_;
+  std::map<uint32_t, PartitionState> partitions_;
+  size_t max_queued_;
+  size_t queued_ = 0;
+  uint64_t read_from_store_ = 0;
   uint64_t in_flight_ = 0;
   uint64_t delivered_ = 0;
   uint64_t delivery_errors_ = 0;

@@ -430,7 +430,10 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
   }
   watermark_ms_ = std::max(watermark_ms_, result.watermark_ms);
   committed_next_[partition] = batch->messages.back()->offset() + 1;
-  publisher_->Notify(static_cast<uint32_t>(partition));
+  // The batch's outbox records go to the publisher in memory: it need not read them back. Those
+  // written to other partitions (segment changes after a re-fit) are among them; the store, the
+  // truth, is still checked for those partitions (one seek each, only after such a batch).
+  publisher_->Enqueue(std::move(result.outbox));
   for (uint32_t other : result.other_outbox_partitions) publisher_->Notify(other);
   batch->messages.clear();
   return Status::OK();

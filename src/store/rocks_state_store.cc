@@ -157,8 +157,9 @@ class RocksStateStore : public StateStore {
     if (snapshot_ != nullptr) return Status::NotSupported("write to a read-only store snapshot");
     rocksdb::WriteBatch batch;
     for (const auto& op : writes.ops()) {
-      rocksdb::Status s = op.is_delete ? batch.Delete(cf(op.column), op.key)
-                                       : batch.Put(cf(op.column), op.key, op.value);
+      rocksdb::Status s = op.is_range    ? batch.DeleteRange(cf(op.column), op.key, op.end_key)
+                          : op.is_delete ? batch.Delete(cf(op.column), op.key)
+                                         : batch.Put(cf(op.column), op.key, op.value);
       if (!s.ok()) return FromRocks(s, "write batch");
     }
     rocksdb::WriteOptions wo;

@@ -106,6 +106,11 @@ void WriteSet::Delete(Column column, std::string key) {
   ops_.push_back(Op{column, true, std::move(key), std::string()});
 }
 
+void WriteSet::DeleteRange(Column column, std::string begin_key, std::string end_key) {
+  if (end_key <= begin_key) return;
+  ops_.push_back(Op{column, true, std::move(begin_key), std::string(), true, std::move(end_key)});
+}
+
 void WriteSet::Append(WriteSet other) {
   if (ops_.empty()) {
     ops_ = std::move(other.ops_);
@@ -246,7 +251,9 @@ class MemStateStore : public StateStore {
     if (read_only_) return Status::NotSupported("write to a read-only store snapshot");
     for (const auto& op : writes.ops()) {
       auto& map = columns_[static_cast<int>(op.column)];
-      if (op.is_delete) {
+      if (op.is_range) {
+        map.erase(map.lower_bound(op.key), map.lower_bound(op.end_key));
+      } else if (op.is_delete) {
         map.erase(op.key);
       } else {
         map[op.key] = op.value;
