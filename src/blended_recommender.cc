@@ -298,6 +298,7 @@ class BlendedRecommenderImpl final : public Recommender {
                                          options.max_exemplars, 0))}),
         strategies_(std::move(strategies)),
         strategy_factory_(std::move(strategy_factory)) {
+    lane0_.strategies_ptr = &strategies_;
     for (std::string_view id : SplitView(options.exclude_items, ',')) {
       excluded_.insert(std::string(id));
     }
@@ -484,40 +485,40 @@ class BlendedRecommenderImpl final : public Recommender {
   void RecommendIn(Lane* lane, const CustomerState& customer, std::vector<Recommendation>* out) {
     out->clear();
     if (env_.index == nullptr) return;  // BeginBatch not called yet
-    std::vector<std::unique_ptr<Strategy>>& strategies_ = *lane->strategies_ptr;
-    CustomerView& view_ = lane->view;
-    std::vector<Candidate>& candidates_ = lane->candidates;
-    std::vector<Blended>& blend_ = lane->blend;
-    std::vector<uint32_t>& slot_ = lane->slot;
-    PrepareCustomerView(env_, customer, &view_);
+    std::vector<std::unique_ptr<Strategy>>& strategies = *lane->strategies_ptr;
+    CustomerView& view = lane->view;
+    std::vector<Candidate>& candidates = lane->candidates;
+    std::vector<Blended>& blend = lane->blend;
+    std::vector<uint32_t>& slot_of = lane->slot;
+    PrepareCustomerView(env_, customer, &view);
     const std::vector<double>& weights = WeightsFor(customer.segment());
 
     // Blend.
-    for (const Blended& b : blend_) slot_[b.item] = kNoSlot;  // the previous list's entries
-    blend_.clear();
-    if (slot_.size() < index_.item_count()) slot_.resize(index_.item_count(), kNoSlot);
-    for (size_t s = 0; s < strategies_.size(); ++s) {
+    for (const Blended& b : blend) slot_of[b.item] = kNoSlot;  // the previous list's entries
+    blend.clear();
+    if (slot_of.size() < index_.item_count()) slot_of.resize(index_.item_count(), kNoSlot);
+    for (size_t s = 0; s < strategies.size(); ++s) {
       const double w = weights[s];
       if (w <= 0) continue;
-      candidates_.clear();
-      strategies_[s]->Score(env_, view_, options_.candidates_per_strategy, &candidates_);
+      candidates.clear();
+      strategies[s]->Score(env_, view, options_.candidates_per_strategy, &candidates);
       double best = 0;
-      for (const Candidate& c : candidates_) best = std::max(best, c.score);
+      for (const Candidate& c : candidates) best = std::max(best, c.score);
       if (best <= 0) continue;
-      for (Candidate& c : candidates_) {
+      for (Candidate& c : candidates) {
         if (c.score <= 0 || c.item == kNoItem) continue;
         const double part = w * c.score / best;
-        uint32_t& slot = slot_[c.item];
+        uint32_t& slot = slot_of[c.item];
         if (slot == kNoSlot) {
-          slot = static_cast<uint32_t>(blend_.size());
-          blend_.push_back(Blended{c.item, 0, 0, s, {}, false});
+          slot = static_cast<uint32_t>(blend.size());
+          blend.push_back(Blended{c.item, 0, 0, s, {}, false});
         }
-        Blended& b = blend_[slot];
+        Blended& b = blend[slot];
         b.score += part;
         b.due = b.due || c.due;
         if (part > b.best_part ||
-            (part == b.best_part && std::string_view(strategies_[s]->name()) <
-                                        strategies_[b.strategy]->name())) {
+            (part == b.best_part && std::string_view(strategies[s]->name()) <
+                                        strategies[b.strategy]->name())) {
           b.best_part = part;
           b.strategy = s;
           b.candidate = std::move(c);
@@ -528,8 +529,8 @@ class BlendedRecommenderImpl final : public Recommender {
     // Rules.
     std::vector<Blended*>& kept = lane->kept;
     kept.clear();
-    for (Blended& b : blend_) {
-      if (Allowed(b, view_)) kept.push_back(&b);
+    for (Blended& b : blend) {
+      if (Allowed(b, view)) kept.push_back(&b);
     }
     auto better = [&](const Blended* a, const Blended* b) {
       if (a->score != b->score) return a->score > b->score;
@@ -543,23 +544,23 @@ class BlendedRecommenderImpl final : public Recommender {
       std::partial_sort(kept.begin(), kept.begin() + static_cast<ptrdiff_t>(length), kept.end(),
                         better);
     }
-    std::unordered_map<std::string, int>& per_category_ = lane->per_category;
-    per_category_.clear();
+    std::unordered_map<std::string, int>& per_category = lane->per_category;
+    per_category.clear();
     for (Blended* b : kept) {
       if (static_cast<int>(out->size()) >= options_.list_length) break;
       const std::string& id = index_.item_id(b->item);
       if (options_.max_per_category > 0 && catalog_ != nullptr) {
         const CatalogItem* item = env_.CatalogItemOf(b->item);
         if (item != nullptr && !item->service_type.empty() &&
-            ++per_category_[item->service_type] > options_.max_per_category) {
+            ++per_category[item->service_type] > options_.max_per_category) {
           continue;
         }
       }
       Recommendation r;
       r.item_id = id;
       r.score = b->score;
-      r.strategy = strategies_[b->strategy]->name();
-      r.reason = strategies_[b->strategy]->Explain(env_, view_, b->candidate);
+      r.strategy = strategies[b->strategy]->name();
+      r.reason = strategies[b->strategy]->Explain(env_, view, b->candidate);
       out->push_back(std::move(r));
     }
   }
@@ -578,7 +579,7 @@ class BlendedRecommenderImpl final : public Recommender {
     return it != segment_weights_.end() ? it->second : default_weights_;
   }
 
-  bool Allowed(const Blended& b, const CustomerView& view_) const {
+  bool Allowed(const Blended& b, const CustomerView& view) const {
     const std::string& id = index_.item_id(b.item);
     if (!excluded_.empty() && excluded_.count(id) > 0) return false;
     const CatalogItem* item = env_.CatalogItemOf(b.item);
@@ -586,20 +587,20 @@ class BlendedRecommenderImpl final : public Recommender {
       if (!item->recommendable) return false;
       if (!item->ActiveAt(env_.now_ms)) return false;
       if (options_.channel_eligibility && !item->channels.empty() &&
-          !view_.main_channel.empty() &&
-          std::find(item->channels.begin(), item->channels.end(), view_.main_channel) ==
+          !view.main_channel.empty() &&
+          std::find(item->channels.begin(), item->channels.end(), view.main_channel) ==
               item->channels.end()) {
         return false;
       }
     }
-    // view_.Owns is "the item table holds the id" (FindItem) for every candidate: strategies
+    // view.Owns is "the item table holds the id" (FindItem) for every candidate: strategies
     // propose only items Find knows, and Find maps the customer's copy of the id to that item.
-    if (options_.exclude_owned && view_.Owns(b.item) && !(options_.reoffer_due_exempt && b.due)) {
+    if (options_.exclude_owned && view.Owns(b.item) && !(options_.reoffer_due_exempt && b.due)) {
       return false;
     }
-    if (options_.price_cap_ratio > 0 && view_.avg_line_price > 0) {
+    if (options_.price_cap_ratio > 0 && view.avg_line_price > 0) {
       double price = ItemPrice(env_, id);
-      if (price > options_.price_cap_ratio * view_.avg_line_price) return false;
+      if (price > options_.price_cap_ratio * view.avg_line_price) return false;
     }
     return true;
   }
@@ -762,7 +763,7 @@ class BlendedRecommenderImpl final : public Recommender {
   static constexpr uint32_t kNoSlot = 0xffffffffu;
   // Lists: lane 0 (strategies_) on the consumer thread, more lanes for RecommendMany.
   StrategyFactory strategy_factory_;
-  Lane lane0_{&strategies_};
+  Lane lane0_;  // its strategies are strategies_ (set in the constructor)
   std::vector<std::unique_ptr<Lane>> lanes_;
 };
 

@@ -266,7 +266,6 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
 
   // 6. The recommender's index follows every changed customer, then the lists.
   std::unordered_set<std::string_view> in_batch(keys.begin(), keys.end());
-  const std::unordered_set<std::string_view> in_batch_keys = in_batch;
   if (observe) {
     for (const WriteSet::Op& op : all.ops()) {
       if (op.column != Column::kCustomers || op.is_delete || in_batch.count(op.key) > 0) continue;
@@ -394,10 +393,11 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   positions_[partition] = position;
   // The cache follows the write: the batch's customers go in; a cached customer someone else
   // wrote (relabelled by the segmenter, refreshed by the sweep) takes the written state, or
-  // goes when it does not decode.
+  // goes when it does not decode. (The batch's own customers were taken out when loaded, so
+  // none of them is found here.)
   if (options_.state_cache_customers > 0) {
     for (const WriteSet::Op& op : all.ops()) {
-      if (op.column != Column::kCustomers || in_batch_keys.count(op.key) > 0) continue;
+      if (op.column != Column::kCustomers) continue;
       auto it = cache_.find(op.key);
       if (it == cache_.end()) continue;
       if (op.is_delete || !DecodeState(op.value, &it->second.state).ok()) {

@@ -174,8 +174,9 @@ class Pipeline {
   ItemStatsTable items_;
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
   // The state cache: key -> (state, position in lru_); lru_ front = most recently written.
-  // A batch takes its customers out and puts them back after its write succeeded; a customer
-  // written by anything else (the segmenter's relabels) is dropped.
+  // A batch takes its customers out and puts them back after its write succeeded; a cached
+  // customer written by anything else (the segmenter's relabels, the stale-list sweep) takes
+  // the written state.
   struct CachedState {
     CustomerState state;
     std::list<std::string>::iterator lru;
