@@ -234,10 +234,7 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
   }
   if (max_customers > 0 && customers.size() > max_customers) {
     // Exactly the max_customers lowest hashes: the sample depends on the set of customers only.
-    std::vector<double> sorted = customer_hash;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(max_customers),
-                     sorted.end());
-    keep_below(sorted[max_customers]);
+    keep_below(BottomKThreshold(customer_hash, max_customers));
   }
   if (max_customers > 0) {
     // Items only customers outside the sample hold are left out of the model.

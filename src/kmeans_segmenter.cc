@@ -198,9 +198,7 @@ void SegmentFitInput::Add(const FeatureSpec& spec, const CustomerState& state) {
 
 void SegmentFitInput::Finish() {
   if (max_rows <= 0 || n <= max_rows) return;
-  std::vector<double> sorted = hash_;
-  std::nth_element(sorted.begin(), sorted.begin() + max_rows, sorted.end());
-  KeepBelow(sorted[static_cast<size_t>(max_rows)], dim_);
+  KeepBelow(BottomKThreshold(hash_, static_cast<size_t>(max_rows)), dim_);
 }
 
 void SegmentFitInput::KeepBelow(double threshold, size_t d) {

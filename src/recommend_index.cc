@@ -11,6 +11,11 @@ int64_t Cents(double amount) { return static_cast<int64_t>(std::llround(amount *
 
 }  // namespace
 
+double BottomKThreshold(std::vector<double> hashes, size_t k) {
+  std::nth_element(hashes.begin(), hashes.begin() + static_cast<ptrdiff_t>(k), hashes.end());
+  return hashes[k];
+}
+
 double UniformHash(std::string_view id, std::string_view salt) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64 over salt, a separator, id
   auto mix = [&h](std::string_view bytes) {

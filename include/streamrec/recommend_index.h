@@ -34,6 +34,10 @@ inline constexpr uint32_t kNoItem = 0xffffffffu;
 // A uniform number in [0, 1) from an id and a salt (FNV-1a 64 with a MurmurHash3 finaliser):
 // stable across runs, platforms and versions; independent for different salts.
 double UniformHash(std::string_view id, std::string_view salt);
+// Bottom-k sampling by such hashes: the value below which exactly `k` of `hashes` lie (the
+// (k+1)-th smallest), so a sample "hash < threshold" is the k lowest whatever the order they
+// came in. REQUIRES: hashes.size() > k.
+double BottomKThreshold(std::vector<double> hashes, size_t k);
 
 struct RecommendIndexOptions {
   // Share of customers (0..1], by a hash of the id, kept in the exemplar panel.
