@@ -30,12 +30,15 @@
 #include "streamrec/v1/events.pb.h"
 #include "testutil/deploy_files.h"
 #include "testutil/kafka_reader.h"
+#include "testutil/state_inspect.h"
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
 namespace {
 
+using testing::DigestOf;
+using testing::StoredListVersions;
 using testing::TempDir;
 
 constexpr int kPartitions = 6;
@@ -71,33 +74,6 @@ std::string ReferenceDigest(const TempDir& dir, const Feed& feed) {
   auto summary = RunReplay(options, SystemClock());
   EXPECT_TRUE(summary.ok()) << summary.status().ToString();
   return summary.ok() ? summary->state_digest : "";
-}
-
-std::string DigestOf(const std::string& state_dir) {
-  StoreOptions options;
-  options.path = state_dir;
-  auto store = OpenRocksStateStore(options);
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  if (!store.ok()) return "";
-  auto digest = StateDigest(store->get());
-  EXPECT_TRUE(digest.ok());
-  return digest.ok() ? *digest : "";
-}
-
-// customer -> highest list version in the stored state.
-std::map<std::string, uint64_t> StoredListVersions(const std::string& state_dir) {
-  std::map<std::string, uint64_t> versions;
-  StoreOptions options;
-  options.path = state_dir;
-  auto store = OpenRocksStateStore(options);
-  EXPECT_TRUE(store.ok());
-  EXPECT_OK((*store)->Scan(Column::kCustomers, "", [&](std::string_view, std::string_view value) {
-    CustomerState state;
-    EXPECT_OK(DecodeState(value, &state));
-    if (state.list_version() > 0) versions[state.customer_id()] = state.list_version();
-    return true;
-  }));
-  return versions;
 }
 
 struct Consumed {

@@ -41,6 +41,10 @@ struct ServiceOptions {
   // Test hook, called at "batch" (before batch n is applied) and "commit" (after batch n is
   // committed to the store, before anything of it is produced).
   std::function<void(const std::string& point, uint64_t n)> fault_hook;
+  // Stop cleanly (as if `stop` were set) once the service is idle and every partition assigned
+  // to it has been applied up to its end (the high watermark, asked of the broker): a backfill
+  // or catch-up run that ends by itself (`streamrec run --stop-at-end`).
+  bool stop_at_end = false;
 };
 
 // A consistent snapshot of the service's counters (thread-safe to read while it runs).

@@ -73,6 +73,7 @@ void AddBenchCommand(CLI::App& app, BenchArgs* args, int* exit_code);
 struct RunArgs {
   std::string config_path;
   std::string state_dir;
+  bool stop_at_end = false;
 };
 void AddRunCommand(CLI::App& app, RunArgs* args, int* exit_code);
 

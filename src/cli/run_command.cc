@@ -23,6 +23,7 @@ int RunServiceCommand(const RunArgs& args) {
     return kExitConfig;
   }
   options.fault_hook = CrashHookFromEnvironment();
+  options.stop_at_end = args.stop_at_end;
   auto service = Service::Create(std::move(options));
   if (!service.ok()) {
     std::fprintf(stderr, "streamrec run: %s\n", service.status().ToString().c_str());
@@ -43,6 +44,9 @@ void AddRunCommand(CLI::App& app, RunArgs* args, int* exit_code) {
       "run", "Run the service against Kafka until SIGINT/SIGTERM, then stop cleanly");
   cmd->add_option("--config", args->config_path, "YAML configuration file")->check(CLI::ExistingFile);
   cmd->add_option("--state-dir", args->state_dir, "RocksDB state directory (overrides state.dir)");
+  cmd->add_flag("--stop-at-end", args->stop_at_end,
+                "Stop cleanly once every assigned partition is applied up to its end (a backfill "
+                "or catch-up run that ends by itself)");
   cmd->callback([args, exit_code] { *exit_code = RunServiceCommand(*args); });
 }
 

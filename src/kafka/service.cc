@@ -37,6 +37,10 @@ constexpr int kMaxPollWaitMs = 100;
 // at most this long, so a list's acknowledgement is not held up by a quiet input.
 constexpr int kInFlightPollWaitMs = 5;
 constexpr int kCloseFlushTimeoutMs = 30000;
+// stop_at_end: how often an idle service asks the broker for its partitions' ends, and how long
+// one such question may take.
+constexpr int64_t kEndCheckIntervalUs = 200000;
+constexpr int kEndCheckTimeoutMs = 2000;
 constexpr int64_t kMetricsIntervalUs = 1000000;   // gauges refreshed once a second
 constexpr int64_t kUnhealthyAfterMs = 30000;      // /healthz: the poll loop stalled this long
 
@@ -60,6 +64,8 @@ class ServiceImpl : public Service,
 
   Status Init();
   Status Run(const std::atomic<bool>& stop) override;
+  // stop_at_end: idle, and every assigned partition applied up to its high watermark.
+  bool AtEnd();
   void SimulateCrash() override { crash_.store(true); }
   ServiceStats stats() const override {
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -527,6 +533,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   const size_t batch_size = static_cast<size_t>(std::max(1, options_.config.pipeline.batch_size));
   Status status;
   int64_t last_stats_us = 0;
+  int64_t last_end_check_us = 0;
   while (!stop.load() && !crash_.load()) {
     int64_t now = options_.clock->NowMicros();
     loop_alive_ms_.store(WallClockMillis());
@@ -588,6 +595,14 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
       last_stats_us = after;
     }
     UpdateMetrics(/*force=*/false);
+    if (options_.stop_at_end && pending_count_ == 0 && publisher_->in_flight() == 0 &&
+        after - last_end_check_us >= kEndCheckIntervalUs) {
+      last_end_check_us = after;
+      if (AtEnd()) {
+        log_->Info("every assigned partition is applied up to its end: stopping (--stop-at-end)");
+        break;
+      }
+    }
   }
   if (crash_.load()) {
     UpdateStats();
@@ -621,6 +636,21 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   log_->Info("stopped: " + std::to_string(events_) + " events, " + std::to_string(invalid_) +
              " dead letters, " + std::to_string(publisher_->delivered()) + " records delivered");
   return status;
+}
+
+bool ServiceImpl::AtEnd() {
+  if (!assignment_received_.load() || assigned_.empty()) return false;
+  for (int32_t p : assigned_) {
+    auto position = pipeline_->Position(static_cast<uint32_t>(p));
+    if (!position.ok()) return false;
+    int64_t low = 0;
+    int64_t high = 0;
+    RdKafka::ErrorCode err =
+        consumer_->query_watermark_offsets(kafka().input_topic, p, &low, &high, kEndCheckTimeoutMs);
+    if (err != RdKafka::ERR_NO_ERROR) return false;
+    if (static_cast<int64_t>(position->next_offset()) < high) return false;
+  }
+  return true;
 }
 
 void ServiceImpl::UpdateMetrics(bool force) {

@@ -1,6 +1,8 @@
 #include "testutil/subprocess.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +124,19 @@ ProcessResult BackgroundProcess::Wait() {
   }
   result.output = ReadAll(out_path_);
   return result;
+}
+
+bool BackgroundProcess::WaitFor(int timeout_ms, ProcessResult* result) {
+  if (pid_ <= 0 || waited_) return false;
+  // A pidfd becomes readable when the process ends: poll waits on that, not on a timer.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd < 0) return false;
+  struct pollfd p = {pidfd, POLLIN, 0};
+  int ready = ::poll(&p, 1, timeout_ms);
+  ::close(pidfd);
+  if (ready <= 0) return false;
+  *result = Wait();
+  return true;
 }
 
 std::string BackgroundProcess::Output() const { return ReadAll(out_path_); }

@@ -32,6 +32,8 @@ class BackgroundProcess {
   void Signal(int signal);
   // Waits for the process to end and returns how it ended (with its output).
   ProcessResult Wait();
+  // Waits at most `timeout_ms` for the process to end: true (with *result) when it did.
+  bool WaitFor(int timeout_ms, ProcessResult* result);
   // The output written so far.
   std::string Output() const;
 
