@@ -586,6 +586,79 @@ TEST_F(KafkaServiceTest, RebalanceRevokesAndReassignsWithoutLossOrDuplicates) {
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
 }
 
+// Requests fail at the broker (librdkafka's fault injection): fetches answered with errors the
+// consumer retries, produces rejected outright (a failed delivery: the record goes back to the
+// outbox and is sent again) or retried inside the producer. Nothing is lost or counted twice,
+// every committed list version reaches the topic once in content, and the failed deliveries are
+// counted where an operator sees them.
+TEST_F(KafkaServiceTest, RequestErrorsOnProduceAndFetchLoseNothing) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  {
+    auto first = Service::Create(Options(dir.File("state"), "request-errors-1", feed));
+    ASSERT_TRUE(first.ok());
+    std::atomic<bool> stop{false};
+    Status run_status;
+    std::thread runner([&] { run_status = (*first)->Run(stop); });
+    ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 1000));
+    ASSERT_TRUE(WaitDone(first->get(), 1000));
+    stop.store(true);
+    runner.join();
+    ASSERT_OK(run_status);
+  }
+  // The rest of the stream is in the topic; then the broker starts failing requests (whoever
+  // sends them: so only after this test's own producer is done) and a service resumes.
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 1000, feed.events.size()));
+  // Fetch (ApiKey 1): leadership, timeout and unknown errors, which the consumer retries.
+  // Produce (ApiKey 0): retriable errors the producer retries itself, and an authorization
+  // failure it does not (the delivery fails; the record stays in the outbox and is sent again).
+  cluster_->PushRequestErrors(1, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                  RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_UNKNOWN,
+                                  RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION});
+  cluster_->PushRequestErrors(0, {RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                  RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED});
+  auto service = Service::Create(Options(dir.File("state"), "request-errors-2", feed));
+  ASSERT_TRUE(service.ok());
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
+  const ServiceStats stats = (*service)->stats();
+  EXPECT_GT(stats.delivery_errors, 0u) << "the rejected produce was not counted";
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  EXPECT_EQ((*service)->stats().events, feed.events.size() - 1000) << "nothing lost, nothing counted twice";
+  service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+
+  auto stored = StoredListVersions(dir.File("state"));
+  uint64_t expected = 0;
+  for (const auto& [c, v] : stored) expected += v;
+  std::vector<Consumed> lists = ReadTopicUntil(
+      cluster_->bootstrap(), "recommendations",
+      [expected, distinct = std::set<std::pair<std::string, uint64_t>>(),
+       seen = size_t{0}](const std::vector<Consumed>& r) mutable {
+        for (; seen < r.size(); ++seen) {
+          v1::RecommendationList list;
+          if (list.ParseFromString(r[seen].value)) distinct.emplace(list.customer_id(), list.version());
+        }
+        return distinct.size() >= expected;
+      });
+  std::map<std::pair<std::string, uint64_t>, std::string> content;
+  for (const Consumed& c : lists) {
+    v1::RecommendationList list;
+    ASSERT_TRUE(list.ParseFromString(c.value));
+    auto [it, inserted] = content.emplace(std::make_pair(list.customer_id(), list.version()), c.value);
+    if (!inserted) EXPECT_EQ(it->second, c.value) << "version published with two contents";
+  }
+  for (const auto& [customer, v] : stored) {
+    for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(content.count({customer, i})) << customer << " v" << i;
+  }
+}
+
 TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {
   TempDir dir;
   Feed feed = MakeFeed(dir, 3000, 300);

@@ -144,6 +144,11 @@ Status MockKafkaCluster::SetBrokerUp(int broker_id) {
                    "broker " + std::to_string(broker_id) + " up");
 }
 
+void MockKafkaCluster::PushRequestErrors(int16_t api_key,
+                                         const std::vector<rd_kafka_resp_err_t>& errors) {
+  rd_kafka_mock_push_request_errors_array(cluster_, api_key, errors.size(), errors.data());
+}
+
 Status MockKafkaCluster::SetPartitionLeader(const std::string& topic, int partition, int broker_id) {
   return FromKafka(rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker_id),
                    "leader of " + topic + "/" + std::to_string(partition));

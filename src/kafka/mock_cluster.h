@@ -39,6 +39,9 @@ class MockKafkaCluster {
   Status SetBrokerDown(int broker_id);
   Status SetBrokerUp(int broker_id);
   Status SetPartitionLeader(const std::string& topic, int partition, int broker_id);
+  // The next requests of type `api_key` (0 Produce, 1 Fetch, 8 OffsetCommit, ...), whoever sends
+  // them, fail with `errors`, one each, in order (librdkafka's fault injection).
+  void PushRequestErrors(int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errors);
   rd_kafka_mock_cluster_t* raw() { return cluster_; }
 
  private:

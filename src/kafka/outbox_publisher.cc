@@ -150,7 +150,22 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
       *queue_full = true;
       return Status::OK();
     }
-    return Status::IOError("produce to '" + *topic + "': " + RdKafka::err2str(err));
+    if (err == RdKafka::ERR__FATAL) {
+      return Status::IOError("produce to '" + *topic + "': " + RdKafka::err2str(err));
+    }
+    // Refused at once (the producer remembers a broker's answer for the topic: authorization,
+    // unknown topic or partition, a record too large, ...): like a failed delivery, the record
+    // stays where it is in the outbox and is produced again, after a pause, until the cause is
+    // fixed. Counted and logged; nothing is skipped.
+    ++delivery_errors_;
+    if (delivery_errors_ <= 10 || delivery_errors_ % 1000 == 0) {
+      logger_->Warn("produce to '" + *topic + "' refused (" + RdKafka::err2str(err) +
+                    ") for outbox partition " + std::to_string(partition) + " sequence " +
+                    std::to_string(sequence) + "; it will be produced again");
+    }
+    refused_until_ = std::chrono::steady_clock::now() + kRefusedPause;
+    *queue_full = true;
+    return Status::OK();
   }
   pending.release();  // owned by the message until its delivery report
   ++in_flight_;
@@ -296,7 +311,7 @@ Status OutboxPublisher::PumpPartition(uint32_t partition, PartitionState* state,
 Status OutboxPublisher::Pump(size_t budget) {
   producer_->poll(0);
   const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
-  bool queue_full = false;
+  bool queue_full = std::chrono::steady_clock::now() < refused_until_;
   for (auto& [partition, state] : partitions_) {
     if (queue_full || budget == 0 || in_flight_ >= limit) break;
     STREAMREC_RETURN_IF_ERROR(PumpPartition(partition, &state, &budget, &queue_full));

@@ -16,6 +16,7 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -62,6 +63,7 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
 
   uint64_t in_flight() const { return in_flight_; }
   uint64_t delivered() const { return delivered_; }
+  // Failed deliveries and produce() calls refused at once (each record is produced again).
   uint64_t delivery_errors() const { return delivery_errors_; }
   // Records Recover found in the outbox.
   uint64_t recovered() const { return recovered_; }
@@ -124,6 +126,9 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   uint64_t in_flight_ = 0;
   uint64_t delivered_ = 0;
   uint64_t delivery_errors_ = 0;
+  // After a produce() the producer refused at once, nothing is produced until then.
+  static constexpr std::chrono::milliseconds kRefusedPause{200};
+  std::chrono::steady_clock::time_point refused_until_{};
   uint64_t recovered_ = 0;
 };
 
