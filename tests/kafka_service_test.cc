@@ -162,6 +162,35 @@ class KafkaServiceTest : public ::testing::Test {
     ASSERT_OK((*producer)->Flush(kWaitMs));
   }
 
+  // Every list version committed to the state at `state_dir` is on the output topic, and no
+  // version is there with two contents. Publication is at least once (a record delivered just
+  // before a crash may be published again), so distinct (customer, version) pairs are counted.
+  void ExpectCommittedVersionsPublishedOnce(const std::string& state_dir) {
+    auto stored = StoredListVersions(state_dir);
+    uint64_t expected = 0;
+    for (const auto& [c, v] : stored) expected += v;
+    std::vector<Consumed> lists = ReadTopicUntil(
+        cluster_->bootstrap(), "recommendations",
+        [expected, distinct = std::set<std::pair<std::string, uint64_t>>(),
+         seen = size_t{0}](const std::vector<Consumed>& r) mutable {
+          for (; seen < r.size(); ++seen) {
+            v1::RecommendationList list;
+            if (list.ParseFromString(r[seen].value)) distinct.emplace(list.customer_id(), list.version());
+          }
+          return distinct.size() >= expected;
+        });
+    std::map<std::pair<std::string, uint64_t>, std::string> content;
+    for (const Consumed& c : lists) {
+      v1::RecommendationList list;
+      ASSERT_TRUE(list.ParseFromString(c.value));
+      auto [it, inserted] = content.emplace(std::make_pair(list.customer_id(), list.version()), c.value);
+      if (!inserted) EXPECT_EQ(it->second, c.value) << "version published with two contents";
+    }
+    for (const auto& [customer, v] : stored) {
+      for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(content.count({customer, i})) << customer << " v" << i;
+    }
+  }
+
   // Waits until `applied` records are in the state and every outbox record is delivered.
   static bool WaitDone(Service* service, uint64_t applied) {
     return service->WaitFor(
@@ -500,36 +529,7 @@ TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
   // Every list version committed to the state is on the topic (the crashed batch's lists were
   // re-published from the outbox).
-  auto stored = StoredListVersions(dir.File("state"));
-  uint64_t expected = 0;
-  for (const auto& [c, v] : stored) expected += v;
-  // At least once: a record delivered just before the crash may be published again, so count
-  // distinct (customer, version) pairs.
-  std::vector<Consumed> lists = ReadTopicUntil(
-      cluster_->bootstrap(), "recommendations",
-      [expected, distinct = std::set<std::pair<std::string, uint64_t>>(),
-       seen = size_t{0}](const std::vector<Consumed>& r) mutable {
-        for (; seen < r.size(); ++seen) {
-          v1::RecommendationList list;
-          if (list.ParseFromString(r[seen].value)) distinct.emplace(list.customer_id(), list.version());
-        }
-        return distinct.size() >= expected;
-      });
-  std::map<std::string, std::set<uint64_t>> versions;
-  std::map<std::pair<std::string, uint64_t>, std::string> content;
-  for (Consumed& c : lists) {
-    v1::RecommendationList list;
-    ASSERT_TRUE(list.ParseFromString(c.value));
-    versions[list.customer_id()].insert(list.version());
-    auto key = std::make_pair(list.customer_id(), list.version());
-    auto [it, inserted] = content.emplace(key, c.value);
-    if (!inserted) {
-      EXPECT_EQ(it->second, c.value) << "version published with two contents";
-    }
-  }
-  for (const auto& [customer, v] : stored) {
-    for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(versions[customer].count(i)) << customer << " v" << i;
-  }
+  ExpectCommittedVersionsPublishedOnce(dir.File("state"));
 }
 
 TEST_F(KafkaServiceTest, RebalanceRevokesAndReassignsWithoutLossOrDuplicates) {
@@ -634,29 +634,7 @@ TEST_F(KafkaServiceTest, RequestErrorsOnProduceAndFetchLoseNothing) {
   service->reset();
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
 
-  auto stored = StoredListVersions(dir.File("state"));
-  uint64_t expected = 0;
-  for (const auto& [c, v] : stored) expected += v;
-  std::vector<Consumed> lists = ReadTopicUntil(
-      cluster_->bootstrap(), "recommendations",
-      [expected, distinct = std::set<std::pair<std::string, uint64_t>>(),
-       seen = size_t{0}](const std::vector<Consumed>& r) mutable {
-        for (; seen < r.size(); ++seen) {
-          v1::RecommendationList list;
-          if (list.ParseFromString(r[seen].value)) distinct.emplace(list.customer_id(), list.version());
-        }
-        return distinct.size() >= expected;
-      });
-  std::map<std::pair<std::string, uint64_t>, std::string> content;
-  for (const Consumed& c : lists) {
-    v1::RecommendationList list;
-    ASSERT_TRUE(list.ParseFromString(c.value));
-    auto [it, inserted] = content.emplace(std::make_pair(list.customer_id(), list.version()), c.value);
-    if (!inserted) EXPECT_EQ(it->second, c.value) << "version published with two contents";
-  }
-  for (const auto& [customer, v] : stored) {
-    for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(content.count({customer, i})) << customer << " v" << i;
-  }
+  ExpectCommittedVersionsPublishedOnce(dir.File("state"));
 }
 
 TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {
