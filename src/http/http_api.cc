@@ -40,11 +40,20 @@ struct ApiState {
   }
 };
 
+// The answers are small JSON documents, always sent whole. httplib would otherwise cut the body
+// to a Range header's bytes and still answer 200 (with a Content-Range), which a client takes
+// for the whole document (found by fuzz/http_request_fuzz.cc). A server may ignore Range
+// (RFC 9110, 14.2); `req` is httplib's own non-const Request, handed to handlers as const.
+void IgnoreRange(const httplib::Request& req) {
+  const_cast<httplib::Request&>(req).ranges.clear();
+}
+
 // Wraps a handler: JSON content type, the metrics callback with the route pattern.
 httplib::Server::Handler Route(std::shared_ptr<const ApiState> state, std::string route,
                                std::function<HttpReply(const httplib::Request&)> handler) {
   return [state = std::move(state), route = std::move(route), handler = std::move(handler)](
              const httplib::Request& req, httplib::Response& res) {
+    IgnoreRange(req);
     HttpReply reply = handler(req);
     res.status = reply.status;
     res.set_content(reply.body, kJson);
@@ -191,6 +200,7 @@ void ConfigureHttpServer(httplib::Server* server, QueryBackend* backend, std::st
   // Anything else: a JSON 404 (or the status a handler chose, with a JSON body).
   server->set_error_handler(httplib::Server::HandlerWithResponse(
       [state](const httplib::Request& req, httplib::Response& res) {
+    IgnoreRange(req);
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (res.status == 404) {
       res.set_content(JsonError("no such endpoint: " + req.method + " " + req.path +
