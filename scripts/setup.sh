@@ -3,7 +3,8 @@
 # installed is not touched, and apt is not called at all when nothing is missing.
 # `--tests` adds what only the tests use: headless Chromium (renders the analyst report),
 # Prometheus (a real server scrapes streamrec; promtool checks the alert rules) and
-# docker-compose (validates docker-compose.yml; no Docker engine is needed for that).
+# docker-compose (validates docker-compose.yml; no Docker engine is needed for that), and
+# clang-14 with its sanitizer runtimes and lld (the libFuzzer targets, scripts/run-fuzz.sh).
 set -euo pipefail
 
 PACKAGES=(
@@ -13,7 +14,7 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libsimdjson-dev zlib1g-dev libcpp-httplib-dev
 )
 if [ "${1:-}" = "--tests" ]; then
-  PACKAGES+=(chromium prometheus docker-compose)
+  PACKAGES+=(chromium prometheus docker-compose clang-14 libclang-rt-14-dev lld-14)
 fi
 
 missing=()

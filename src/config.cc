@@ -793,23 +793,18 @@ Environment ProcessEnvironment() {
   return env;
 }
 
-StatusOr<Config> LoadConfig(const std::string& path, const Environment& env) {
+namespace {
+
+// Defaults, then the parsed document `root` (a null node: none; `name` is what error messages
+// call it), then the environment; validated. LoadConfig and LoadConfigFromString share it.
+StatusOr<Config> ApplyDocument(const YAML::Node& root, const std::string& name,
+                               const Environment& env) {
   Config config;
-  if (!path.empty()) {
-    YAML::Node root;
+  if (root.IsDefined() && !root.IsNull()) {
     try {
-      root = YAML::LoadFile(path);
-    } catch (const YAML::BadFile&) {
-      return Status::InvalidArgument("configuration '" + path + "': cannot read the file");
+      STREAMREC_RETURN_IF_ERROR(ApplyNode(root, "", name, env, &config));
     } catch (const YAML::Exception& e) {
-      return Status::InvalidArgument("configuration '" + path + "': " + e.what());
-    }
-    if (root.IsDefined() && !root.IsNull()) {
-      try {
-        STREAMREC_RETURN_IF_ERROR(ApplyNode(root, "", path, env, &config));
-      } catch (const YAML::Exception& e) {
-        return Status::InvalidArgument("configuration '" + path + "': " + e.what());
-      }
+      return Status::InvalidArgument("configuration '" + name + "': " + e.what());
     }
   }
   static const std::string kPrefix = "STREAMREC_";
@@ -839,6 +834,33 @@ StatusOr<Config> LoadConfig(const std::string& path, const Environment& env) {
   config.features.item_half_life_days = config.recommend.popularity_half_life_days;
   STREAMREC_RETURN_IF_ERROR(Validate(config));
   return config;
+}
+
+}  // namespace
+
+StatusOr<Config> LoadConfig(const std::string& path, const Environment& env) {
+  YAML::Node root;  // null: no file
+  if (!path.empty()) {
+    try {
+      root = YAML::LoadFile(path);
+    } catch (const YAML::BadFile&) {
+      return Status::InvalidArgument("configuration '" + path + "': cannot read the file");
+    } catch (const YAML::Exception& e) {
+      return Status::InvalidArgument("configuration '" + path + "': " + e.what());
+    }
+  }
+  return ApplyDocument(root, path, env);
+}
+
+StatusOr<Config> LoadConfigFromString(std::string_view yaml, const std::string& name,
+                                      const Environment& env) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument("configuration '" + name + "': " + e.what());
+  }
+  return ApplyDocument(root, name, env);
 }
 
 std::string DefaultConfigYaml() {

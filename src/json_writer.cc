@@ -5,10 +5,54 @@
 
 namespace streamrec {
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (whose byte is >= 0x80), or 0 when
+// it is not one (stray continuation byte, overlong form, surrogate, above U+10FFFF, truncated).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string* out, std::string_view value) {
   static const char* kHex = "0123456789abcdef";
   out->push_back('"');
-  for (unsigned char c : value) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x80) {
+      // JSON text is UTF-8 (RFC 8259): valid sequences pass, every other byte becomes U+FFFD,
+      // so that e.g. an API error quoting a request path with byte 0xFF still parses.
+      const size_t n = Utf8SequenceLength(value, i);
+      if (n == 0) {
+        out->append("\xEF\xBF\xBD");
+      } else {
+        out->append(value.data() + i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out->append("\\\""); break;
       case '\\': out->append("\\\\"); break;

@@ -35,7 +35,8 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-// Appends `value` to `out` as a quoted JSON string with escapes.
+// Appends `value` to `out` as a quoted JSON string with escapes. Bytes that are not part of
+// well-formed UTF-8 are written as U+FFFD (JSON text must be UTF-8).
 void AppendJsonString(std::string* out, std::string_view value);
 
 }  // namespace streamrec

@@ -198,6 +198,22 @@ TEST(ConfigTest, MissingOrBrokenFile) {
   ExpectError(LoadText("state: [unclosed\n"), {"c.yaml"});
 }
 
+// LoadConfigFromString (what fuzz/config_fuzz.cc drives) is LoadConfig without the file.
+TEST(ConfigTest, FromStringMatchesTheFileAndNamesTheDocument) {
+  const std::string yaml =
+      "input:\n  fields:\n    customer_id: MSISDN\nhttp:\n  refit_token: ${TOKEN}\n";
+  const Environment env = {{"TOKEN", "t"}, {"STREAMREC_STATE__BLOCK_CACHE_MB", "512"}};
+  ASSERT_OK_AND_ASSIGN(from_file, LoadText(yaml, env));
+  ASSERT_OK_AND_ASSIGN(from_string, LoadConfigFromString(yaml, "inline", env));
+  EXPECT_EQ(from_string.input.decoder.fields.customer_id, "MSISDN");
+  EXPECT_EQ(from_string.http.refit_token, from_file.http.refit_token);
+  EXPECT_EQ(from_string.state.block_cache_mb, 512);
+  ASSERT_OK_AND_ASSIGN(empty, LoadConfigFromString("", "inline", {}));
+  EXPECT_EQ(empty.pipeline.batch_size, 5000);
+  ExpectError(LoadConfigFromString("state: [unclosed\n", "inline", {}), {"'inline'"});
+  ExpectError(LoadConfigFromString("nope: 1\n", "inline", {}), {"'inline'", "unknown key 'nope'"});
+}
+
 TEST(ConfigTest, PrintedDefaultsLoadBackToDefaults) {
   std::string yaml = DefaultConfigYaml();
   EXPECT_NE(yaml.find("block_cache_mb: 256"), std::string::npos) << yaml;

@@ -184,6 +184,46 @@ TEST_F(HttpApiTest, APortInUseIsAnErrorNamingTheKey) {
       << second.status().ToString();
 }
 
+// Found by fuzz/http_request_fuzz.cc (seed fuzz/corpus/http_request/regress_range.http):
+// httplib cut an answer to the Range header's bytes and still said 200, so a client read
+// '{"ve' as the whole document. The API ignores Range (RFC 9110 allows it).
+TEST_F(HttpApiTest, ARangeHeaderIsIgnoredAnswersAreSentWhole) {
+  Start("");
+  auto res = client_->Get("/v1/model", {{"Range", "bytes=0-3"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, R"({"version":3})");
+  EXPECT_FALSE(res->has_header("Content-Range"));
+  auto missing = client_->Get("/nope", {{"Range", "bytes=2-5,7-9"}});
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(missing->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(missing->body.rfind(R"({"error":"no such endpoint: GET /nope)", 0), 0u) << missing->body;
+}
+
+// Found by fuzz/http_request_fuzz.cc (seed regress_invalid_utf8.http): a path with byte 0xFF
+// was quoted as is in the error, which made the body invalid JSON (JSON text is UTF-8).
+TEST_F(HttpApiTest, ErrorBodiesStayUtf8ForInvalidBytesInThePath) {
+  Start("");
+  std::string body;
+  EXPECT_EQ(Get("/v1/customers/%FFx", &body), 404);
+  EXPECT_EQ(body, "{\"error\":\"unknown customer '\xEF\xBF\xBDx'\"}");
+  EXPECT_EQ(Get("/%C3%A9t%C3", &body), 404);  // valid e-acute kept, a truncated sequence replaced
+  EXPECT_EQ(body.rfind("{\"error\":\"no such endpoint: GET /\xC3\xA9t\xEF\xBF\xBD (", 0), 0u)
+      << body;
+}
+
+TEST(HttpApiValidationTest, JsonErrorWritesInvalidUtf8AsReplacementCharacters) {
+  EXPECT_EQ(JsonError("a\xC3\xA9\xF0\x9F\x98\x80"), "{\"error\":\"a\xC3\xA9\xF0\x9F\x98\x80\"}");
+  // Stray continuation byte, overlong '/', UTF-16 surrogate, above U+10FFFF, truncated.
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(JsonError("\x80"), "{\"error\":\"" + r + "\"}");
+  EXPECT_EQ(JsonError("\xC0\xAF"), "{\"error\":\"" + r + r + "\"}");
+  EXPECT_EQ(JsonError("\xED\xA0\x80"), "{\"error\":\"" + r + r + r + "\"}");
+  EXPECT_EQ(JsonError("\xF4\x90\x80\x80"), "{\"error\":\"" + r + r + r + r + "\"}");
+  EXPECT_EQ(JsonError("x\xE2\x82"), "{\"error\":\"x" + r + r + "\"}");
+}
+
 TEST(HttpApiValidationTest, CustomerIds) {
   EXPECT_TRUE(ValidCustomerId("6281234567890"));
   EXPECT_TRUE(ValidCustomerId("ü-ñ 12"));

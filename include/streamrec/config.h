@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "streamrec/decoder.h"
 #include "streamrec/features.h"
@@ -177,6 +178,11 @@ Environment ProcessEnvironment();
 
 // Defaults, then `path` (skipped when empty), then STREAMREC_*__* variables of `env`; validated.
 StatusOr<Config> LoadConfig(const std::string& path, const Environment& env);
+
+// LoadConfig with the YAML text itself instead of a file; error messages call it `name`
+// (where LoadConfig names the path). The fuzz target (fuzz/config_fuzz.cc) drives this.
+StatusOr<Config> LoadConfigFromString(std::string_view yaml, const std::string& name,
+                                      const Environment& env);
 
 // The documented defaults as a commented YAML file that LoadConfig accepts.
 std::string DefaultConfigYaml();

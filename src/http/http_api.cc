@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "json_writer.h"
@@ -27,6 +28,44 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// What the handlers share; owned by the handlers themselves (shared_ptr), so that a server
+// configured by ConfigureHttpServer needs nothing else to outlive.
+struct ApiState {
+  QueryBackend* backend;
+  std::string token;
+  std::function<void(const std::string&, int)> on_request;
+
+  void Count(const std::string& route, int status) const {
+    if (on_request) on_request(route, status);
+  }
+};
+
+// The answers are small JSON documents, always sent whole. httplib would otherwise cut the body
+// to a Range header's bytes and still answer 200 (with a Content-Range), which a client takes
+// for the whole document (found by fuzz/http_request_fuzz.cc). A server may ignore Range
+// (RFC 9110, 14.2); `req` is httplib's own non-const Request, handed to handlers as const.
+void IgnoreRange(const httplib::Request& req) {
+  const_cast<httplib::Request&>(req).ranges.clear();
+}
+
+// Wraps a handler: JSON content type, the metrics callback with the route pattern.
+httplib::Server::Handler Route(std::shared_ptr<const ApiState> state, std::string route,
+                               std::function<HttpReply(const httplib::Request&)> handler) {
+  return [state = std::move(state), route = std::move(route), handler = std::move(handler)](
+             const httplib::Request& req, httplib::Response& res) {
+    IgnoreRange(req);
+    HttpReply reply = handler(req);
+    res.status = reply.status;
+    res.set_content(reply.body, kJson);
+    if (reply.status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"streamrec\"");
+    state->Count(route, reply.status);
+  };
+}
+
+HttpReply MethodNotAllowed(const char* allowed) {
+  return {405, JsonError(std::string("method not allowed; use ") + allowed)};
+}
+
 class HttpApiImpl : public HttpApi {
  public:
   HttpApiImpl(QueryBackend* backend, std::string token,
@@ -44,14 +83,13 @@ class HttpApiImpl : public HttpApi {
     const int port = std::stoi(config.listen.substr(colon + 1));
     const int threads = config.threads;
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server_.set_payload_max_length(kMaxPayloadBytes);
     // httplib's default also sets SO_REUSEPORT, which lets a second process bind the same port
     // and silently take half the requests: keep only SO_REUSEADDR (fast restarts).
     server_.set_socket_options([](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
-    Routes();
+    ConfigureHttpServer(&server_, backend_, token_, on_request_);
     if (port == 0) {
       port_ = server_.bind_to_any_port(host);
       if (port_ < 0) return Status::IOError("http.listen '" + config.listen + "': cannot bind");
@@ -76,113 +114,6 @@ class HttpApiImpl : public HttpApi {
   int port() const override { return port_; }
 
  private:
-  // Wraps a handler: JSON content type, the metrics callback with the route pattern.
-  httplib::Server::Handler Route(std::string route,
-                                 std::function<HttpReply(const httplib::Request&)> handler) {
-    return [this, route = std::move(route), handler = std::move(handler)](
-               const httplib::Request& req, httplib::Response& res) {
-      HttpReply reply = handler(req);
-      res.status = reply.status;
-      res.set_content(reply.body, kJson);
-      if (reply.status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"streamrec\"");
-      Count(route, reply.status);
-    };
-  }
-
-  void Count(const std::string& route, int status) {
-    if (on_request_) on_request_(route, status);
-  }
-
-  static HttpReply MethodNotAllowed(const char* allowed) {
-    return {405, JsonError(std::string("method not allowed; use ") + allowed)};
-  }
-
-  void Routes() {
-    server_.Get(R"(/v1/customers/(.*))",
-                Route("/v1/customers/{id}", [this](const httplib::Request& req) -> HttpReply {
-                  const std::string id = req.matches[1];
-                  if (!ValidCustomerId(id)) {
-                    return {400, JsonError("bad customer id: 1 to 256 bytes, no control "
-                                           "characters, no '/'")};
-                  }
-                  return backend_->Customer(id);
-                }));
-    server_.Get("/v1/segments",
-                Route("/v1/segments", [this](const httplib::Request&) { return backend_->Segments(); }));
-    server_.Get("/v1/model",
-                Route("/v1/model", [this](const httplib::Request&) { return backend_->Model(); }));
-    server_.Post("/v1/refit", Route("/v1/refit", [this](const httplib::Request& req) -> HttpReply {
-                   if (token_.empty()) {
-                     return {403, JsonError("re-fits over HTTP are disabled: set http.refit_token "
-                                            "(or STREAMREC_HTTP__REFIT_TOKEN)")};
-                   }
-                   const std::string auth = req.get_header_value("Authorization");
-                   const std::string prefix = "Bearer ";
-                   if (auth.rfind(prefix, 0) != 0) {
-                     return {401, JsonError("missing bearer token (Authorization: Bearer ...)")};
-                   }
-                   if (!SameSecret(auth.substr(prefix.size()), token_)) {
-                     return {401, JsonError("bad bearer token")};
-                   }
-                   return backend_->Refit();
-                 }));
-    server_.Get("/v1/refit", Route("/v1/refit", [](const httplib::Request&) {
-                  return MethodNotAllowed("POST");
-                }));
-    for (const char* path : {"/v1/segments", "/v1/model"}) {
-      server_.Post(path, Route(path, [](const httplib::Request&) { return MethodNotAllowed("GET"); }));
-    }
-    server_.Get("/healthz", Route("/healthz", [this](const httplib::Request&) -> HttpReply {
-                  std::string why;
-                  if (backend_->Healthy(&why)) return {200, R"({"status":"ok"})"};
-                  JsonWriter w;
-                  w.BeginObject().Key("status").String("unhealthy").Key("reason").String(why).EndObject();
-                  return {503, w.Release()};
-                }));
-    server_.Get("/readyz", Route("/readyz", [this](const httplib::Request&) -> HttpReply {
-                  std::string why;
-                  const bool ready = backend_->Ready(&why);
-                  JsonWriter w;
-                  w.BeginObject().Key("status").String(ready ? "ready" : "not ready");
-                  if (!why.empty()) w.Key("reason").String(why);
-                  w.EndObject();
-                  return {ready ? 200 : 503, w.Release()};
-                }));
-    // Anything else: a JSON 404 (or the status a handler chose, with a JSON body).
-    server_.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      if (res.status == 404) {
-        res.set_content(JsonError("no such endpoint: " + req.method + " " + req.path +
-                                  " (see GET /v1/customers/{id}, /v1/segments, /v1/model, "
-                                  "POST /v1/refit, /healthz, /readyz)"),
-                        kJson);
-        Count("other", 404);
-      } else {
-        res.set_content(JsonError(res.status == 413 ? "payload too large"
-                                  : res.status == 400 ? "bad request: malformed HTTP (a POST needs a "
-                                                        "Content-Length header; with curl add -d '')"
-                                                      : "HTTP status " + std::to_string(res.status)),
-                        kJson);
-        Count("other", res.status);
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    server_.set_exception_handler(
-        [this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "internal error";
-          try {
-            if (ep) std::rethrow_exception(ep);
-          } catch (const std::exception& e) {
-            what += std::string(": ") + e.what();
-          } catch (...) {
-          }
-          res.status = 500;
-          res.set_content(JsonError(what), kJson);
-          Count("other", 500);
-        });
-  }
-
   QueryBackend* backend_;
   const std::string token_;
   std::function<void(const std::string&, int)> on_request_;
@@ -206,6 +137,100 @@ bool ValidCustomerId(const std::string& id) {
     if (u < 0x20 || u == 0x7f || c == '/') return false;
   }
   return true;
+}
+
+void ConfigureHttpServer(httplib::Server* server, QueryBackend* backend, std::string token,
+                         std::function<void(const std::string& route, int status)> on_request) {
+  auto state = std::make_shared<const ApiState>(
+      ApiState{backend, std::move(token), std::move(on_request)});
+  server->set_payload_max_length(kMaxPayloadBytes);
+  server->Get(R"(/v1/customers/(.*))",
+              Route(state, "/v1/customers/{id}", [state](const httplib::Request& req) -> HttpReply {
+                const std::string id = req.matches[1];
+                if (!ValidCustomerId(id)) {
+                  return {400, JsonError("bad customer id: 1 to 256 bytes, no control "
+                                         "characters, no '/'")};
+                }
+                return state->backend->Customer(id);
+              }));
+  server->Get("/v1/segments",
+              Route(state, "/v1/segments",
+                    [state](const httplib::Request&) { return state->backend->Segments(); }));
+  server->Get("/v1/model",
+              Route(state, "/v1/model",
+                    [state](const httplib::Request&) { return state->backend->Model(); }));
+  server->Post("/v1/refit", Route(state, "/v1/refit", [state](const httplib::Request& req) -> HttpReply {
+                 if (state->token.empty()) {
+                   return {403, JsonError("re-fits over HTTP are disabled: set http.refit_token "
+                                          "(or STREAMREC_HTTP__REFIT_TOKEN)")};
+                 }
+                 const std::string auth = req.get_header_value("Authorization");
+                 const std::string prefix = "Bearer ";
+                 if (auth.rfind(prefix, 0) != 0) {
+                   return {401, JsonError("missing bearer token (Authorization: Bearer ...)")};
+                 }
+                 if (!SameSecret(auth.substr(prefix.size()), state->token)) {
+                   return {401, JsonError("bad bearer token")};
+                 }
+                 return state->backend->Refit();
+               }));
+  server->Get("/v1/refit", Route(state, "/v1/refit", [](const httplib::Request&) {
+                return MethodNotAllowed("POST");
+              }));
+  for (const char* path : {"/v1/segments", "/v1/model"}) {
+    server->Post(path, Route(state, path,
+                             [](const httplib::Request&) { return MethodNotAllowed("GET"); }));
+  }
+  server->Get("/healthz", Route(state, "/healthz", [state](const httplib::Request&) -> HttpReply {
+                std::string why;
+                if (state->backend->Healthy(&why)) return {200, R"({"status":"ok"})"};
+                JsonWriter w;
+                w.BeginObject().Key("status").String("unhealthy").Key("reason").String(why).EndObject();
+                return {503, w.Release()};
+              }));
+  server->Get("/readyz", Route(state, "/readyz", [state](const httplib::Request&) -> HttpReply {
+                std::string why;
+                const bool ready = state->backend->Ready(&why);
+                JsonWriter w;
+                w.BeginObject().Key("status").String(ready ? "ready" : "not ready");
+                if (!why.empty()) w.Key("reason").String(why);
+                w.EndObject();
+                return {ready ? 200 : 503, w.Release()};
+              }));
+  // Anything else: a JSON 404 (or the status a handler chose, with a JSON body).
+  server->set_error_handler(httplib::Server::HandlerWithResponse(
+      [state](const httplib::Request& req, httplib::Response& res) {
+    IgnoreRange(req);
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (res.status == 404) {
+      res.set_content(JsonError("no such endpoint: " + req.method + " " + req.path +
+                                " (see GET /v1/customers/{id}, /v1/segments, /v1/model, "
+                                "POST /v1/refit, /healthz, /readyz)"),
+                      kJson);
+      state->Count("other", 404);
+    } else {
+      res.set_content(JsonError(res.status == 413 ? "payload too large"
+                                : res.status == 400 ? "bad request: malformed HTTP (a POST needs a "
+                                                      "Content-Length header; with curl add -d '')"
+                                                    : "HTTP status " + std::to_string(res.status)),
+                      kJson);
+      state->Count("other", res.status);
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server->set_exception_handler(
+      [state](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what += std::string(": ") + e.what();
+        } catch (...) {
+        }
+        res.status = 500;
+        res.set_content(JsonError(what), kJson);
+        state->Count("other", 500);
+      });
 }
 
 StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(

@@ -11,6 +11,10 @@
 #include "streamrec/config.h"
 #include "streamrec/status.h"
 
+namespace httplib {
+class Server;
+}  // namespace httplib
+
 namespace streamrec {
 
 struct HttpReply {
@@ -39,6 +43,13 @@ std::string JsonError(const std::string& message);
 
 // A customer id the API accepts: 1..256 bytes, no control characters.
 bool ValidCustomerId(const std::string& id);
+
+// Installs the API on `server`: the routes and their handlers, the JSON error and exception
+// handlers and the payload limit (everything HttpApi::Start sets up except threads, socket
+// options and binding). The handlers keep what they need; `backend` must outlive `server`.
+// Exposed for the fuzz target (fuzz/http_request_fuzz.cc), which feeds raw requests to it.
+void ConfigureHttpServer(httplib::Server* server, QueryBackend* backend, std::string token,
+                         std::function<void(const std::string& route, int status)> on_request);
 
 class HttpApi {
  public:
