@@ -645,6 +645,51 @@ struct KMeansSegmenter::Impl {
                  std::to_string(p.deaths_total()) + " deaths)");
   }
 
+  // Reads the stored model (the current proto: fitted version plus online state); no model
+  // when none is stored. Whatever was not written is forgotten.
+  Status LoadFromStore() {
+    std::shared_ptr<const SegmentModelVersion> loaded;
+    std::optional<MiniBatchKMeans> loaded_online;
+    auto current = LoadStoredModel(store);
+    if (current.ok()) {
+      // The fitted version as written at its fit; the current proto carries the online state.
+      v1::SegmentModel fitted = *current;
+      std::string value;
+      Status s = store->Get(Column::kModel, ModelVersionKey(current->version()), &value);
+      if (s.ok()) {
+        STREAMREC_RETURN_IF_ERROR(DecodeState(value, &fitted));
+      } else if (!s.IsNotFound()) {
+        return s;
+      }
+      auto version = SegmentModelVersion::FromProto(fitted);
+      if (!version.ok()) return version.status();
+      auto online_model = MiniBatchKMeans::FromProto(online_params, *current);
+      if (!online_model.ok()) return online_model.status();
+      loaded = std::move(version).value();
+      loaded_online.emplace(std::move(online_model).value());
+      TransitionsFromProto(*current);
+      rescore_cursor = current->rescore_cursor();
+      rescored_points = current->online_rescored_points();
+    } else if (!current.status().IsNotFound()) {
+      return current.status();
+    } else {
+      transitions.clear();
+      rescore_cursor.clear();
+      rescored_points = 0;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      model = std::move(loaded);
+    }
+    online = std::move(loaded_online);
+    online_dirty = false;
+    new_versions.clear();
+    state_writes.clear();
+    relabels.clear();
+    relabelled_stored = false;
+    return Status::OK();
+  }
+
   std::shared_ptr<const SegmentModelVersion> Current() const {
     std::lock_guard<std::mutex> lock(mu);
     return model;
@@ -813,31 +858,7 @@ StatusOr<std::unique_ptr<KMeansSegmenter>> KMeansSegmenter::Create(KMeansSegment
   impl->logger = options.logger ? options.logger : NewStderrLogger();
   impl->options = std::move(options);
   impl->store = store;
-  if (store != nullptr) {
-    auto current = LoadStoredModel(store);
-    if (current.ok()) {
-      // The fitted version as written at its fit; the current proto carries the online state.
-      v1::SegmentModel fitted = *current;
-      std::string value;
-      Status s = store->Get(Column::kModel, ModelVersionKey(current->version()), &value);
-      if (s.ok()) {
-        STREAMREC_RETURN_IF_ERROR(DecodeState(value, &fitted));
-      } else if (!s.IsNotFound()) {
-        return s;
-      }
-      auto version = SegmentModelVersion::FromProto(fitted);
-      if (!version.ok()) return version.status();
-      auto online = MiniBatchKMeans::FromProto(impl->online_params, *current);
-      if (!online.ok()) return online.status();
-      impl->model = std::move(version).value();
-      impl->online.emplace(std::move(online).value());
-      impl->TransitionsFromProto(*current);
-      impl->rescore_cursor = current->rescore_cursor();
-      impl->rescored_points = current->online_rescored_points();
-    } else if (!current.status().IsNotFound()) {
-      return current.status();
-    }
-  }
+  if (store != nullptr) STREAMREC_RETURN_IF_ERROR(impl->LoadFromStore());
   return std::unique_ptr<KMeansSegmenter>(new KMeansSegmenter(std::move(impl)));
 }
 
@@ -980,6 +1001,11 @@ std::vector<SegmentInfo> KMeansSegmenter::Segments() const {
   std::sort(order.begin(), order.end(), [&](int a, int b) { return m->ids[a] < m->ids[b]; });
   for (int j : order) out.push_back({m->ids[j], m->names[j], m->actions[j]});
   return out;
+}
+
+Status KMeansSegmenter::Reload() {
+  if (impl_->store == nullptr) return Status::OK();
+  return impl_->LoadFromStore();
 }
 
 std::shared_ptr<const SegmentModelVersion> KMeansSegmenter::model() const {

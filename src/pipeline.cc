@@ -201,6 +201,22 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     if (state.customer_id().empty()) state = NewCustomerState(events[i].customer_id);
   }
 
+  // From here on the batch changes memory (item statistics, the segment and recommender models,
+  // the recommender's index). When it fails before its write is stored, all of that is reloaded
+  // from the store: nothing of a failed batch stays, in the store or in memory, and the same
+  // records can be applied again.
+  auto forget = [&](const Status& error) -> Status {
+    positions_.erase(partition);
+    Status reload = LoadItems();
+    if (reload.ok()) reload = segmenter_->Reload();
+    if (reload.ok()) reload = recommender_->LoadModel(store_);
+    if (reload.ok()) reload = RebuildRecommenderIndex();
+    if (!reload.ok()) {
+      return Status::IOError(error.message() + "; reloading the stored state: " + reload.message());
+    }
+    return error;
+  };
+
   // 4. Features and item statistics, event by event in arrival order.
   const bool observe = recommender_->ObservesCustomers();
   std::vector<CustomerState> before;
@@ -270,7 +286,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     for (const WriteSet::Op& op : all.ops()) {
       if (op.column != Column::kCustomers || op.is_delete || in_batch.count(op.key) > 0) continue;
       CustomerState relabelled;
-      STREAMREC_RETURN_IF_ERROR(DecodeState(op.value, &relabelled));
+      Status decoded = DecodeState(op.value, &relabelled);
+      if (!decoded.ok()) return forget(decoded);
       recommender_->ObserveRelabel(relabelled);
     }
     for (size_t c = 0; c < states.size(); ++c) {
@@ -286,7 +303,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   const bool refit_due =
       segmenter_->model_version() != segment_version ||
       (every > 0 && (events_before + events.size()) / every != events_before / every);
-  STREAMREC_RETURN_IF_ERROR(recommender_->UpdateModel(store_, states, refit_due, &writes));
+  Status updated = recommender_->UpdateModel(store_, states, refit_due, &writes);
+  if (!updated.ok()) return forget(updated);
   timer.Lap(&result->stages.model);
 
   // 7. Lists, and one atomic write.
@@ -325,8 +343,9 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   for (const WriteSet::Op& op : all.ops()) {
     if (op.column == Column::kCustomers) skip.insert(op.key);
   }
-  STREAMREC_RETURN_IF_ERROR(
-      RefreshStaleLists(partition, watermark, skip, &position, &writes, &outbox_seq, result));
+  Status refreshed =
+      RefreshStaleLists(partition, watermark, skip, &position, &writes, &outbox_seq, result);
+  if (!refreshed.ok()) return forget(refreshed);
   for (const ItemStats* stats : dirty_items) {
     writes.Put(Column::kItems, stats->item_id(), EncodeState(*stats));
   }
@@ -344,7 +363,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       auto it = other_positions.find(p);
       if (it == other_positions.end()) {
         auto other = Position(p);
-        if (!other.ok()) return other.status();
+        if (!other.ok()) return forget(other.status());
         it = other_positions.emplace(p, std::move(other).value()).first;
       }
       seq = it->second.outbox_seq();
@@ -381,14 +400,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   Status s = store_->Write(all);
   timer.Lap(&result->stages.commit);
   if (!s.ok()) {
-    // Nothing of the batch is stored: forget the in-memory effects too.
-    positions_.erase(partition);
     for (const auto& [p, other] : other_positions) positions_.erase(p);
-    Status reload = LoadItems();
-    if (reload.ok()) reload = recommender_->LoadModel(store_);
-    if (reload.ok()) reload = RebuildRecommenderIndex();
-    if (!reload.ok()) return Status::IOError(s.message() + "; reloading items: " + reload.message());
-    return s;
+    return forget(s);
   }
   positions_[partition] = position;
   // The cache follows the write: the batch's customers go in; a cached customer someone else

@@ -184,7 +184,9 @@ class KafkaServiceTest : public ::testing::Test {
       v1::RecommendationList list;
       ASSERT_TRUE(list.ParseFromString(c.value));
       auto [it, inserted] = content.emplace(std::make_pair(list.customer_id(), list.version()), c.value);
-      if (!inserted) EXPECT_EQ(it->second, c.value) << "version published with two contents";
+      if (!inserted) {
+        EXPECT_EQ(it->second, c.value) << "version published with two contents";
+      }
     }
     for (const auto& [customer, v] : stored) {
       for (uint64_t i = 1; i <= v; ++i) EXPECT_TRUE(content.count({customer, i})) << customer << " v" << i;
@@ -657,9 +659,18 @@ TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {
       << "the outage was not reported";
   // Purchases keep arriving at the producer during the outage; it buffers them.
   std::thread producer([&] { Produce(feed.events, 1500, feed.events.size()); });
-  EXPECT_FALSE((*service)->WaitFor([](const ServiceStats& s) { return s.applied > 1500; }, 2000))
+  // The leader stays down for 30 s, five times this consumer's session timeout: fetches and
+  // produce requests fail and are retried throughout, and the service rides it out.
+  constexpr int kLeaderDownMs = 30000;
+  EXPECT_FALSE(
+      (*service)->WaitFor([](const ServiceStats& s) { return s.applied > 1500; }, kLeaderDownMs))
       << "nothing can be consumed while the leader is down";
   EXPECT_TRUE((*service)->stats().running) << "the service keeps running through the outage";
+  std::string body;
+  EXPECT_EQ(HttpGet((*service)->stats().http_port, "/healthz", &body), 200)
+      << "a broker outage is not the service's fault: no restart wanted; " << body;
+  ASSERT_EQ(HttpGet((*service)->stats().metrics_port, "/metrics", &body), 200);
+  EXPECT_GT(MetricSum(body, "streamrec_consumer_errors_total"), 0) << "the outage is on /metrics";
   ASSERT_OK(cluster_->SetBrokerUp(1));
   producer.join();
   EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
@@ -670,6 +681,73 @@ TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {
   service->reset();
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
 }
+
+// Storage faults: the store's file writes fail (a failing disk, a full disk) while purchases keep
+// arriving. The service stops consuming, says so on /readyz and /metrics, keeps no partial batch
+// (in the store or in memory), and once the disk is back resumes by itself — no restart — with
+// a state identical to a run that never saw the fault.
+class KafkaServiceStorageFaultTest : public KafkaServiceTest,
+                                     public ::testing::WithParamInterface<StorageFaults::Kind> {};
+
+TEST_P(KafkaServiceStorageFaultTest, PausesReportsAndResumesWithoutRestart) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  auto faults = std::make_shared<StorageFaults>();
+  ServiceOptions options = Options(dir.File("state"), "storage-faults", feed);
+  options.config.state.faults = faults;
+  auto service = Service::Create(std::move(options));
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 1000));
+  ASSERT_TRUE(WaitDone(service->get(), 1000));
+  const int port = (*service)->stats().http_port;
+  const int metrics_port = (*service)->stats().metrics_port;
+
+  faults->Set(GetParam());
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 1000, feed.events.size()));
+  // Two retries: the store refused the batch, and refused again a second later.
+  ASSERT_TRUE((*service)->WaitFor(
+      [](const ServiceStats& s) { return s.storage_errors > 0 && s.storage_retries >= 2; }, kWaitMs))
+      << "the write error was not seen";
+  ServiceStats during = (*service)->stats();
+  EXPECT_TRUE(during.running) << "a storage fault must not stop the service";
+  EXPECT_FALSE(during.ready);
+  EXPECT_FALSE(during.storage_writable);
+  EXPECT_EQ(during.applied, 1000u) << "nothing is applied while the store refuses writes";
+  std::string body;
+  EXPECT_EQ(HttpGet(port, "/readyz", &body), 503);
+  EXPECT_NE(body.find("refuses writes"), std::string::npos) << body;
+  EXPECT_EQ(HttpGet(port, "/healthz", &body), 200) << "alive: a restart would not help";
+  ASSERT_EQ(HttpGet(metrics_port, "/metrics", &body), 200);
+  EXPECT_EQ(MetricSum(body, "streamrec_storage_writable"), 0);
+  EXPECT_GE(MetricSum(body, "streamrec_storage_errors_total"), 1);
+  EXPECT_EQ(MetricSum(body, "streamrec_ready"), 0);
+  EXPECT_GT(faults->refused(), 0u);
+
+  faults->Clear();
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size())) << "no resume after the fault cleared";
+  const ServiceStats after = (*service)->stats();
+  EXPECT_TRUE(after.storage_writable);
+  EXPECT_TRUE(after.ready);
+  EXPECT_EQ(HttpGet(port, "/readyz", &body), 200) << body;
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  EXPECT_EQ((*service)->stats().events, feed.events.size()) << "nothing lost, nothing counted twice";
+  service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+  ExpectCommittedVersionsPublishedOnce(dir.File("state"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, KafkaServiceStorageFaultTest,
+                         ::testing::Values(StorageFaults::Kind::kIOError,
+                                           StorageFaults::Kind::kNoSpace),
+                         [](const auto& info) {
+                           return info.param == StorageFaults::Kind::kIOError ? "WriteError"
+                                                                               : "DiskFull";
+                         });
 
 }  // namespace
 }  // namespace streamrec

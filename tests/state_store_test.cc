@@ -251,6 +251,61 @@ TEST(RocksStateStoreTest, DataSurvivesReopen) {
   EXPECT_EQ(value, "pos");
 }
 
+// A failing disk and a full one: the failed write leaves nothing behind, later writes fail until
+// the fault clears, and Resume then makes the store writable again without reopening it.
+class RocksStateStoreFaultTest : public ::testing::TestWithParam<StorageFaults::Kind> {};
+
+TEST_P(RocksStateStoreFaultTest, FailedWriteLeavesNothingAndResumeRecovers) {
+  TempDir dir;
+  auto faults = std::make_shared<StorageFaults>();
+  StoreOptions options;
+  options.path = dir.File("db");
+  options.faults = faults;
+  ASSERT_OK_AND_ASSIGN(store, OpenRocksStateStore(options));
+  WriteSet before;
+  before.Put(Column::kCustomers, "a", "1");
+  ASSERT_OK(store->Write(before));
+
+  faults->Set(GetParam());
+  WriteSet during;
+  during.Put(Column::kCustomers, "a", "2");
+  during.Put(Column::kCustomers, "b", "2");
+  Status failed = store->Write(during);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_GT(faults->refused(), 0u);
+  std::string value;
+  ASSERT_OK(store->Get(Column::kCustomers, "a", &value));  // reads still work
+  EXPECT_EQ(value, "1");
+  EXPECT_TRUE(store->Get(Column::kCustomers, "b", &value).IsNotFound());
+  EXPECT_FALSE(store->Resume().ok());  // the disk still fails
+  EXPECT_FALSE(store->Write(during).ok());
+
+  faults->Clear();
+  Status resumed = store->Resume();
+  ASSERT_TRUE(resumed.ok()) << resumed.ToString();
+  WriteSet after;
+  after.Put(Column::kCustomers, "a", "3");
+  ASSERT_OK(store->Write(after));
+  ASSERT_OK(store->Get(Column::kCustomers, "a", &value));
+  EXPECT_EQ(value, "3");
+  ASSERT_OK(store->Flush());
+  store.reset();
+  // What was written after the recovery survives a reopen; the failed write never appears.
+  options.faults = nullptr;
+  ASSERT_OK_AND_ASSIGN(reopened, OpenRocksStateStore(options));
+  ASSERT_OK(reopened->Get(Column::kCustomers, "a", &value));
+  EXPECT_EQ(value, "3");
+  EXPECT_TRUE(reopened->Get(Column::kCustomers, "b", &value).IsNotFound());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, RocksStateStoreFaultTest,
+                         ::testing::Values(StorageFaults::Kind::kIOError,
+                                           StorageFaults::Kind::kNoSpace),
+                         [](const auto& info) {
+                           return info.param == StorageFaults::Kind::kIOError ? "WriteError"
+                                                                               : "DiskFull";
+                         });
+
 TEST(RocksStateStoreTest, IncompatibleFormatVersionFailsClearly) {
   TempDir dir;
   StoreOptions options;

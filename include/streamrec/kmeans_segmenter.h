@@ -179,6 +179,7 @@ class KMeansSegmenter : public Segmenter {
   std::vector<SegmentInfo> Segments() const override;
   SegmenterStats stats() const override;
   bool RequestRefit() override;
+  Status Reload() override;
 
   // The current fitted version (null before the first fit). Thread-safe.
   std::shared_ptr<const SegmentModelVersion> model() const;

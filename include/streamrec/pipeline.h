@@ -131,7 +131,9 @@ class Pipeline {
   // Applies `records` of `partition`, decoded by `decoder`, as one atomic micro-batch. Records
   // must follow each other in offset order; offsets below the stored position are skipped
   // (already applied), so re-delivery after a crash is harmless. On error nothing of the batch
-  // is stored and the in-memory item statistics are reloaded from the store.
+  // is stored and nothing of it stays in memory: item statistics, the segment model and the
+  // recommender's model and index are reloaded from the store, so the same records can be
+  // applied again (after a failed write: once the store takes writes again).
   Status ProcessBatch(uint32_t partition, const std::vector<SourceRecord>& records,
                       Decoder* decoder, BatchResult* result);
 

@@ -75,6 +75,10 @@ class Segmenter {
   // Asks for a full re-fit at the next AssignBatch (any thread). Returns false when this
   // segmenter has no model to re-fit.
   virtual bool RequestRefit() { return false; }
+  // Forgets every in-memory effect since the last write that reached the store (a micro-batch
+  // whose write failed): returns to the stored model. Call from the thread that calls
+  // AssignBatch. Default: nothing to forget.
+  virtual Status Reload() { return Status::OK(); }
 };
 
 // Placeholder until the K-Means engine: a fixed rule on baskets and spend.

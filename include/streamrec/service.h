@@ -65,10 +65,14 @@ struct ServiceStats {
   uint64_t consumer_errors = 0;    // transport/broker errors seen by the consumer
   uint64_t rebalances = 0;
   uint64_t pauses = 0;             // times partitions were paused for backpressure
+  uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
+  uint64_t storage_retries = 0;    // resume attempts that found the store still failing
+  bool storage_writable = true;    // false while a store write error keeps the input paused
   std::vector<int32_t> assigned;   // partitions currently assigned
   int64_t watermark_ms = 0;
   bool running = false;
-  bool ready = false;              // partitions assigned and restored, model loaded (/readyz)
+  bool ready = false;              // partitions assigned and restored, model loaded, store
+                                   // writable (/readyz)
   int metrics_port = 0;            // bound port of /metrics (0 = none)
   int http_port = 0;               // bound port of the query API (0 = none)
 };

@@ -4,6 +4,7 @@
 #ifndef STREAMREC_STATE_STORE_H_
 #define STREAMREC_STATE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -111,6 +112,29 @@ class StateStore {
   // Flushes and compacts every column family fully (benchmarks: bytes per customer after
   // compaction). A no-op in memory.
   virtual Status CompactAll() { return Status::OK(); }
+  // After a failed write (a disk error, a full disk): RocksDB refuses every later write until
+  // the error is cleared. Tries to clear it (DB::Resume: flushes the memtables, starts a new
+  // write-ahead log); OK when the store takes writes again, else the error that remains. A
+  // no-op in memory.
+  virtual Status Resume() { return Status::OK(); }
+};
+
+// Test hook (StoreOptions::faults): while set, every file write of a RocksDB store fails — the
+// write-ahead log, flushes and compactions alike — as a failing disk (IOError) or a full one
+// (NoSpace) would make them. Thread-safe; share one between a test and the store it opened.
+class StorageFaults {
+ public:
+  enum class Kind : int { kNone = 0, kIOError, kNoSpace };
+  void Set(Kind kind) { kind_.store(static_cast<int>(kind)); }
+  void Clear() { Set(Kind::kNone); }
+  Kind kind() const { return static_cast<Kind>(kind_.load()); }
+  // File writes refused so far.
+  uint64_t refused() const { return refused_.load(); }
+  void CountRefused() { refused_.fetch_add(1); }
+
+ private:
+  std::atomic<int> kind_{0};
+  std::atomic<uint64_t> refused_{0};
 };
 
 struct StoreOptions {
@@ -138,6 +162,8 @@ struct StoreOptions {
   // All column families' memtables together, MiB: a shared budget beyond which the largest is
   // flushed, so memory does not grow with the number of column families (0 = no cap).
   int memtable_budget_mb = 256;
+  // Test hook, not a configuration key: file writes fail while it is set (see StorageFaults).
+  std::shared_ptr<StorageFaults> faults;
 };
 
 // Opens (creating if needed) a RocksDB store with all column families, then checks the store's

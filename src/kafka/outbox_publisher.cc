@@ -222,7 +222,7 @@ void OutboxPublisher::dr_cb(RdKafka::Message& message) {
   state.dirty = true;
 }
 
-Status OutboxPublisher::ApplyDeletes() {
+Status OutboxPublisher::ApplyDeletes(bool retry_now) {
   // One range per partition: everything below acked_base is acknowledged or already gone.
   WriteSet deletes;
   for (const auto& [partition, state] : partitions_) {
@@ -232,7 +232,19 @@ Status OutboxPublisher::ApplyDeletes() {
     }
   }
   if (deletes.empty()) return Status::OK();
-  STREAMREC_RETURN_IF_ERROR(store_->Write(deletes));
+  const auto now = std::chrono::steady_clock::now();
+  if (!retry_now && now < deletes_retry_at_) return Status::OK();
+  Status s = store_->Write(deletes);
+  if (!s.ok()) {
+    // Publishing goes on (it only reads); the deletes wait for the store.
+    ++delete_errors_;
+    deletes_retry_at_ = now + kDeleteRetryPause;
+    if (delete_errors_ <= 5 || delete_errors_ % 100 == 0) {
+      logger_->Warn("deleting acknowledged outbox records failed (" + s.ToString() +
+                    "); retried every second until the store takes writes again");
+    }
+    return Status::OK();
+  }
   for (auto& [partition, state] : partitions_) state.deleted_to = state.acked_base;
   return Status::OK();
 }
@@ -324,7 +336,7 @@ Status OutboxPublisher::Flush(int timeout_ms) {
   // Bounded by the number of rounds, each waiting at most 100 ms for delivery reports.
   for (int waited = 0; waited <= timeout_ms; waited += 100) {
     STREAMREC_RETURN_IF_ERROR(Pump());
-    if (!HasPending() && in_flight_ == 0) return Status::OK();
+    if (!HasPending() && in_flight_ == 0) return ApplyDeletes(/*retry_now=*/true);
     producer_->poll(100);
     STREAMREC_RETURN_IF_ERROR(ApplyDeletes());
   }

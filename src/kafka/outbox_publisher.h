@@ -65,6 +65,10 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   uint64_t delivered() const { return delivered_; }
   // Failed deliveries and produce() calls refused at once (each record is produced again).
   uint64_t delivery_errors() const { return delivery_errors_; }
+  // Range deletes of acknowledged records the store refused (a disk error, a full disk). They
+  // are not lost work: the records stay in the outbox, are deleted by a later delete once the
+  // store takes writes again, and are at worst re-published after a restart.
+  uint64_t delete_errors() const { return delete_errors_; }
   // Records Recover found in the outbox.
   uint64_t recovered() const { return recovered_; }
   // Handed-over records waiting in memory (at most max_queued).
@@ -111,7 +115,9 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   // moves acked_base over the contiguous prefix.
   static void MarkAcknowledged(PartitionState* state, uint64_t begin, uint64_t end);
   static bool Acknowledged(const PartitionState& state, uint64_t sequence);
-  Status ApplyDeletes();
+  // Deletes the acknowledged prefix of each partition's outbox. A failure is counted and logged,
+  // not returned; the next attempt waits kDeleteRetryPause unless `retry_now`.
+  Status ApplyDeletes(bool retry_now = false);
   bool HasPending() const;
 
   StateStore* store_;
@@ -129,6 +135,10 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   // After a produce() the producer refused at once, nothing is produced until then.
   static constexpr std::chrono::milliseconds kRefusedPause{200};
   std::chrono::steady_clock::time_point refused_until_{};
+  // After a failed delete, the next is tried no sooner than this.
+  static constexpr std::chrono::milliseconds kDeleteRetryPause{1000};
+  std::chrono::steady_clock::time_point deletes_retry_at_{};
+  uint64_t delete_errors_ = 0;
   uint64_t recovered_ = 0;
 };
 

@@ -42,7 +42,9 @@ constexpr int kCloseFlushTimeoutMs = 30000;
 constexpr int64_t kEndCheckIntervalUs = 200000;
 constexpr int kEndCheckTimeoutMs = 2000;
 constexpr int64_t kMetricsIntervalUs = 1000000;   // gauges refreshed once a second
-constexpr int64_t kUnhealthyAfterMs = 30000;      // /healthz: the poll loop stalled this long
+constexpr int64_t kUnhealthyAfterMs = 30000;
+// While the store refuses writes, it is asked to resume (and the batch tried again) this often.
+constexpr int64_t kStorageRetryUs = 1000000;      // /healthz: the poll loop stalled this long
 
 class ServiceImpl : public Service,
                     public RdKafka::RebalanceCb,
@@ -99,7 +101,16 @@ class ServiceImpl : public Service,
   Status ProcessPending(const std::vector<int32_t>* only = nullptr);
   Status ProcessPartition(int32_t partition, PartitionBatch* batch);
   void Commit(const std::vector<int32_t>& partitions, bool sync);
+  // Pauses the assigned partitions while output backpressure or a storage fault says so, and
+  // resumes them when neither does.
   void Backpressure();
+  void SetPaused(bool pause);
+  // A store write failed (`error`): the input is paused, the unstored records stay pending, and
+  // the service stops being ready until TryResumeStorage succeeds.
+  void EnterStorageFault(const Status& error);
+  // Every kStorageRetryUs while storage_error_ is set: asks the store to resume and applies the
+  // pending records again.
+  void TryResumeStorage();
   void UpdateStats();
   // Metrics and the API's caches (service thread, at most once a second).
   void UpdateMetrics(bool force);
@@ -128,8 +139,17 @@ class ServiceImpl : public Service,
   int64_t batch_deadline_us_ = 0;
   std::vector<int32_t> assigned_;
   std::map<int32_t, int64_t> committed_next_;  // partition -> next offset to commit
-  bool paused_ = false;
+  bool paused_ = false;        // the assigned partitions are paused (either reason below)
+  bool backpressure_ = false;  // too many output records unacknowledged
   Status fatal_;
+  // Storage faults (service thread): set while the store refuses writes.
+  Status storage_error_;
+  int64_t storage_failed_us_ = 0;
+  int64_t storage_retry_us_ = 0;
+  uint64_t storage_errors_ = 0, storage_retries_ = 0;
+  std::atomic<bool> storage_writable_{true};
+  mutable std::mutex storage_mu_;
+  std::string storage_why_;  // guarded by storage_mu_: for Ready on the API's threads
   std::atomic<bool> crash_{false};
 
   mutable std::mutex stats_mu_;
@@ -373,9 +393,21 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
     log_->Info(std::string(cooperative ? "cooperative" : "eager") + " assignment: +[" + list +
                "], resuming from stored positions");
   } else {
-    // Revoked: finish the in-flight batch of these partitions, commit, then let them go.
-    Status s = ProcessPending(&ids);
-    if (!s.ok()) fatal_ = s;
+    // Revoked: finish the in-flight batch of these partitions, commit, then let them go. When
+    // the store refuses the batch, its records are dropped instead: never stored, they are read
+    // again from the stored position by the partition's next owner.
+    Status s = storage_error_.ok() ? ProcessPending(&ids) : storage_error_;
+    if (s.IsIOError()) {
+      for (int32_t p : ids) {
+        auto it = pending_.find(p);
+        if (it == pending_.end()) continue;
+        pending_count_ -= it->second.messages.size();
+        pending_.erase(it);
+      }
+      if (storage_error_.ok()) EnterStorageFault(s);
+    } else if (!s.ok()) {
+      fatal_ = s;
+    }
     Commit(ids, /*sync=*/true);
     if (cooperative) {
       RdKafka::Error* error = consumer->incremental_unassign(partitions);
@@ -448,8 +480,10 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
 Status ServiceImpl::ProcessPending(const std::vector<int32_t>* only) {
   for (auto& [partition, batch] : pending_) {
     if (only != nullptr && std::find(only->begin(), only->end(), partition) == only->end()) continue;
-    pending_count_ -= batch.messages.size();
+    const size_t n = batch.messages.size();
+    // On failure the batch keeps its records (nothing of them was stored).
     STREAMREC_RETURN_IF_ERROR(ProcessPartition(partition, &batch));
+    pending_count_ -= n;
   }
   if (pending_count_ == 0) batch_deadline_us_ = 0;
   return Status::OK();
@@ -475,23 +509,83 @@ void ServiceImpl::Commit(const std::vector<int32_t>& partitions, bool sync) {
 void ServiceImpl::Backpressure() {
   const uint64_t limit = static_cast<uint64_t>(kafka().max_in_flight);
   const uint64_t in_flight = publisher_->in_flight();
-  if (!paused_ && in_flight >= limit) {
-    std::vector<RdKafka::TopicPartition*> parts;
-    consumer_->assignment(parts);
-    consumer_->pause(parts);
-    RdKafka::TopicPartition::destroy(parts);
-    paused_ = true;
+  if (!backpressure_ && in_flight >= limit) {
+    backpressure_ = true;
     ++pauses_;
     log_->Warn("backpressure: " + std::to_string(in_flight) +
                " output records unacknowledged; partitions paused");
-  } else if (paused_ && in_flight <= limit / 2) {
-    std::vector<RdKafka::TopicPartition*> parts;
-    consumer_->assignment(parts);
-    consumer_->resume(parts);
-    RdKafka::TopicPartition::destroy(parts);
-    paused_ = false;
-    log_->Info("backpressure cleared; partitions resumed");
+  } else if (backpressure_ && in_flight <= limit / 2) {
+    backpressure_ = false;
+    log_->Info("backpressure cleared");
   }
+  SetPaused(backpressure_ || !storage_error_.ok());
+}
+
+void ServiceImpl::SetPaused(bool pause) {
+  if (pause == paused_) return;
+  std::vector<RdKafka::TopicPartition*> parts;
+  consumer_->assignment(parts);
+  if (pause) {
+    consumer_->pause(parts);
+  } else {
+    consumer_->resume(parts);
+    log_->Info("partitions resumed");
+  }
+  RdKafka::TopicPartition::destroy(parts);
+  paused_ = pause;
+}
+
+void ServiceImpl::EnterStorageFault(const Status& error) {
+  const int64_t now = options_.clock->NowMicros();
+  ++storage_errors_;
+  if (storage_error_.ok()) {
+    storage_failed_us_ = now;
+    log_->Error("state store write failed: " + error.ToString() +
+                ". Input paused; nothing of the batch is stored or kept in memory; the store "
+                "is asked to resume every second and the batch applied again");
+  }
+  storage_error_ = error;
+  storage_retry_us_ = now + kStorageRetryUs;
+  storage_writable_.store(false);
+  {
+    std::lock_guard<std::mutex> lock(storage_mu_);
+    storage_why_ = "the state store refuses writes (" + error.message() +
+                   "); input paused, retrying every second";
+  }
+  SetPaused(true);
+}
+
+void ServiceImpl::TryResumeStorage() {
+  const int64_t now = options_.clock->NowMicros();
+  if (storage_error_.ok() || now < storage_retry_us_) return;
+  Status s = store_->Resume();
+  if (s.ok()) {
+    std::vector<int32_t> done;
+    for (const auto& [p, b] : pending_) {
+      if (!b.messages.empty()) done.push_back(p);
+    }
+    s = ProcessPending();
+    if (s.ok()) Commit(done, /*sync=*/false);
+  }
+  if (!s.ok()) {
+    ++storage_retries_;
+    storage_retry_us_ = now + kStorageRetryUs;
+    if (storage_retries_ <= 5 || storage_retries_ % 60 == 0) {
+      log_->Warn("state store still refuses writes (" + s.message() + "); retry " +
+                 std::to_string(storage_retries_));
+    }
+    if (!s.IsIOError()) fatal_ = s;
+    return;
+  }
+  log_->Info("state store takes writes again after " +
+             std::to_string((now - storage_failed_us_) / 1000) + " ms; input resumed");
+  storage_error_ = Status::OK();
+  storage_writable_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(storage_mu_);
+    storage_why_.clear();
+  }
+  Backpressure();
 }
 
 void ServiceImpl::UpdateStats() {
@@ -511,6 +605,9 @@ void ServiceImpl::UpdateStats() {
   stats_.consumer_errors = consumer_errors_;
   stats_.rebalances = rebalances_;
   stats_.pauses = pauses_;
+  stats_.storage_errors = storage_errors_;
+  stats_.storage_retries = storage_retries_;
+  stats_.storage_writable = storage_error_.ok();
   stats_.assigned = assigned_;
   std::sort(stats_.assigned.begin(), stats_.assigned.end());
   stats_.watermark_ms = watermark_ms_;
@@ -538,7 +635,10 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     int64_t now = options_.clock->NowMicros();
     loop_alive_ms_.store(WallClockMillis());
     int wait_ms = publisher_->in_flight() > 0 ? kInFlightPollWaitMs : kMaxPollWaitMs;
-    if (pending_count_ > 0) {
+    if (!storage_error_.ok()) {
+      // Paused on a storage fault: nothing to batch, only the next retry to wait for.
+      wait_ms = static_cast<int>(std::clamp<int64_t>((storage_retry_us_ - now) / 1000, 0, wait_ms));
+    } else if (pending_count_ > 0) {
       wait_ms = static_cast<int>(std::clamp<int64_t>((batch_deadline_us_ - now) / 1000, 0, wait_ms));
     }
     std::unique_ptr<RdKafka::Message> msg(consumer_->consume(wait_ms));
@@ -573,13 +673,19 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
         }
         break;
     }
-    if (pending_count_ >= batch_size ||
-        (pending_count_ > 0 && options_.clock->NowMicros() >= batch_deadline_us_)) {
+    if (!storage_error_.ok()) {
+      TryResumeStorage();
+    } else if (pending_count_ >= batch_size ||
+               (pending_count_ > 0 && options_.clock->NowMicros() >= batch_deadline_us_)) {
       std::vector<int32_t> done;
       for (const auto& [p, b] : pending_) {
         if (!b.messages.empty()) done.push_back(p);
       }
       status = ProcessPending();
+      if (status.IsIOError()) {
+        EnterStorageFault(status);
+        status = Status::OK();
+      }
       if (!status.ok()) break;
       Commit(done, /*sync=*/false);
     }
@@ -595,7 +701,8 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
       last_stats_us = after;
     }
     UpdateMetrics(/*force=*/false);
-    if (options_.stop_at_end && pending_count_ == 0 && publisher_->in_flight() == 0 &&
+    if (options_.stop_at_end && storage_error_.ok() && pending_count_ == 0 &&
+        publisher_->in_flight() == 0 &&
         after - last_end_check_us >= kEndCheckIntervalUs) {
       last_end_check_us = after;
       if (AtEnd()) {
@@ -612,8 +719,15 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     return Status::Aborted("simulated crash");
   }
   if (status.ok()) {
-    // Clean stop: finish the batch, publish and flush, commit, close.
-    status = ProcessPending();
+    // Clean stop: finish the batch, publish and flush, commit, close. While the store refuses
+    // writes, the pending records are left to the next run (they were never stored).
+    if (storage_error_.ok()) {
+      status = ProcessPending();
+    } else {
+      log_->Warn("stopping while the state store refuses writes: " +
+                 std::to_string(pending_count_) + " consumed records were not applied; the "
+                 "next run reads them again from the stored positions");
+    }
     Status flushed = publisher_->Flush(kCloseFlushTimeoutMs);
     if (!flushed.ok()) log_->Warn("at stop: " + flushed.message());
     producer_->flush(5000);
@@ -664,6 +778,8 @@ void ServiceImpl::UpdateMetrics(bool force) {
   totals.consumer_errors = consumer_errors_;
   totals.pauses = pauses_;
   totals.delivery_errors = publisher_->delivery_errors();
+  totals.storage_errors = storage_errors_;
+  totals.storage_retries = storage_retries_;
   metrics_->SetTotals(totals);
   metrics_->SetAssignedPartitions(assigned_.size());
   const uint64_t written = publisher_->recovered() + outbox_written_;
@@ -672,6 +788,7 @@ void ServiceImpl::UpdateMetrics(bool force) {
   if (watermark_ms_ > 0) metrics_->SetEventTimeLag((WallClockMillis() - watermark_ms_) / 1000.0);
   std::string why;
   metrics_->SetReady(Ready(&why));
+  metrics_->SetStorageWritable(storage_error_.ok());
   metrics_->SetStoreProperties(store_->Properties());
   const SegmenterStats segmenter = segmenter_->stats();
   metrics_->SetSegmenterStats(segmenter);
@@ -1011,6 +1128,11 @@ bool ServiceImpl::Ready(std::string* why) {
   std::string h;
   if (!Healthy(&h)) {
     *why = h;
+    return false;
+  }
+  if (!storage_writable_.load()) {
+    std::lock_guard<std::mutex> lock(storage_mu_);
+    *why = storage_why_;
     return false;
   }
   if (segmenter_->model_version() == 0 && kmeans_ != nullptr) {

@@ -130,6 +130,25 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                        "unacknowledged")
                  .Register(registry)
                  .Add({});
+  storage_errors_ = &BuildCounter()
+                         .Name("streamrec_storage_errors_total")
+                         .Help("State store writes that failed (disk error, disk full); each "
+                               "pauses the input until the store takes writes again")
+                         .Register(registry)
+                         .Add({});
+  storage_retries_ = &BuildCounter()
+                          .Name("streamrec_storage_retries_total")
+                          .Help("Attempts to resume writing that found the state store still "
+                                "failing (one a second while it fails)")
+                          .Register(registry)
+                          .Add({});
+  storage_writable_ = &BuildGauge()
+                           .Name("streamrec_storage_writable")
+                           .Help("1 while the state store takes writes; 0 while a write error "
+                                 "keeps the input paused")
+                           .Register(registry)
+                           .Add({});
+  storage_writable_->Set(1);
 
   outbox_pending_ = &BuildGauge()
                          .Name("streamrec_outbox_pending_records")
@@ -369,6 +388,8 @@ void ServiceMetrics::SetTotals(const ServiceTotals& t) {
   Advance(consumer_errors_, t.consumer_errors, &totals_.consumer_errors);
   Advance(pauses_, t.pauses, &totals_.pauses);
   Advance(delivery_errors_, t.delivery_errors, &totals_.delivery_errors);
+  Advance(storage_errors_, t.storage_errors, &totals_.storage_errors);
+  Advance(storage_retries_, t.storage_retries, &totals_.storage_retries);
 }
 
 void ServiceMetrics::SetStoreProperties(const std::map<std::string, uint64_t>& properties) {

@@ -33,6 +33,8 @@ struct ServiceTotals {
   uint64_t consumer_errors = 0;
   uint64_t pauses = 0;
   uint64_t delivery_errors = 0;
+  uint64_t storage_errors = 0;   // store writes that failed (each stops the input)
+  uint64_t storage_retries = 0;  // attempts to resume that found the store still failing
 };
 
 class ServiceMetrics {
@@ -55,6 +57,7 @@ class ServiceMetrics {
   void SetOutboxPending(uint64_t n) { outbox_pending_->Set(static_cast<double>(n)); }
   void SetEventTimeLag(double seconds) { event_time_lag_->Set(seconds); }
   void SetReady(bool ready) { ready_->Set(ready ? 1 : 0); }
+  void SetStorageWritable(bool writable) { storage_writable_->Set(writable ? 1 : 0); }
   void SetStoreProperties(const std::map<std::string, uint64_t>& properties);
   void SetSegmenterStats(const SegmenterStats& stats);
   void SetAlsStats(uint64_t version, const ModelRefitStats& stats);
@@ -91,6 +94,9 @@ class ServiceMetrics {
   prometheus::Counter* rebalances_;
   prometheus::Counter* consumer_errors_;
   prometheus::Counter* pauses_;
+  prometheus::Counter* storage_errors_;
+  prometheus::Counter* storage_retries_;
+  prometheus::Gauge* storage_writable_;
 
   prometheus::Gauge* outbox_pending_;
   prometheus::Counter* delivered_list_;

@@ -1,6 +1,8 @@
 // RocksDB adapter of StateStore. The only file of the core that includes RocksDB headers.
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -8,6 +10,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "streamrec/state_store.h"
 
@@ -50,18 +53,128 @@ StatusOr<rocksdb::CompressionType> ParseCompression(const std::string& name, con
                                  "' (expected none, snappy, lz4 or zstd)");
 }
 
+// StorageFaults made real: a file system whose writes fail while the faults say so. Files are
+// opened through it, so a fault set later reaches files already open (the write-ahead log).
+rocksdb::IOStatus FaultStatus(StorageFaults* faults) {
+  switch (faults->kind()) {
+    case StorageFaults::Kind::kNone:
+      return rocksdb::IOStatus::OK();
+    case StorageFaults::Kind::kNoSpace:
+      faults->CountRefused();
+      return rocksdb::IOStatus::NoSpace("injected fault: no space left on device");
+    case StorageFaults::Kind::kIOError:
+      break;
+  }
+  faults->CountRefused();
+  return rocksdb::IOStatus::IOError("injected fault: write error");
+}
+
+class FaultyWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  FaultyWritableFile(std::unique_ptr<rocksdb::FSWritableFile> file,
+                     std::shared_ptr<StorageFaults> faults)
+      : FSWritableFileOwnerWrapper(std::move(file)), faults_(std::move(faults)) {}
+
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                           rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    return s.ok() ? FSWritableFileOwnerWrapper::Append(data, options, dbg) : s;
+  }
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                           const rocksdb::DataVerificationInfo& info,
+                           rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    return s.ok() ? FSWritableFileOwnerWrapper::Append(data, options, info, dbg) : s;
+  }
+  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
+                                     const rocksdb::IOOptions& options,
+                                     rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    return s.ok() ? FSWritableFileOwnerWrapper::PositionedAppend(data, offset, options, dbg) : s;
+  }
+  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
+                                     const rocksdb::IOOptions& options,
+                                     const rocksdb::DataVerificationInfo& info,
+                                     rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    return s.ok() ? FSWritableFileOwnerWrapper::PositionedAppend(data, offset, options, info, dbg)
+                  : s;
+  }
+  rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    return s.ok() ? FSWritableFileOwnerWrapper::Sync(options, dbg) : s;
+  }
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    return s.ok() ? FSWritableFileOwnerWrapper::Fsync(options, dbg) : s;
+  }
+
+ private:
+  std::shared_ptr<StorageFaults> faults_;
+};
+
+class FaultyFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  FaultyFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base,
+                   std::shared_ptr<StorageFaults> faults)
+      : FileSystemWrapper(base), faults_(std::move(faults)) {}
+  const char* Name() const override { return "StreamrecFaultyFileSystem"; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    if (s.ok()) s = FileSystemWrapper::NewWritableFile(fname, options, result, dbg);
+    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
+    return s;
+  }
+  rocksdb::IOStatus ReopenWritableFile(const std::string& fname,
+                                       const rocksdb::FileOptions& options,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                       rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    if (s.ok()) s = FileSystemWrapper::ReopenWritableFile(fname, options, result, dbg);
+    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
+    return s;
+  }
+  rocksdb::IOStatus ReuseWritableFile(const std::string& fname, const std::string& old_fname,
+                                      const rocksdb::FileOptions& options,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                      rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = FaultStatus(faults_.get());
+    if (s.ok()) s = FileSystemWrapper::ReuseWritableFile(fname, old_fname, options, result, dbg);
+    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
+    return s;
+  }
+
+ private:
+  std::shared_ptr<StorageFaults> faults_;
+};
+
+// One open RocksDB database and its column family handles ([0] the default family, then Column
+// order). Shared by the store and its snapshot views; closed when the last of them lets go.
+struct RocksInstance {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+
+  RocksInstance() = default;
+  RocksInstance(const RocksInstance&) = delete;
+  RocksInstance& operator=(const RocksInstance&) = delete;
+  ~RocksInstance() {
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    if (db != nullptr) db->Close().PermitUncheckedError();
+    delete db;
+  }
+  rocksdb::ColumnFamilyHandle* cf(Column column) const {
+    return handles[static_cast<size_t>(column) + 1];
+  }
+};
+
 class RocksStateStore : public StateStore {
  public:
   ~RocksStateStore() override {
-    if (snapshot_ != nullptr) {
-      // A view: the database belongs to the store it was taken from.
-      db_->ReleaseSnapshot(snapshot_);
-      return;
-    }
-    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
-    handles_.clear();
-    if (db_ != nullptr) db_->Close().PermitUncheckedError();
-    delete db_;
+    // A view releases its snapshot; the instance closes with its last holder.
+    if (snapshot_ != nullptr) instance_->db->ReleaseSnapshot(snapshot_);
   }
 
   static StatusOr<std::unique_ptr<StateStore>> Open(const StoreOptions& options) {
@@ -97,37 +210,39 @@ class RocksStateStore : public StateStore {
     }
     cf_options.write_buffer_size = static_cast<size_t>(options.write_buffer_mb) << 20;
 
-    rocksdb::DBOptions db_options;
+    auto store = std::unique_ptr<RocksStateStore>(new RocksStateStore());
+    rocksdb::DBOptions& db_options = store->db_options_;
     db_options.create_if_missing = true;
     db_options.create_missing_column_families = true;
     db_options.max_background_jobs = 2;
     db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
     db_options.keep_log_file_num = 3;
+    if (options.faults != nullptr) {
+      store->fault_env_ = rocksdb::NewCompositeEnv(
+          std::make_shared<FaultyFileSystem>(rocksdb::FileSystem::Default(), options.faults));
+      db_options.env = store->fault_env_.get();
+    }
     if (options.memtable_budget_mb > 0) {
       db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
           static_cast<size_t>(options.memtable_budget_mb) << 20);
     }
-
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+    store->descriptors_.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
     for (int c = 0; c < kNumColumns; ++c) {
-      descriptors.emplace_back(ColumnName(static_cast<Column>(c)), cf_options);
+      store->descriptors_.emplace_back(ColumnName(static_cast<Column>(c)), cf_options);
     }
-    auto store = std::unique_ptr<RocksStateStore>(new RocksStateStore());
+    store->path_ = options.path;
     store->sync_ = options.sync_wal;
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::Status s =
-        rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &store->db_);
-    if (!s.ok()) {
-      return FromRocks(s, "cannot open state store '" + options.path + "'");
-    }
-    store->handles_ = handles;  // [0] is the default family, then Column order
+    auto instance = store->OpenInstance();
+    if (!instance.ok()) return instance.status();
+    store->instance_ = std::move(instance).value();
     STREAMREC_RETURN_IF_ERROR(CheckStoreFormat(store.get(), options.path));
     return std::unique_ptr<StateStore>(std::move(store));
   }
 
   Status Get(Column column, std::string_view key, std::string* value) override {
-    rocksdb::Status s = db_->Get(Reads(), cf(column), key, value);
+    auto in = Acquire();
+    if (in == nullptr) return Reopening();
+    rocksdb::Status s = in->db->Get(Reads(), in->cf(column), key, value);
     if (s.IsNotFound()) return Status::NotFound(std::string(ColumnName(column)) + " key");
     return FromRocks(s, "get");
   }
@@ -138,10 +253,12 @@ class RocksStateStore : public StateStore {
     values->assign(n, std::string());
     found->assign(n, false);
     if (n == 0) return Status::OK();
+    auto in = Acquire();
+    if (in == nullptr) return Reopening();
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
     std::vector<rocksdb::PinnableSlice> pinned(n);
     std::vector<rocksdb::Status> statuses(n);
-    db_->MultiGet(Reads(), cf(column), n, slices.data(), pinned.data(), statuses.data());
+    in->db->MultiGet(Reads(), in->cf(column), n, slices.data(), pinned.data(), statuses.data());
     for (size_t i = 0; i < n; ++i) {
       if (statuses[i].ok()) {
         (*values)[i].assign(pinned[i].data(), pinned[i].size());
@@ -154,28 +271,32 @@ class RocksStateStore : public StateStore {
   }
 
   Status Write(const WriteSet& writes) override {
-    if (snapshot_ != nullptr) return Status::NotSupported("write to a read-only store snapshot");
+    if (is_view_) return Status::NotSupported("write to a read-only store snapshot");
+    auto in = Acquire();
+    if (in == nullptr) return Reopening();
     rocksdb::WriteBatch batch;
     for (const auto& op : writes.ops()) {
-      rocksdb::Status s = op.is_range    ? batch.DeleteRange(cf(op.column), op.key, op.end_key)
-                          : op.is_delete ? batch.Delete(cf(op.column), op.key)
-                                         : batch.Put(cf(op.column), op.key, op.value);
+      rocksdb::Status s = op.is_range    ? batch.DeleteRange(in->cf(op.column), op.key, op.end_key)
+                          : op.is_delete ? batch.Delete(in->cf(op.column), op.key)
+                                         : batch.Put(in->cf(op.column), op.key, op.value);
       if (!s.ok()) return FromRocks(s, "write batch");
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync_;
-    return FromRocks(db_->Write(wo, &batch), "write");
+    return FromRocks(in->db->Write(wo, &batch), "write");
   }
 
   Status ScanFrom(Column column, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& visit) override {
+    auto in = Acquire();
+    if (in == nullptr) return Reopening();
     rocksdb::ReadOptions ro = Reads();
     ro.fill_cache = false;
     // Bound the iterator to the prefix so it stops at the prefix's end instead of walking on.
     std::string upper = PrefixSuccessor(prefix);
     rocksdb::Slice upper_slice(upper);
     if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(column)));
+    std::unique_ptr<rocksdb::Iterator> it(in->db->NewIterator(ro, in->cf(column)));
     std::string_view from = start < prefix ? prefix : start;
     for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
       rocksdb::Slice key = it->key();
@@ -190,30 +311,36 @@ class RocksStateStore : public StateStore {
   }
 
   Status Flush() override {
-    if (snapshot_ != nullptr) return Status::OK();
+    if (is_view_) return Status::OK();
+    auto in = Acquire();
+    if (in == nullptr) return Reopening();
     rocksdb::FlushOptions fo;
-    std::vector<rocksdb::ColumnFamilyHandle*> families(handles_.begin() + 1, handles_.end());
-    return FromRocks(db_->Flush(fo, families), "flush");
+    std::vector<rocksdb::ColumnFamilyHandle*> families(in->handles.begin() + 1, in->handles.end());
+    return FromRocks(in->db->Flush(fo, families), "flush");
   }
 
   uint64_t ApproximateSize() override {
+    auto in = Acquire();
+    if (in == nullptr) return 0;
     uint64_t total = 0;
-    for (size_t i = 1; i < handles_.size(); ++i) {
+    for (size_t i = 1; i < in->handles.size(); ++i) {
       uint64_t v = 0;
-      if (db_->GetIntProperty(handles_[i], "rocksdb.total-sst-files-size", &v)) total += v;
-      if (db_->GetIntProperty(handles_[i], "rocksdb.cur-size-all-mem-tables", &v)) total += v;
+      if (in->db->GetIntProperty(in->handles[i], "rocksdb.total-sst-files-size", &v)) total += v;
+      if (in->db->GetIntProperty(in->handles[i], "rocksdb.cur-size-all-mem-tables", &v)) total += v;
     }
     return total;
   }
 
   Status CompactAll() override {
-    if (snapshot_ != nullptr) return Status::NotSupported("compaction of a read-only view");
+    if (is_view_) return Status::NotSupported("compaction of a read-only view");
     STREAMREC_RETURN_IF_ERROR(Flush());
+    auto in = Acquire();
+    if (in == nullptr) return Reopening();
     rocksdb::CompactRangeOptions options;
     options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-    for (size_t i = 1; i < handles_.size(); ++i) {
-      STREAMREC_RETURN_IF_ERROR(
-          FromRocks(db_->CompactRange(options, handles_[i], nullptr, nullptr), "compaction"));
+    for (size_t i = 1; i < in->handles.size(); ++i) {
+      STREAMREC_RETURN_IF_ERROR(FromRocks(
+          in->db->CompactRange(options, in->handles[i], nullptr, nullptr), "compaction"));
     }
     return Status::OK();
   }
@@ -227,35 +354,99 @@ class RocksStateStore : public StateStore {
         {"estimated_keys", "rocksdb.estimate-num-keys"},
     };
     std::map<std::string, uint64_t> out;
+    auto in = Acquire();
+    if (in == nullptr) return out;
     for (const auto& [name, property] : kFamilyProperties) {
       uint64_t total = 0;
-      for (size_t i = 1; i < handles_.size(); ++i) {
+      for (size_t i = 1; i < in->handles.size(); ++i) {
         uint64_t v = 0;
-        if (db_->GetIntProperty(handles_[i], property, &v)) total += v;
+        if (in->db->GetIntProperty(in->handles[i], property, &v)) total += v;
       }
       out[name] = total;
     }
     // One block cache is shared by every family: read it once.
     uint64_t cache = 0;
-    if (db_->GetIntProperty(handles_[0], "rocksdb.block-cache-usage", &cache)) {
+    if (in->db->GetIntProperty(in->handles[0], "rocksdb.block-cache-usage", &cache)) {
       out["block_cache_usage_bytes"] = cache;
     }
     return out;
   }
 
+  Status Resume() override {
+    if (is_view_) return Status::OK();
+    if (auto in = Acquire(); in != nullptr) {
+      rocksdb::Status s = in->db->Resume();
+      if (s.ok()) return Status::OK();
+      // RocksDB clears only some errors itself: a failed write-ahead-log write is fatal to the
+      // open instance. Once the disk takes writes again, the database is closed and opened
+      // again here, in the process: the WAL replays every write that was acknowledged.
+    }
+    STREAMREC_RETURN_IF_ERROR(ProbeWritable());
+    return Reopen();
+  }
+
   std::unique_ptr<StateStore> Snapshot() override {
     auto view = std::unique_ptr<RocksStateStore>(new RocksStateStore());
-    view->db_ = db_;
-    view->handles_ = handles_;
-    view->snapshot_ = db_->GetSnapshot();
+    view->instance_ = Acquire();
+    // While Reopen swaps the instance, a view that answers every read with an IOError.
+    if (view->instance_ != nullptr) view->snapshot_ = view->instance_->db->GetSnapshot();
+    view->is_view_ = true;
     return view;
   }
 
  private:
   RocksStateStore() = default;
-  rocksdb::ColumnFamilyHandle* cf(Column column) const {
-    return handles_[static_cast<size_t>(column) + 1];
+
+  StatusOr<std::shared_ptr<RocksInstance>> OpenInstance() {
+    auto instance = std::make_shared<RocksInstance>();
+    rocksdb::Status s =
+        rocksdb::DB::Open(db_options_, path_, descriptors_, &instance->handles, &instance->db);
+    if (!s.ok()) return FromRocks(s, "cannot open state store '" + path_ + "'");
+    return instance;
   }
+
+  // The open instance; null while Reopen swaps it.
+  std::shared_ptr<RocksInstance> Acquire() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return instance_;
+  }
+  static Status Reopening() {
+    return Status::IOError("the state store is being reopened after a write error");
+  }
+
+  // Writes, syncs and removes a small file next to the database, through the same file system:
+  // OK when the disk takes writes again.
+  Status ProbeWritable() {
+    rocksdb::Env* env = db_options_.env != nullptr ? db_options_.env : rocksdb::Env::Default();
+    const std::string probe = path_ + "/WRITE_PROBE";
+    std::unique_ptr<rocksdb::WritableFile> file;
+    rocksdb::Status s = env->NewWritableFile(probe, &file, rocksdb::EnvOptions());
+    if (s.ok()) s = file->Append(rocksdb::Slice("probe"));
+    if (s.ok()) s = file->Sync();
+    if (file != nullptr) file->Close().PermitUncheckedError();
+    env->DeleteFile(probe).PermitUncheckedError();
+    return FromRocks(s, "the state directory does not take writes yet");
+  }
+
+  // Closes the instance and opens the database again. Busy while a snapshot view or another
+  // thread still uses the instance (retried by the caller).
+  Status Reopen() {
+    std::shared_ptr<RocksInstance> old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (instance_ != nullptr && instance_.use_count() > 1) {
+        return Status::Busy("state store in use by a snapshot; reopened on a later retry");
+      }
+      old = std::move(instance_);  // readers see "reopening" until the new one is in
+    }
+    old.reset();  // closes the database (one process may hold it open at a time)
+    auto reopened = OpenInstance();
+    if (!reopened.ok()) return reopened.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    instance_ = std::move(reopened).value();
+    return Status::OK();
+  }
+
   // Read options of this store: at the snapshot for a view.
   rocksdb::ReadOptions Reads() const {
     rocksdb::ReadOptions ro;
@@ -263,12 +454,18 @@ class RocksStateStore : public StateStore {
     return ro;
   }
 
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  // The fault-injecting Env (StoreOptions::faults); declared first so it outlives the instance.
+  std::unique_ptr<rocksdb::Env> fault_env_;
+  rocksdb::DBOptions db_options_;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors_;
+  std::string path_;
   bool sync_ = false;
-  // Set in a view made by Snapshot(): reads see it, writes are refused, and db_ and handles_
-  // are borrowed from the store it was taken from.
+  mutable std::mutex mu_;  // guards instance_ (swapped by Reopen)
+  std::shared_ptr<RocksInstance> instance_;
+  // Set in a view made by Snapshot(): reads see it, writes are refused; the view holds the
+  // instance it was taken from.
   const rocksdb::Snapshot* snapshot_ = nullptr;
+  bool is_view_ = false;
 };
 
 }  // namespace
