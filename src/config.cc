@@ -571,12 +571,17 @@ const std::vector<KeySpec>& Schema() {
     s.push_back(IntKey("kafka.max_in_flight",
                        "unacknowledged output records above which partitions are paused",
                        [](Config& c) -> int& { return c.kafka.max_in_flight; }, 100, 100000000));
+    s.push_back(IntKey("kafka.max_prefetch_mb",
+                       "input fetched ahead of processing, MiB: librdkafka's queue is capped at "
+                       "this much record payload and at 2048 records per MiB (~320 B of "
+                       "bookkeeping each); fetching stops there, lag grows, nothing is dropped",
+                       [](Config& c) -> int& { return c.kafka.max_prefetch_mb; }, 1, 2047));
     s.push_back(BoolKey("kafka.commit_offsets",
                         "commit consumed offsets to Kafka after each batch (lag monitoring)",
                         [](Config& c) -> bool& { return c.kafka.commit_offsets; }));
     s.push_back(IntKey("kafka.statistics_interval_ms",
-                       "librdkafka statistics interval (consumer lag per partition for the "
-                       "metrics), ms; 0 = off",
+                       "librdkafka statistics interval (consumer lag per partition and the "
+                       "prefetch queue for the metrics), ms; 0 = off",
                        [](Config& c) -> int& { return c.kafka.statistics_interval_ms; }, 0,
                        3600000));
     // metrics

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kafka/kafka_conf.h"
 #include "streamrec/kmeans_segmenter.h"
 #include "testutil/test_util.h"
 
@@ -128,6 +129,22 @@ kafka:
               {"kafka.consumer.sasl.password", "NOT_SET_ANYWHERE"});
   ExpectError(LoadText("kafka:\n  consumer: 5\n"), {"kafka.consumer", "mapping"});
   ExpectError(LoadText("kafka:\n  output_format: avro\n"), {"kafka.output_format", "'avro'"});
+}
+
+TEST(ConfigTest, PrefetchBound) {
+  ASSERT_OK_AND_ASSIGN(c, LoadConfig("", {}));
+  EXPECT_EQ(c.kafka.max_prefetch_mb, 64);
+  // 64 MiB of payload, and 2048 records per MiB: 131,072 records.
+  const auto props = PrefetchProperties(c.kafka.max_prefetch_mb);
+  EXPECT_EQ(props.at("queued.max.messages.kbytes"), "65536");
+  EXPECT_EQ(props.at("queued.min.messages"), "131072");
+  ASSERT_OK_AND_ASSIGN(small, LoadConfig("", {{"STREAMREC_KAFKA__MAX_PREFETCH_MB", "1"}}));
+  EXPECT_EQ(PrefetchProperties(small.kafka.max_prefetch_mb).at("queued.min.messages"), "2048");
+  // librdkafka's ceiling for queued.max.messages.kbytes is 2097151.
+  ExpectError(LoadText("kafka:\n  max_prefetch_mb: 2048\n"), {"kafka.max_prefetch_mb", "'2048'"});
+  ExpectError(LoadText("kafka:\n  max_prefetch_mb: 0\n"), {"kafka.max_prefetch_mb", "'0'"});
+  ASSERT_OK(MakeKafkaConf(PrefetchProperties(2047), "consumer").status());
+  ASSERT_OK(MakeKafkaConf(PrefetchProperties(1), "consumer").status());
 }
 
 TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {

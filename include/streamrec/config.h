@@ -118,10 +118,19 @@ struct KafkaConfig {
   int max_batch_ms = 200;
   // Outbox records produced but not yet acknowledged above which partitions are paused.
   int max_in_flight = 200000;
+  // Memory for input records fetched ahead of processing, MiB: librdkafka's local queue is
+  // bounded to this many MiB of record payload (queued.max.messages.kbytes) and to
+  // max_prefetch_mb x 2048 records (queued.min.messages, which librdkafka treats as a cap):
+  // a queued record costs its payload plus ~320 bytes of librdkafka bookkeeping, so the count
+  // cap keeps small records within about this budget too. When the service is slower than its
+  // input, fetching stops at the bound (lag grows; nothing is dropped) instead of the queue
+  // growing. librdkafka may overshoot by one fetch response per broker. kafka.consumer.*
+  // settings of those two properties win.
+  int max_prefetch_mb = 64;
   // Commit consumed offsets to Kafka (for lag monitoring; the stored position is the truth).
   bool commit_offsets = true;
-  // librdkafka statistics.interval.ms: how often consumer lag per partition is refreshed for
-  // the metrics. 0 = never (no lag metric).
+  // librdkafka statistics.interval.ms: how often consumer lag per partition and the prefetch
+  // queue are refreshed for the metrics. 0 = never (no lag or prefetch metrics).
   int statistics_interval_ms = 5000;
   // Any librdkafka property, passed through (SASL/SSL among them). Values may be written as
   // ${ENV_VAR} to read a secret from the environment; values of keys that look secret
