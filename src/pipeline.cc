@@ -554,6 +554,24 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
 
 std::string InvalidReason(const Status& status) {
   const std::string& m = status.message();
+  // "bad quantity -2 (field 'qty'): ..." and "bad customer_id {\"n\":628...}": the field, never
+  // the value, which a decoder does not always quote (numbers, JSON values). The reason is a
+  // metric label and a dead-letter header: bounded, and never a customer id.
+  static constexpr const char* kFields[] = {"event_id",   "customer_id", "item_id",  "event_time",
+                                            "quantity",   "unit_price",  "amount",   "discount",
+                                            "channel",    "currency"};
+  for (std::string_view prefix : {std::string_view("bad "), std::string_view("missing ")}) {
+    if (m.rfind(prefix, 0) != 0) continue;
+    const size_t end = m.find_first_of(" '(:", prefix.size());
+    const std::string_view field = std::string_view(m).substr(prefix.size(), end - prefix.size());
+    for (const char* f : kFields) {
+      if (field == f) return std::string(prefix) + std::string(field);
+    }
+  }
+  // "event_time 2300-01-01T00:00:00Z out of range [...]".
+  if (m.rfind("event_time ", 0) == 0 && m.find(" out of range") != std::string::npos) {
+    return "event_time out of range";
+  }
   size_t cut = m.find_first_of("'(:");
   std::string reason = m.substr(0, cut);
   while (!reason.empty() && reason.back() == ' ') reason.pop_back();

@@ -49,7 +49,8 @@ struct PipelineOptions {
 };
 
 // "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting
-// invalid records by reason.
+// invalid records by reason (a metric label, a dead-letter header): it names the field, never
+// the value.
 std::string InvalidReason(const Status& status);
 
 // One raw record of a source partition. The views must stay valid during ProcessBatch.
