@@ -1,6 +1,9 @@
 #include "streamrec/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "kafka/kafka_conf.h"
 #include "streamrec/kmeans_segmenter.h"
@@ -129,6 +132,55 @@ kafka:
               {"kafka.consumer.sasl.password", "NOT_SET_ANYWHERE"});
   ExpectError(LoadText("kafka:\n  consumer: 5\n"), {"kafka.consumer", "mapping"});
   ExpectError(LoadText("kafka:\n  output_format: avro\n"), {"kafka.output_format", "'avro'"});
+}
+
+// ${file:/path}: secrets mounted as files (Kubernetes, Docker secrets) instead of environment
+// variables, in any value: schema keys, librdkafka pass-through properties, environment overrides.
+TEST(ConfigTest, SecretsFromFiles) {
+  TempDir dir;
+  WriteFile(dir.File("token"), "t0ken-from-file\n");              // echo's trailing newline
+  WriteFile(dir.File("password"), "pa ss\r\n");                    // an editor's CRLF
+  WriteFile(dir.File("two-lines"), "first\nsecond\n\n");           // only one newline removed
+  WriteFile(dir.File("topic"), "purchases-eu");                     // no newline at all
+  ASSERT_OK_AND_ASSIGN(c, LoadText("http:\n  refit_token: ${file:" + dir.File("token") + "}\n"
+                                   "kafka:\n  consumer:\n    sasl.password: ${file:" +
+                                   dir.File("password") + "}\n"
+                                   "  group_id: g-${file:" + dir.File("two-lines") + "}-${SUFFIX}\n"
+                                   "  input_topic: ${file:" + dir.File("topic") + "}\n",
+                                   {{"SUFFIX", "x"}}));
+  EXPECT_EQ(c.http.refit_token, "t0ken-from-file");
+  EXPECT_EQ(c.kafka.consumer.at("sasl.password"), "pa ss");
+  EXPECT_EQ(c.kafka.group_id, "g-first\nsecond\n-x");
+  EXPECT_EQ(c.kafka.input_topic, "purchases-eu");
+  // Environment overrides may name a file too.
+  ASSERT_OK_AND_ASSIGN(e, LoadConfig("", {{"STREAMREC_HTTP__REFIT_TOKEN",
+                                           "${file:" + dir.File("token") + "}"}}));
+  EXPECT_EQ(e.http.refit_token, "t0ken-from-file");
+
+  // Errors name the key and the file, and say why; never the contents.
+  const std::string missing = dir.File("no-such-secret");
+  ExpectError(LoadText("http:\n  refit_token: ${file:" + missing + "}\n"),
+              {"'http.refit_token'", "'" + missing + "'", "cannot be read",
+               "No such file or directory"});
+  ExpectError(LoadText("kafka:\n  producer:\n    sasl.password: ${file:" + missing + "}\n"),
+              {"'kafka.producer.sasl.password'", missing});
+  ExpectError(LoadConfig("", {{"STREAMREC_HTTP__REFIT_TOKEN", "${file:" + missing + "}"}}),
+              {"STREAMREC_HTTP__REFIT_TOKEN", "'http.refit_token'", missing});
+  ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.path() + "}\n"),
+              {"'http.refit_token'", dir.path(), "not a regular file"});
+  ExpectError(LoadText("http:\n  refit_token: ${file:/dev/zero}\n"),
+              {"'/dev/zero'", "not a regular file"});
+  ExpectError(LoadText("http:\n  refit_token: ${file:token}\n"),
+              {"'http.refit_token'", "'token'", "not an absolute path"});
+  WriteFile(dir.File("big"), std::string(64 * 1024 + 1, 's'));
+  ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.File("big") + "}\n"),
+              {"'http.refit_token'", "larger than 64 KiB"});
+  WriteFile(dir.File("unreadable"), "secret");
+  if (::geteuid() != 0) {  // root reads a file whatever its mode
+    std::filesystem::permissions(dir.File("unreadable"), std::filesystem::perms::none);
+    ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.File("unreadable") + "}\n"),
+                {"'http.refit_token'", dir.File("unreadable"), "cannot be read"});
+  }
 }
 
 TEST(ConfigTest, PrefetchBound) {

@@ -5,6 +5,11 @@
 // file, e.g. STREAMREC_STATE__BLOCK_CACHE_MB=512 or STREAMREC_INPUT__FIELDS__CUSTOMER_ID=MSISDN.
 // An unknown key, a value of the wrong type or out of range is an error naming the key (or the
 // variable) and the value.
+//
+// Secrets stay out of the file: in any value (file, kafka.consumer.* / kafka.producer.*
+// properties, environment overrides) ${NAME} is replaced by the environment variable NAME and
+// ${file:/path} by the contents of the file at /path (one trailing newline removed; a regular
+// file of at most 64 KiB). Unset variables and unreadable files are errors naming the key.
 #ifndef STREAMREC_CONFIG_H_
 #define STREAMREC_CONFIG_H_
 
