@@ -19,6 +19,7 @@
 
 #include "streamrec/blended_recommender.h"
 #include "streamrec/kmeans_segmenter.h"
+#include "streamrec/pseudonym.h"
 #include "streamrec/time_util.h"
 
 extern char** environ;
@@ -611,6 +612,24 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> std::string& { return c.http.refit_token; }));
     s.push_back(IntKey("http.threads", "query API handler threads",
                        [](Config& c) -> int& { return c.http.threads; }, 1, 256));
+    // log
+    s.push_back(BoolKey("log.pseudonymize_customer_ids",
+                        "log lines name customers by a keyed pseudonym (c: + 16 hex digits) "
+                        "instead of their id; the API and output topics keep real ids",
+                        [](Config& c) -> bool& { return c.log.pseudonymize_customer_ids; }));
+    {
+      KeySpec k{"log.pseudonym_key",
+                "secret key of the pseudonyms, 32 hex digits (openssl rand -hex 16); write "
+                "${ENV_VAR} or ${file:/path}",
+                nullptr, nullptr};
+      // A plain string, but never echoed in an error: it is a secret (checked in Validate).
+      k.set = [](Config* c, const std::string& v) -> Status {
+        c->log.pseudonym_key = v;
+        return Status::OK();
+      };
+      k.get = [](const Config& c) { return QuoteIfNeeded(c.log.pseudonym_key); };
+      s.push_back(std::move(k));
+    }
     // catalog
     s.push_back(StringKey("catalog.path", "catalogue CSV (item attributes); empty: none",
                           [](Config& c) -> std::string& { return c.catalog_path; }));
@@ -819,6 +838,15 @@ Status Validate(const Config& c) {
   // The segmenter's own reading of the segment keys (feature names among them).
   auto fit_options = SegmentFitOptions::FromConfig(c.segments);
   if (!fit_options.ok()) return fit_options.status();
+  if (c.log.pseudonymize_customer_ids) {
+    if (c.log.pseudonym_key.empty()) {
+      return Status::InvalidArgument(
+          "configuration key 'log.pseudonymize_customer_ids' is on but 'log.pseudonym_key' is "
+          "not set (32 hex digits, e.g. pseudonym_key: ${file:/run/secrets/pseudonym-key})");
+    }
+    auto key = ParseSipHashKey(c.log.pseudonym_key, "log.pseudonym_key");
+    if (!key.ok()) return key.status();
+  }
   return Status::OK();
 }
 

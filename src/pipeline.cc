@@ -51,7 +51,7 @@ Status Pipeline::Open() {
 Status Pipeline::RebuildRecommenderIndex() {
   if (!recommender_->ObservesCustomers()) return Status::OK();
   recommender_->ResetObserved();
-  return ScanCustomers(store_, [&](std::string_view, CustomerState& state) {
+  return ScanCustomers(store_, options_.log_ids, [&](std::string_view, CustomerState& state) {
     recommender_->ObserveChange(nullptr, state);
     return true;
   });
@@ -192,7 +192,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       found[c] = true;
       Status s = DecodeState(values[m], &states[c]);
       if (!s.ok()) {
-        return Status::Corruption("customer '" + keys[c].substr(4) + "': " + s.message());
+        return Status::Corruption("customer " + options_.log_ids.Name(keys[c].substr(4)) + ": " +
+                                  s.message());
       }
     }
   }
@@ -517,8 +518,8 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
         if (skip.count(key) > 0) return true;
         Status d = DecodeState(value, &state);
         if (!d.ok()) {
-          decode_error = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                            "': " + d.message());
+          decode_error = Status::Corruption("customer " + options_.log_ids.Name(key.substr(4)) +
+                                            ": " + d.message());
           return false;
         }
         if (state.list_version() == 0) return true;  // never listed: its first event lists it
@@ -576,6 +577,11 @@ std::string InvalidReason(const Status& status) {
   std::string reason = m.substr(0, cut);
   while (!reason.empty() && reason.back() == ' ') reason.pop_back();
   return reason.empty() ? "invalid" : reason;
+}
+
+std::string InvalidRecordForLog(const Status& status, const CustomerIdsInLogs& log_ids) {
+  if (!log_ids.pseudonymized()) return status.message();
+  return InvalidReason(status) + " (values withheld from the log)";
 }
 
 std::string SegmentChangeToJson(const v1::SegmentChange& change) {

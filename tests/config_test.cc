@@ -7,6 +7,7 @@
 
 #include "kafka/kafka_conf.h"
 #include "streamrec/kmeans_segmenter.h"
+#include "streamrec/pseudonym.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
@@ -142,16 +143,20 @@ TEST(ConfigTest, SecretsFromFiles) {
   WriteFile(dir.File("password"), "pa ss\r\n");                    // an editor's CRLF
   WriteFile(dir.File("two-lines"), "first\nsecond\n\n");           // only one newline removed
   WriteFile(dir.File("topic"), "purchases-eu");                     // no newline at all
+  WriteFile(dir.File("key"), "000102030405060708090a0b0c0d0e0f");
   ASSERT_OK_AND_ASSIGN(c, LoadText("http:\n  refit_token: ${file:" + dir.File("token") + "}\n"
                                    "kafka:\n  consumer:\n    sasl.password: ${file:" +
                                    dir.File("password") + "}\n"
                                    "  group_id: g-${file:" + dir.File("two-lines") + "}-${SUFFIX}\n"
-                                   "  input_topic: ${file:" + dir.File("topic") + "}\n",
+                                   "  input_topic: ${file:" + dir.File("topic") + "}\n"
+                                   "log:\n  pseudonymize_customer_ids: true\n"
+                                   "  pseudonym_key: ${file:" + dir.File("key") + "}\n",
                                    {{"SUFFIX", "x"}}));
   EXPECT_EQ(c.http.refit_token, "t0ken-from-file");
   EXPECT_EQ(c.kafka.consumer.at("sasl.password"), "pa ss");
   EXPECT_EQ(c.kafka.group_id, "g-first\nsecond\n-x");
   EXPECT_EQ(c.kafka.input_topic, "purchases-eu");
+  EXPECT_EQ(c.log.pseudonym_key, "000102030405060708090a0b0c0d0e0f");
   // Environment overrides may name a file too.
   ASSERT_OK_AND_ASSIGN(e, LoadConfig("", {{"STREAMREC_HTTP__REFIT_TOKEN",
                                            "${file:" + dir.File("token") + "}"}}));
@@ -181,6 +186,26 @@ TEST(ConfigTest, SecretsFromFiles) {
     ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.File("unreadable") + "}\n"),
                 {"'http.refit_token'", dir.File("unreadable"), "cannot be read"});
   }
+}
+
+TEST(ConfigTest, PseudonymKeyIsRequiredWellFormedAndNeverEchoed) {
+  ASSERT_OK_AND_ASSIGN(off, LoadConfig("", {}));
+  EXPECT_FALSE(off.log.pseudonymize_customer_ids);
+  EXPECT_FALSE(CustomerIdsInLogs::FromConfig(off.log).pseudonymized());
+  ExpectError(LoadText("log:\n  pseudonymize_customer_ids: true\n"),
+              {"'log.pseudonymize_customer_ids'", "'log.pseudonym_key' is not set"});
+  const std::string bad = "not-a-key-hunter2-not-a-key-hun";
+  auto c = LoadText("log:\n  pseudonymize_customer_ids: true\n  pseudonym_key: " + bad + "\n");
+  ExpectError(c, {"'log.pseudonym_key'", "32 hex digits"});
+  EXPECT_EQ(c.status().message().find("hunter2"), std::string::npos) << "a secret was echoed";
+  ASSERT_OK_AND_ASSIGN(
+      on, LoadConfig("", {{"STREAMREC_LOG__PSEUDONYMIZE_CUSTOMER_IDS", "true"},
+                          {"STREAMREC_LOG__PSEUDONYM_KEY", "000102030405060708090A0B0C0D0E0F"}}));
+  const CustomerIdsInLogs ids = CustomerIdsInLogs::FromConfig(on.log);
+  EXPECT_TRUE(ids.pseudonymized());
+  EXPECT_EQ(ids.Name("6281234567890").rfind("c:", 0), 0u);
+  // A key without pseudonyms switched on is accepted and unused.
+  ASSERT_OK(LoadText("log:\n  pseudonym_key: 000102030405060708090a0b0c0d0e0f\n").status());
 }
 
 TEST(ConfigTest, PrefetchBound) {

@@ -169,6 +169,17 @@ struct HttpConfig {
   int threads = 4;
 };
 
+struct LogConfig {
+  // Log lines (and error messages that may reach them) name customers by a stable keyed
+  // pseudonym, "c:" + 16 hex digits, instead of their id (pseudonym.h). The query API and the
+  // output topics keep the real ids.
+  bool pseudonymize_customer_ids = false;
+  // The pseudonyms' secret key: 32 hex digits (128 bits, e.g. `openssl rand -hex 16`), required
+  // when pseudonymize_customer_ids is on. Write it as ${ENV_VAR} or ${file:/path}; it is never
+  // logged or printed. Changing it changes every pseudonym.
+  std::string pseudonym_key;
+};
+
 struct Config {
   InputConfig input;
   StoreOptions state;            // state.*: dir, sync_wal, block_cache_mb, ...
@@ -179,6 +190,7 @@ struct Config {
   KafkaConfig kafka;
   MetricsConfig metrics;
   HttpConfig http;
+  LogConfig log;
   std::string catalog_path;      // catalog.path: catalogue CSV (optional)
 };
 

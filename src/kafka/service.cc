@@ -195,10 +195,12 @@ Status ServiceImpl::Init() {
   if (!segmenter.ok()) return segmenter.status();
   segmenter_ = std::move(segmenter).value();
   kmeans_ = dynamic_cast<KMeansSegmenter*>(segmenter_.get());
+  const CustomerIdsInLogs log_ids = CustomerIdsInLogs::FromConfig(config.log);
   // Re-fits in the background, like the segmenter's: the poll loop never waits for a fit.
   AlsRefitOptions refit;
   refit.background = true;
   refit.logger = log_;
+  refit.log_ids = log_ids;
   auto recommender = NewBlendedRecommender(config.recommend, &catalog_, std::move(refit));
   if (!recommender.ok()) return recommender.status();
   recommender_ = std::move(recommender).value();
@@ -209,6 +211,7 @@ Status ServiceImpl::Init() {
   pipeline_options.state_cache_customers =
       static_cast<size_t>(config.pipeline.state_cache_customers);
   pipeline_options.dead_letters = true;
+  pipeline_options.log_ids = log_ids;
   pipeline_options.attribution_window_days = config.metrics.attribution_window_days;
   pipeline_ = std::make_unique<Pipeline>(pipeline_options, store_.get(), &catalog_,
                                          segmenter_.get(), recommender_.get());
