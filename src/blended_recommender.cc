@@ -170,7 +170,8 @@ struct AlsFitResult {
 // thousand customers pin those down as well as all of them would, at a bounded cost.
 StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const CustomerState> batch,
                                          AlsOptions options, const AlsModel* warm,
-                                         int warm_iterations, int64_t max_customers_option) {
+                                         int warm_iterations, int64_t max_customers_option,
+                                         const CustomerIdsInLogs& log_ids) {
   const uint64_t max_customers = static_cast<uint64_t>(std::max<int64_t>(max_customers_option, 0));
   const auto start = std::chrono::steady_clock::now();
   // Customers by id (the batch's states win over the stored ones), items interned as seen.
@@ -223,7 +224,8 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
   };
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
   if (store != nullptr) {
-    STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view, CustomerState& state) {
+    STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, log_ids, [&](std::string_view,
+                                                                CustomerState& state) {
       if (in_batch.count(state.customer_id()) == 0) add(state);
       return (customers.size() & 1023) != 0 || !cancelled();
     }));
@@ -349,7 +351,8 @@ class BlendedRecommenderImpl final : public Recommender {
     refit_pending_ = false;
     if (!UsesAls()) return Status::OK();
     auto fit = FitAlsOnCustomers(store, batch, als_options_, als_.get(),
-                                 options_.als_warm_iterations, options_.als_max_customers);
+                                 options_.als_warm_iterations, options_.als_max_customers,
+                                 refit_.log_ids);
     if (!fit.ok()) return fit.status();
     if (fit->model) {
       Install(std::move(fit).value(), writes);
@@ -691,7 +694,8 @@ class BlendedRecommenderImpl final : public Recommender {
       done.status = Status::Aborted("ALS fit: cancelled before it started");
     } else {
       auto fit = FitAlsOnCustomers(snapshot.get(), batch, options, warm.get(),
-                                   options_.als_warm_iterations, options_.als_max_customers);
+                                   options_.als_warm_iterations, options_.als_max_customers,
+                                   refit_.log_ids);
       if (fit.ok()) {
         done.fit = std::move(fit).value();
       } else {

@@ -2,12 +2,16 @@
 
 #include "streamrec/blended_recommender.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -15,6 +19,7 @@
 
 #include "streamrec/blended_recommender.h"
 #include "streamrec/kmeans_segmenter.h"
+#include "streamrec/pseudonym.h"
 #include "streamrec/time_util.h"
 
 extern char** environ;
@@ -571,12 +576,17 @@ const std::vector<KeySpec>& Schema() {
     s.push_back(IntKey("kafka.max_in_flight",
                        "unacknowledged output records above which partitions are paused",
                        [](Config& c) -> int& { return c.kafka.max_in_flight; }, 100, 100000000));
+    s.push_back(IntKey("kafka.max_prefetch_mb",
+                       "input fetched ahead of processing, MiB: librdkafka's queue is capped at "
+                       "this much record payload and at 2048 records per MiB (~320 B of "
+                       "bookkeeping each); fetching stops there, lag grows, nothing is dropped",
+                       [](Config& c) -> int& { return c.kafka.max_prefetch_mb; }, 1, 2047));
     s.push_back(BoolKey("kafka.commit_offsets",
                         "commit consumed offsets to Kafka after each batch (lag monitoring)",
                         [](Config& c) -> bool& { return c.kafka.commit_offsets; }));
     s.push_back(IntKey("kafka.statistics_interval_ms",
-                       "librdkafka statistics interval (consumer lag per partition for the "
-                       "metrics), ms; 0 = off",
+                       "librdkafka statistics interval (consumer lag per partition and the "
+                       "prefetch queue for the metrics), ms; 0 = off",
                        [](Config& c) -> int& { return c.kafka.statistics_interval_ms; }, 0,
                        3600000));
     // metrics
@@ -602,6 +612,24 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> std::string& { return c.http.refit_token; }));
     s.push_back(IntKey("http.threads", "query API handler threads",
                        [](Config& c) -> int& { return c.http.threads; }, 1, 256));
+    // log
+    s.push_back(BoolKey("log.pseudonymize_customer_ids",
+                        "log lines name customers by a keyed pseudonym (c: + 16 hex digits) "
+                        "instead of their id; the API and output topics keep real ids",
+                        [](Config& c) -> bool& { return c.log.pseudonymize_customer_ids; }));
+    {
+      KeySpec k{"log.pseudonym_key",
+                "secret key of the pseudonyms, 32 hex digits (openssl rand -hex 16); write "
+                "${ENV_VAR} or ${file:/path}",
+                nullptr, nullptr};
+      // A plain string, but never echoed in an error: it is a secret (checked in Validate).
+      k.set = [](Config* c, const std::string& v) -> Status {
+        c->log.pseudonym_key = v;
+        return Status::OK();
+      };
+      k.get = [](const Config& c) { return QuoteIfNeeded(c.log.pseudonym_key); };
+      s.push_back(std::move(k));
+    }
     // catalog
     s.push_back(StringKey("catalog.path", "catalogue CSV (item attributes); empty: none",
                           [](Config& c) -> std::string& { return c.catalog_path; }));
@@ -624,8 +652,44 @@ std::map<std::string, std::string>* PassThroughSection(const std::string& path, 
   return nullptr;
 }
 
-// Replaces ${NAME} with the environment variable NAME (error naming the key when unset).
+// A secret file named by ${file:/path}: at most this many bytes.
+constexpr size_t kMaxSecretFileBytes = 64 * 1024;
+
+// The contents of `file` for ${file:...} in configuration key `path`, without one trailing
+// newline ("\n" or "\r\n", as editors and `echo` leave it). Only a regular file (a symlink to
+// one, as Kubernetes mounts secrets, is fine) of at most kMaxSecretFileBytes: a device or a pipe
+// could block or never end. Errors name the key and the file, never the contents.
+Status ReadSecretFile(const std::string& path, const std::string& file, std::string* out) {
+  auto fail = [&](const std::string& why) {
+    return Status::InvalidArgument("configuration key '" + path + "' refers to file '" + file +
+                                   "', which " + why);
+  };
+  if (file.empty() || file[0] != '/') return fail("is not an absolute path");
+  struct stat info {};
+  if (::stat(file.c_str(), &info) != 0) {
+    return fail("cannot be read (" + std::string(std::strerror(errno)) + ")");
+  }
+  if (!S_ISREG(info.st_mode)) return fail("is not a regular file");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return fail("cannot be read (" + std::string(std::strerror(errno)) + ")");
+  std::string text(kMaxSecretFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return fail("cannot be read (" + std::string(std::strerror(errno)) + ")");
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxSecretFileBytes) {
+    return fail("is larger than " + std::to_string(kMaxSecretFileBytes / 1024) +
+                " KiB (a secret file holds one value)");
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  *out = std::move(text);
+  return Status::OK();
+}
+
+// Replaces ${NAME} with the environment variable NAME and ${file:/path} with the file's contents
+// (errors naming the key when unset or unreadable).
 Status ExpandEnvironment(const std::string& path, const Environment& env, std::string* value) {
+  static constexpr std::string_view kFilePrefix = "file:";
   std::string out;
   size_t pos = 0;
   while (true) {
@@ -634,14 +698,20 @@ Status ExpandEnvironment(const std::string& path, const Environment& env, std::s
     size_t close = value->find('}', open);
     if (close == std::string::npos) break;
     std::string name = value->substr(open + 2, close - open - 2);
-    auto it = env.find(name);
-    if (it == env.end()) {
-      return Status::InvalidArgument("configuration key '" + path +
-                                     "' refers to environment variable " + name +
-                                     ", which is not set");
-    }
     out.append(*value, pos, open - pos);
-    out.append(it->second);
+    if (name.rfind(kFilePrefix, 0) == 0) {
+      std::string contents;
+      STREAMREC_RETURN_IF_ERROR(ReadSecretFile(path, name.substr(kFilePrefix.size()), &contents));
+      out.append(contents);
+    } else {
+      auto it = env.find(name);
+      if (it == env.end()) {
+        return Status::InvalidArgument("configuration key '" + path +
+                                       "' refers to environment variable " + name +
+                                       ", which is not set");
+      }
+      out.append(it->second);
+    }
     pos = close + 1;
   }
   out.append(*value, pos, std::string::npos);
@@ -768,6 +838,15 @@ Status Validate(const Config& c) {
   // The segmenter's own reading of the segment keys (feature names among them).
   auto fit_options = SegmentFitOptions::FromConfig(c.segments);
   if (!fit_options.ok()) return fit_options.status();
+  if (c.log.pseudonymize_customer_ids) {
+    if (c.log.pseudonym_key.empty()) {
+      return Status::InvalidArgument(
+          "configuration key 'log.pseudonymize_customer_ids' is on but 'log.pseudonym_key' is "
+          "not set (32 hex digits, e.g. pseudonym_key: ${file:/run/secrets/pseudonym-key})");
+    }
+    auto key = ParseSipHashKey(c.log.pseudonym_key, "log.pseudonym_key");
+    if (!key.ok()) return key.status();
+  }
   return Status::OK();
 }
 
@@ -825,7 +904,13 @@ StatusOr<Config> ApplyDocument(const YAML::Node& root, const std::string& name,
       return Status::InvalidArgument("environment variable " + name +
                                      " does not name a configuration key ('" + dotted + "')");
     }
-    Status s = spec->set(&config, value);
+    // STREAMREC_HTTP__REFIT_TOKEN='${file:/run/secrets/token}' as in the file.
+    std::string text = value;
+    Status expanded = ExpandEnvironment(dotted, env, &text);
+    if (!expanded.ok()) {
+      return Status::InvalidArgument("environment variable " + name + ": " + expanded.message());
+    }
+    Status s = spec->set(&config, text);
     if (!s.ok()) {
       return Status::InvalidArgument("environment variable " + name + ": " + s.message());
     }
@@ -891,7 +976,10 @@ std::string DefaultConfigYaml() {
   out << "\n# kafka.consumer and kafka.producer: any librdkafka property, passed through, e.g.\n"
       << "#   kafka:\n#     consumer:\n#       security.protocol: SASL_SSL\n"
       << "#       sasl.mechanism: SCRAM-SHA-512\n#       sasl.username: streamrec\n"
-      << "#       sasl.password: ${KAFKA_PASSWORD}   # read from the environment, never logged\n";
+      << "#       sasl.password: ${KAFKA_PASSWORD}   # read from the environment, never logged\n"
+      << "#       ssl.key.password: ${file:/run/secrets/kafka-key-password}   # from a file\n"
+      << "# Any value may be written ${NAME} (environment variable) or ${file:/path} (the file's\n"
+      << "# contents, one trailing newline removed).\n";
   return out.str();
 }
 

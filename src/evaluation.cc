@@ -11,6 +11,7 @@
 #include "file_io.h"
 #include "json_writer.h"
 #include "progress.h"
+#include "streamrec/pipeline.h"
 #include "streamrec/state_store.h"
 #include "streamrec/time_util.h"
 
@@ -776,7 +777,8 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluationOptions& options,
       ++report.invalid;
       if (progress != nullptr && invalid_shown < kInvalidExamplesShown) {
         std::fprintf(progress, "\rskipped record %llu: %s\n",
-                     static_cast<unsigned long long>(report.records), s.message().c_str());
+                     static_cast<unsigned long long>(report.records),
+                     InvalidRecordForLog(s, options.log_ids).c_str());
         ++invalid_shown;
       }
       continue;

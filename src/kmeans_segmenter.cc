@@ -76,13 +76,13 @@ StatusOr<int64_t> StoreWatermark(StateStore* store) {
 
 // The event time to take a store's vectors at: the newest source watermark, or when none is
 // stored, the newest last purchase.
-StatusOr<int64_t> StoreNow(StateStore* store) {
+StatusOr<int64_t> StoreNow(StateStore* store, const CustomerIdsInLogs& log_ids) {
   auto watermark = StoreWatermark(store);
   if (!watermark.ok()) return watermark.status();
   if (*watermark > 0) return *watermark;
   int64_t now = 0;
   STREAMREC_RETURN_IF_ERROR(ScanCustomers(
-      store, [&](std::string_view, CustomerState& s) {
+      store, log_ids, [&](std::string_view, CustomerState& s) {
         now = std::max(now, s.last_time_ms());
         return true;
       }));
@@ -523,8 +523,8 @@ struct KMeansSegmenter::Impl {
       if (in_batch.count(key.substr(4)) == 0) {
         decode_status = DecodeState(value, &state);
         if (!decode_status.ok()) {
-          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                             "': " + decode_status.message());
+          decode_status = Status::Corruption("customer " + options.log_ids.Name(key.substr(4)) +
+                                             ": " + decode_status.message());
           return false;
         }
         out->emplace_back(std::string(key), state);
@@ -709,7 +709,8 @@ struct KMeansSegmenter::Impl {
     std::unordered_set<std::string_view> in_batch;
     for (CustomerState* s : batch) in_batch.insert(s->customer_id());
     if (store != nullptr) {
-      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
+      STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, options.log_ids, [&](std::string_view key,
+                                                                         CustomerState& s) {
         if (in_batch.count(s.customer_id()) != 0) return true;
         input->Add(spec, s);
         if (others != nullptr) others->emplace_back(std::string(key), s);
@@ -789,7 +790,7 @@ struct KMeansSegmenter::Impl {
       // Nothing is reassigned here (the rescore sweep relabels stored customers as it goes),
       // so the fit needs only its training sample: memory stays bounded by it.
       input.max_rows = fit_options.sample_size;
-      Status s = ScanCustomers(store, [&](std::string_view, CustomerState& state) {
+      Status s = ScanCustomers(store, options.log_ids, [&](std::string_view, CustomerState& state) {
         input.Add(fit_options.spec, state);
         return true;
       });
@@ -878,7 +879,8 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
     if (im.store != nullptr) {
       std::unordered_set<std::string_view> in_batch;
       for (CustomerState* s : changed) in_batch.insert(s->customer_id());
-      Status s = ScanCustomers(im.store, [&](std::string_view, CustomerState& state) {
+      Status s = ScanCustomers(im.store, im.options.log_ids, [&](std::string_view,
+                                                                 CustomerState& state) {
         if (in_batch.count(state.customer_id()) == 0) ++customers;
         return true;
       });
@@ -1057,12 +1059,13 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   WaitForBackgroundRefit();
   im.PickUpBackgroundRefit();
   const auto start = std::chrono::steady_clock::now();
-  auto now = StoreNow(store);
+  auto now = StoreNow(store, im.options.log_ids);
   if (!now.ok()) return now.status();
   SegmentFitInput input;
   input.now_ms = *now;
   std::vector<std::string> keys;
-  STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
+  STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, im.options.log_ids, [&](std::string_view key,
+                                                                        CustomerState& s) {
     input.Add(im.fit_options.spec, s);
     keys.emplace_back(key);
     return true;
@@ -1106,7 +1109,8 @@ StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   };
   size_t index = 0;
   Status write_status;
-  Status scan_status = ScanCustomers(store, [&](std::string_view key, CustomerState& s) {
+  Status scan_status = ScanCustomers(store, im.options.log_ids, [&](std::string_view key,
+                                                                   CustomerState& s) {
     if (index >= keys.size() || keys[index] != key) {
       write_status = Status::Aborted("customers changed during the re-fit");
       return true;
@@ -1175,6 +1179,7 @@ StatusOr<std::unique_ptr<Segmenter>> NewSegmenter(const Config& config, StateSto
   KMeansSegmenterOptions options;
   options.config = config.segments;
   options.background_refit = background_refit;
+  options.log_ids = CustomerIdsInLogs::FromConfig(config.log);
   auto segmenter = KMeansSegmenter::Create(std::move(options), store);
   if (!segmenter.ok()) return segmenter.status();
   return std::unique_ptr<Segmenter>(std::move(segmenter).value());

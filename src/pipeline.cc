@@ -51,7 +51,7 @@ Status Pipeline::Open() {
 Status Pipeline::RebuildRecommenderIndex() {
   if (!recommender_->ObservesCustomers()) return Status::OK();
   recommender_->ResetObserved();
-  return ScanCustomers(store_, [&](std::string_view, CustomerState& state) {
+  return ScanCustomers(store_, options_.log_ids, [&](std::string_view, CustomerState& state) {
     recommender_->ObserveChange(nullptr, state);
     return true;
   });
@@ -192,7 +192,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       found[c] = true;
       Status s = DecodeState(values[m], &states[c]);
       if (!s.ok()) {
-        return Status::Corruption("customer '" + keys[c].substr(4) + "': " + s.message());
+        return Status::Corruption("customer " + options_.log_ids.Name(keys[c].substr(4)) + ": " +
+                                  s.message());
       }
     }
   }
@@ -530,8 +531,8 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
         if (skip.count(key) > 0) return true;
         Status d = DecodeState(value, &state);
         if (!d.ok()) {
-          decode_error = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                            "': " + d.message());
+          decode_error = Status::Corruption("customer " + options_.log_ids.Name(key.substr(4)) +
+                                            ": " + d.message());
           return false;
         }
         if (state.list_version() == 0) return true;  // never listed: its first event lists it
@@ -567,10 +568,33 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
 
 std::string InvalidReason(const Status& status) {
   const std::string& m = status.message();
+  // "bad quantity -2 (field 'qty'): ..." and "bad customer_id {\"n\":628...}": the field, never
+  // the value, which a decoder does not always quote (numbers, JSON values). The reason is a
+  // metric label and a dead-letter header: bounded, and never a customer id.
+  static constexpr const char* kFields[] = {"event_id",   "customer_id", "item_id",  "event_time",
+                                            "quantity",   "unit_price",  "amount",   "discount",
+                                            "channel",    "currency"};
+  for (std::string_view prefix : {std::string_view("bad "), std::string_view("missing ")}) {
+    if (m.rfind(prefix, 0) != 0) continue;
+    const size_t end = m.find_first_of(" '(:", prefix.size());
+    const std::string_view field = std::string_view(m).substr(prefix.size(), end - prefix.size());
+    for (const char* f : kFields) {
+      if (field == f) return std::string(prefix) + std::string(field);
+    }
+  }
+  // "event_time 2300-01-01T00:00:00Z out of range [...]".
+  if (m.rfind("event_time ", 0) == 0 && m.find(" out of range") != std::string::npos) {
+    return "event_time out of range";
+  }
   size_t cut = m.find_first_of("'(:");
   std::string reason = m.substr(0, cut);
   while (!reason.empty() && reason.back() == ' ') reason.pop_back();
   return reason.empty() ? "invalid" : reason;
+}
+
+std::string InvalidRecordForLog(const Status& status, const CustomerIdsInLogs& log_ids) {
+  if (!log_ids.pseudonymized()) return status.message();
+  return InvalidReason(status) + " (values withheld from the log)";
 }
 
 std::string SegmentChangeToJson(const v1::SegmentChange& change) {

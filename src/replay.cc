@@ -49,10 +49,14 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
   pipeline_options.recommend = config.recommend;
   pipeline_options.state_cache_customers =
       static_cast<size_t>(config.pipeline.state_cache_customers);
+  const CustomerIdsInLogs log_ids = CustomerIdsInLogs::FromConfig(config.log);
+  pipeline_options.log_ids = log_ids;
   auto segmenter_or = NewSegmenter(config, store.get());
   if (!segmenter_or.ok()) return segmenter_or.status();
   std::unique_ptr<Segmenter> segmenter = std::move(segmenter_or).value();
-  auto recommender_or = NewBlendedRecommender(config.recommend, &catalog);
+  AlsRefitOptions refit;
+  refit.log_ids = log_ids;
+  auto recommender_or = NewBlendedRecommender(config.recommend, &catalog, std::move(refit));
   if (!recommender_or.ok()) return recommender_or.status();
   std::unique_ptr<Recommender> recommender = std::move(recommender_or).value();
   Pipeline pipeline(pipeline_options, store.get(), &catalog, segmenter.get(), recommender.get());
@@ -145,7 +149,7 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
         std::fprintf(options.progress, "%sskipped record %llu (file line %llu): %s\n",
                      "\r", static_cast<unsigned long long>(bad.offset),
                      static_cast<unsigned long long>(bad.offset + (csv ? 2 : 1)),
-                     bad.status.message().c_str());
+                     InvalidRecordForLog(bad.status, log_ids).c_str());
         if (++invalid_shown == kInvalidExamplesShown) {
           std::fprintf(options.progress, "further invalid records are counted, not shown\n");
         }

@@ -1,8 +1,13 @@
 #include "streamrec/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+
+#include "kafka/kafka_conf.h"
 #include "streamrec/kmeans_segmenter.h"
+#include "streamrec/pseudonym.h"
 #include "testutil/test_util.h"
 
 namespace streamrec {
@@ -128,6 +133,95 @@ kafka:
               {"kafka.consumer.sasl.password", "NOT_SET_ANYWHERE"});
   ExpectError(LoadText("kafka:\n  consumer: 5\n"), {"kafka.consumer", "mapping"});
   ExpectError(LoadText("kafka:\n  output_format: avro\n"), {"kafka.output_format", "'avro'"});
+}
+
+// ${file:/path}: secrets mounted as files (Kubernetes, Docker secrets) instead of environment
+// variables, in any value: schema keys, librdkafka pass-through properties, environment overrides.
+TEST(ConfigTest, SecretsFromFiles) {
+  TempDir dir;
+  WriteFile(dir.File("token"), "t0ken-from-file\n");              // echo's trailing newline
+  WriteFile(dir.File("password"), "pa ss\r\n");                    // an editor's CRLF
+  WriteFile(dir.File("two-lines"), "first\nsecond\n\n");           // only one newline removed
+  WriteFile(dir.File("topic"), "purchases-eu");                     // no newline at all
+  WriteFile(dir.File("key"), "000102030405060708090a0b0c0d0e0f");
+  ASSERT_OK_AND_ASSIGN(c, LoadText("http:\n  refit_token: ${file:" + dir.File("token") + "}\n"
+                                   "kafka:\n  consumer:\n    sasl.password: ${file:" +
+                                   dir.File("password") + "}\n"
+                                   "  group_id: g-${file:" + dir.File("two-lines") + "}-${SUFFIX}\n"
+                                   "  input_topic: ${file:" + dir.File("topic") + "}\n"
+                                   "log:\n  pseudonymize_customer_ids: true\n"
+                                   "  pseudonym_key: ${file:" + dir.File("key") + "}\n",
+                                   {{"SUFFIX", "x"}}));
+  EXPECT_EQ(c.http.refit_token, "t0ken-from-file");
+  EXPECT_EQ(c.kafka.consumer.at("sasl.password"), "pa ss");
+  EXPECT_EQ(c.kafka.group_id, "g-first\nsecond\n-x");
+  EXPECT_EQ(c.kafka.input_topic, "purchases-eu");
+  EXPECT_EQ(c.log.pseudonym_key, "000102030405060708090a0b0c0d0e0f");
+  // Environment overrides may name a file too.
+  ASSERT_OK_AND_ASSIGN(e, LoadConfig("", {{"STREAMREC_HTTP__REFIT_TOKEN",
+                                           "${file:" + dir.File("token") + "}"}}));
+  EXPECT_EQ(e.http.refit_token, "t0ken-from-file");
+
+  // Errors name the key and the file, and say why; never the contents.
+  const std::string missing = dir.File("no-such-secret");
+  ExpectError(LoadText("http:\n  refit_token: ${file:" + missing + "}\n"),
+              {"'http.refit_token'", "'" + missing + "'", "cannot be read",
+               "No such file or directory"});
+  ExpectError(LoadText("kafka:\n  producer:\n    sasl.password: ${file:" + missing + "}\n"),
+              {"'kafka.producer.sasl.password'", missing});
+  ExpectError(LoadConfig("", {{"STREAMREC_HTTP__REFIT_TOKEN", "${file:" + missing + "}"}}),
+              {"STREAMREC_HTTP__REFIT_TOKEN", "'http.refit_token'", missing});
+  ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.path() + "}\n"),
+              {"'http.refit_token'", dir.path(), "not a regular file"});
+  ExpectError(LoadText("http:\n  refit_token: ${file:/dev/zero}\n"),
+              {"'/dev/zero'", "not a regular file"});
+  ExpectError(LoadText("http:\n  refit_token: ${file:token}\n"),
+              {"'http.refit_token'", "'token'", "not an absolute path"});
+  WriteFile(dir.File("big"), std::string(64 * 1024 + 1, 's'));
+  ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.File("big") + "}\n"),
+              {"'http.refit_token'", "larger than 64 KiB"});
+  WriteFile(dir.File("unreadable"), "secret");
+  if (::geteuid() != 0) {  // root reads a file whatever its mode
+    std::filesystem::permissions(dir.File("unreadable"), std::filesystem::perms::none);
+    ExpectError(LoadText("http:\n  refit_token: ${file:" + dir.File("unreadable") + "}\n"),
+                {"'http.refit_token'", dir.File("unreadable"), "cannot be read"});
+  }
+}
+
+TEST(ConfigTest, PseudonymKeyIsRequiredWellFormedAndNeverEchoed) {
+  ASSERT_OK_AND_ASSIGN(off, LoadConfig("", {}));
+  EXPECT_FALSE(off.log.pseudonymize_customer_ids);
+  EXPECT_FALSE(CustomerIdsInLogs::FromConfig(off.log).pseudonymized());
+  ExpectError(LoadText("log:\n  pseudonymize_customer_ids: true\n"),
+              {"'log.pseudonymize_customer_ids'", "'log.pseudonym_key' is not set"});
+  const std::string bad = "not-a-key-hunter2-not-a-key-hun";
+  auto c = LoadText("log:\n  pseudonymize_customer_ids: true\n  pseudonym_key: " + bad + "\n");
+  ExpectError(c, {"'log.pseudonym_key'", "32 hex digits"});
+  EXPECT_EQ(c.status().message().find("hunter2"), std::string::npos) << "a secret was echoed";
+  ASSERT_OK_AND_ASSIGN(
+      on, LoadConfig("", {{"STREAMREC_LOG__PSEUDONYMIZE_CUSTOMER_IDS", "true"},
+                          {"STREAMREC_LOG__PSEUDONYM_KEY", "000102030405060708090A0B0C0D0E0F"}}));
+  const CustomerIdsInLogs ids = CustomerIdsInLogs::FromConfig(on.log);
+  EXPECT_TRUE(ids.pseudonymized());
+  EXPECT_EQ(ids.Name("6281234567890").rfind("c:", 0), 0u);
+  // A key without pseudonyms switched on is accepted and unused.
+  ASSERT_OK(LoadText("log:\n  pseudonym_key: 000102030405060708090a0b0c0d0e0f\n").status());
+}
+
+TEST(ConfigTest, PrefetchBound) {
+  ASSERT_OK_AND_ASSIGN(c, LoadConfig("", {}));
+  EXPECT_EQ(c.kafka.max_prefetch_mb, 64);
+  // 64 MiB of payload, and 2048 records per MiB: 131,072 records.
+  const auto props = PrefetchProperties(c.kafka.max_prefetch_mb);
+  EXPECT_EQ(props.at("queued.max.messages.kbytes"), "65536");
+  EXPECT_EQ(props.at("queued.min.messages"), "131072");
+  ASSERT_OK_AND_ASSIGN(small, LoadConfig("", {{"STREAMREC_KAFKA__MAX_PREFETCH_MB", "1"}}));
+  EXPECT_EQ(PrefetchProperties(small.kafka.max_prefetch_mb).at("queued.min.messages"), "2048");
+  // librdkafka's ceiling for queued.max.messages.kbytes is 2097151.
+  ExpectError(LoadText("kafka:\n  max_prefetch_mb: 2048\n"), {"kafka.max_prefetch_mb", "'2048'"});
+  ExpectError(LoadText("kafka:\n  max_prefetch_mb: 0\n"), {"kafka.max_prefetch_mb", "'0'"});
+  ASSERT_OK(MakeKafkaConf(PrefetchProperties(2047), "consumer").status());
+  ASSERT_OK(MakeKafkaConf(PrefetchProperties(1), "consumer").status());
 }
 
 TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {

@@ -9,6 +9,8 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "testutil/test_util.h"
 
@@ -18,6 +20,10 @@ namespace {
 class FakeBackend : public QueryBackend {
  public:
   HttpReply Customer(const std::string& id) override {
+    {
+      std::lock_guard<std::mutex> lock(seen_mu);
+      seen.push_back(id);
+    }
     if (id == "boom") throw std::runtime_error("disk on fire");
     if (id != "c1") return {404, JsonError("unknown customer '" + id + "'")};
     return {200, R"({"customer_id":"c1"})"};
@@ -36,6 +42,8 @@ class FakeBackend : public QueryBackend {
     if (!ready) *why = "waiting for the consumer group assignment";
     return ready.load();
   }
+  std::mutex seen_mu;
+  std::vector<std::string> seen;  // ids that reached Customer()
   std::atomic<int> refits{0};
   std::atomic<bool> healthy{true};
   std::atomic<bool> ready{false};
@@ -110,6 +118,46 @@ TEST_F(HttpApiTest, CustomersAreFoundOrAnswered404And400) {
   EXPECT_EQ(Counted("/v1/customers/{id} 200"), 1);
   EXPECT_EQ(Counted("/v1/customers/{id} 404"), 2);
   EXPECT_EQ(Counted("/v1/customers/{id} 400"), 4);
+}
+
+// Path traversal and oversized ids: an id is a key in the store, never a path, and nothing
+// that decodes to a '/', a control character or more than 256 bytes reaches the backend; a URI
+// beyond the server's limit is refused before routing. The server answers JSON and goes on.
+TEST_F(HttpApiTest, PathTraversalAndOversizedIdsNeverReachTheBackend) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::string body;
+  for (const std::string& path : std::vector<std::string>{
+           "/v1/customers/../../etc/passwd", "/v1/customers/..%2F..%2Fetc%2Fpasswd",
+        "/v1/customers/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/v1/customers/%2E%2E/%2E%2E/etc/passwd",
+        "/v1/customers/a%2fb", "/v1/customers/c1%00", "/v1/customers/c1%1b%5b2J", "/v1/customers/c1%7f",
+        "/v1/customers/" + std::string(257, 'x'),
+        "/v1/customers/" + std::string(4000, '7')}) {
+    EXPECT_EQ(Get(path, &body), 400) << path;
+    EXPECT_NE(body.find("bad customer id"), std::string::npos) << path << ": " << body;
+  }
+  // A line break in the id matches no route (404, the path quoted in a JSON string); nothing of
+  // it becomes a header.
+  auto injected = client_->Get("/v1/customers/c1%0d%0aX-Injected:%201");
+  ASSERT_TRUE(injected);
+  EXPECT_EQ(injected->status, 404);
+  EXPECT_FALSE(injected->has_header("X-Injected"));
+  EXPECT_EQ(injected->body.front(), '{');
+  // Traversal out of /v1/customers/ reaches no other route either.
+  EXPECT_EQ(Get("/v1/customers/..%2F..%2Fv1%2Fmodel", &body), 400);
+  EXPECT_EQ(Get("/v1/x/..%2Fmodel", &body), 404);
+  EXPECT_EQ(Get("/v1/../v1/model", &body), 404) << body;
+  // An id of dots is just an id (the store has no such key), not a directory.
+  EXPECT_EQ(Get("/v1/customers/..", &body), 404);
+  EXPECT_EQ(Get("/v1/customers/%2e%2e", &body), 404);
+  // Beyond the server's URI limit (8 KiB): refused whole, before any handler.
+  auto huge = client_->Get(("/v1/customers/" + std::string(20000, '7')).c_str());
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 414);
+  {
+    std::lock_guard<std::mutex> lock(backend_.seen_mu);
+    EXPECT_EQ(backend_.seen, (std::vector<std::string>{"..", ".."}));
+  }
+  EXPECT_EQ(Get("/v1/customers/c1", &body), 200) << "the server goes on";
 }
 
 TEST_F(HttpApiTest, SegmentsModelAndUnknownPaths) {

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <sstream>
 #include <functional>
 #include <map>
@@ -24,9 +25,12 @@
 #include "kafka/mock_cluster.h"
 #include "kafka/purchase_producer.h"
 #include "streamrec/decoder.h"
+#include "streamrec/features.h"
 #include "streamrec/generator.h"
+#include "streamrec/pseudonym.h"
 #include "streamrec/replay.h"
 #include "streamrec/service.h"
+#include "streamrec/state_store.h"
 #include "streamrec/v1/events.pb.h"
 #include "testutil/deploy_files.h"
 #include "testutil/kafka_reader.h"
@@ -637,6 +641,260 @@ TEST_F(KafkaServiceTest, RequestErrorsOnProduceAndFetchLoseNothing) {
   EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
 
   ExpectCommittedVersionsPublishedOnce(dir.File("state"));
+}
+
+// Overload (issue 8): input far faster than the service. A backlog several times the prefetch
+// bound is waiting when the service starts, and more arrives while it works through it. Memory
+// stays bounded: librdkafka's queue of records fetched ahead never passes kafka.max_prefetch_mb
+// (in records and in payload bytes) by more than one fetch. The lag grows and is visible,
+// /healthz and /readyz stay 200 throughout, the lag falls back to 0, and nothing is dropped:
+// every event is applied once (the replay's digest) and every list version committed is on the
+// topic. (The output side's bound, kafka.max_in_flight, has a test of its own below.)
+TEST_F(KafkaServiceTest, OverloadKeepsPrefetchBoundedAndLosesNothing) {
+  TempDir dir;
+  constexpr size_t kEvents = 100000;
+  constexpr size_t kBacklog = 80000;  // produced before the service starts; the rest meanwhile
+  Feed feed = MakeFeed(dir, kEvents, 200);
+  // The bound's arithmetic. max_prefetch_mb = 16: at most 16 MiB of payload and 16 x 2048 =
+  // 32,768 records queued (with ~80-byte events the record cap is the one reached: ~2.6 MB). librdkafka checks the queue before each fetch, a broker has one fetch in
+  // flight, and a partition is fetched from one broker only; the mock broker answers a fetch
+  // with at most one produced batch per partition. So the queue can overshoot the bound by one
+  // produced batch per partition: 6 x 200 records (batch.num.messages) and 6 x 16 KiB
+  // (batch.size). A real broker's answer would be bounded by max.partition.fetch.bytes per
+  // partition and fetch.max.bytes per broker: set small as well. (librdkafka 2.0.2 looks at a
+  // partition that stopped fetching again about once a second: a bound holding less than a
+  // second of processing starves the service part of the time, so 16 MiB, not less.)
+  constexpr int kPrefetchMb = 16;
+  constexpr uint64_t kRecordsBound = kPrefetchMb * 2048;
+  constexpr uint64_t kBytesBound = kPrefetchMb << 20;
+  constexpr uint64_t kBatchRecords = 200, kBatchBytes = 16384;
+  const uint64_t records_slack = kPartitions * kBatchRecords;
+  const uint64_t bytes_slack = kPartitions * kBatchBytes;
+  const std::map<std::string, std::string> small_batches = {
+      {"batch.num.messages", std::to_string(kBatchRecords)},
+      {"batch.size", std::to_string(kBatchBytes)}};
+  auto produce = [&](size_t from, size_t to) {
+    auto producer = PurchaseProducer::Create(cluster_->bootstrap(), "purchases", small_batches);
+    ASSERT_TRUE(producer.ok());
+    for (size_t i = from; i < to; ++i) ASSERT_OK((*producer)->Produce(feed.events[i]));
+    ASSERT_OK((*producer)->Flush(kWaitMs));
+  };
+  ASSERT_NO_FATAL_FAILURE(produce(0, kBacklog));
+
+  ServiceOptions options = Options(dir.File("state"), "overload", feed);
+  auto log = std::make_shared<testing::CapturingLogger>();
+  options.logger = log;
+  options.config.pipeline.batch_size = 2000;
+  options.config.kafka.max_prefetch_mb = kPrefetchMb;
+  options.config.kafka.statistics_interval_ms = 20;
+  options.config.kafka.consumer["max.partition.fetch.bytes"] = std::to_string(kBatchBytes);
+  options.config.kafka.consumer["fetch.max.bytes"] = "65536";
+  options.config.kafka.consumer["message.max.bytes"] = "65536";  // fetch.max.bytes' minimum
+  const auto started = std::chrono::steady_clock::now();
+  auto service = Service::Create(std::move(options));
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  EXPECT_TRUE(log->Contains("queued.max.messages.kbytes=" + std::to_string(kPrefetchMb * 1024)))
+      << log->Text();
+  EXPECT_TRUE(log->Contains("queued.min.messages=" + std::to_string(kRecordsBound))) << log->Text();
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  const int http_port = (*service)->stats().http_port;
+  ASSERT_GT(http_port, 0);
+
+  // More input while the service works through the backlog.
+  ASSERT_TRUE((*service)->WaitFor([](const ServiceStats& s) { return s.records > 0; }, kWaitMs));
+  std::thread producer([&] { produce(kBacklog, kEvents); });
+  // Until everything is applied and delivered: /healthz and /readyz, every 100 ms at most.
+  int probes = 0, failed_probes = 0;
+  std::string failures;
+  auto done = [&](const ServiceStats& s) {
+    return s.applied >= kEvents && s.in_flight == 0 && s.delivered >= s.outbox_written;
+  };
+  bool ready_seen = false;
+  while (!done((*service)->stats()) &&
+         std::chrono::steady_clock::now() - started < std::chrono::milliseconds(4 * kWaitMs)) {
+    std::string body;
+    const int health = HttpGet(http_port, "/healthz", &body);
+    const int ready = HttpGet(http_port, "/readyz", &body);
+    ready_seen |= ready == 200;
+    if (ready_seen) {
+      ++probes;
+      if (health != 200 || ready != 200) {
+        ++failed_probes;
+        failures += std::to_string(health) + "/" + std::to_string(ready) + " " + body + "\n";
+      }
+    }
+    (*service)->WaitFor(done, 100);
+  }
+  producer.join();
+  ASSERT_TRUE(WaitDone(service->get(), kEvents));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // The lag, once the last commits are in a statistics report, is 0 again.
+  const uint64_t reports = (*service)->stats().queue.reports;
+  EXPECT_TRUE((*service)->WaitFor(
+      [&](const ServiceStats& s) { return s.queue.reports > reports + 1 && s.queue.lag == 0; },
+      kWaitMs))
+      << "lag " << (*service)->stats().queue.lag;
+  std::string metrics;
+  ASSERT_EQ(HttpGet((*service)->stats().metrics_port, "/metrics", &metrics), 200);
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  const ServiceStats stats = (*service)->stats();
+  std::printf("overload: %zu events in %.1f s; peak prefetch %llu records (bound %llu + %llu), "
+              "%llu bytes (bound %llu + %llu); peak lag %llu; %d probes\n",
+              kEvents, seconds, static_cast<unsigned long long>(stats.queue.peak_prefetch_messages),
+              static_cast<unsigned long long>(kRecordsBound),
+              static_cast<unsigned long long>(records_slack),
+              static_cast<unsigned long long>(stats.queue.peak_prefetch_bytes),
+              static_cast<unsigned long long>(kBytesBound),
+              static_cast<unsigned long long>(bytes_slack),
+              static_cast<unsigned long long>(stats.queue.peak_lag), probes);
+
+  // Bounded, and the bound was what held the queue back: it filled up to it.
+  EXPECT_LE(stats.queue.peak_prefetch_messages, kRecordsBound + records_slack);
+  EXPECT_LE(stats.queue.peak_prefetch_bytes, kBytesBound + bytes_slack);
+  EXPECT_GE(stats.queue.peak_prefetch_messages, kRecordsBound / 2) << "the queue never filled";
+  // Visible: the lag was reported, far above 0 (the backlog beyond the queue is in Kafka).
+  EXPECT_GT(stats.queue.peak_lag, 10000u);
+  EXPECT_EQ(MetricSum(metrics, "streamrec_consumer_lag_messages"), 0);
+  EXPECT_GE(MetricSum(metrics, "streamrec_consumer_prefetch_messages"), 0);
+  EXPECT_GE(MetricSum(metrics, "streamrec_consumer_prefetch_bytes"), 0);
+  // Healthy and ready throughout.
+  EXPECT_GT(probes, 0);
+  EXPECT_EQ(failed_probes, 0) << failures;
+  // Nothing dropped, nothing twice.
+  EXPECT_EQ(stats.events, kEvents);
+  EXPECT_EQ(stats.applied, kEvents);
+  EXPECT_EQ(stats.invalid, 0u);
+  service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+  ExpectCommittedVersionsPublishedOnce(dir.File("state"));
+}
+
+// Output-side backpressure: when more output records than kafka.max_in_flight await Kafka's
+// acknowledgement, the partitions are paused (the poll loop goes on) and resumed at half. A
+// batch here publishes up to 300 lists against a limit of 100: every batch pauses. Nothing is
+// lost or applied twice across the pauses, and every list version reaches the topic.
+TEST_F(KafkaServiceTest, OutputBackpressurePausesAndResumesWithoutLoss) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+  ServiceOptions options = Options(dir.File("state"), "backpressure", feed);
+  options.config.pipeline.batch_size = 1000;
+  options.config.kafka.max_in_flight = 100;  // the smallest configurable bound
+  auto service = Service::Create(std::move(options));
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
+  std::string metrics;
+  EXPECT_TRUE(PollUntil([&] {
+    return HttpGet((*service)->stats().metrics_port, "/metrics", &metrics) == 200 &&
+           MetricSum(metrics, "streamrec_backpressure_pauses_total") > 0;
+  }, kWaitMs)) << metrics;
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  const ServiceStats stats = (*service)->stats();
+  EXPECT_GT(stats.pauses, 0u);
+  EXPECT_EQ(stats.events, feed.events.size()) << "nothing lost, nothing twice";
+  EXPECT_EQ(stats.delivered, stats.outbox_written);
+  service->reset();
+  EXPECT_EQ(DigestOf(dir.File("state")), ReferenceDigest(dir, feed));
+  ExpectCommittedVersionsPublishedOnce(dir.File("state"));
+}
+
+// Pseudonymised logs (issue 8, item 7). A customer's stored state is corrupted: the service
+// refuses to start (every start reads all states to rebuild the recommender's index) with an
+// error naming the customer, which is what an operator reads in the log. With
+// log.pseudonymize_customer_ids (its key from a file) the log names them by their keyed
+// pseudonym, never by their id; without it, by the id.
+TEST_F(KafkaServiceTest, PseudonymizedLogsNeverShowTheCustomerId) {
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 600, 60);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+  {
+    auto first = Service::Create(Options(dir.File("state"), "pseudonyms", feed));
+    ASSERT_TRUE(first.ok());
+    std::atomic<bool> stop{false};
+    Status run_status;
+    std::thread runner([&] { run_status = (*first)->Run(stop); });
+    ASSERT_TRUE(WaitDone(first->get(), feed.events.size()));
+    stop.store(true);
+    runner.join();
+    ASSERT_OK(run_status);
+  }
+  // One customer's stored state no longer decodes.
+  const std::string& id = feed.events.back().customer_id;
+  {
+    StoreOptions store_options;
+    store_options.path = dir.File("state");
+    auto store = OpenRocksStateStore(store_options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    std::string key;
+    ASSERT_OK((*store)->Scan(Column::kCustomers, "", [&](std::string_view k, std::string_view) {
+      if (k.substr(4) == id) key.assign(k);
+      return key.empty();
+    }));
+    ASSERT_FALSE(key.empty()) << id << " has no stored state";
+    WriteSet corrupt;
+    corrupt.Put(Column::kCustomers, key, "\xff not a customer state");
+    ASSERT_OK((*store)->Write(corrupt));
+  }
+  const std::string hex_key = "5ec73e7000112233445566778899aabb";
+  ASSERT_OK_AND_ASSIGN(key, ParseSipHashKey(hex_key, "test"));
+  const std::string pseudonym = CustomerPseudonym(key, id);
+
+  // In process, with a capturing logger: the error that stops the service names the pseudonym.
+  {
+    ServiceOptions options = Options(dir.File("state"), "pseudonyms", feed);
+    auto log = std::make_shared<testing::CapturingLogger>();
+    options.logger = log;
+    options.config.log.pseudonymize_customer_ids = true;
+    options.config.log.pseudonym_key = hex_key;
+    auto service = Service::Create(std::move(options));
+    ASSERT_FALSE(service.ok());
+    const Status& s = service.status();
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(s.message().find("customer " + pseudonym + ": "), std::string::npos) << s.ToString();
+    EXPECT_EQ(s.message().find(id), std::string::npos) << s.ToString();
+    EXPECT_EQ(log->Text().find(id), std::string::npos) << log->Text();
+  }
+  // `streamrec run`: everything it writes is its log. The key comes from a file.
+  testing::WriteFile(dir.File("pseudonym.key"), hex_key + "\n");
+  auto run = [&](bool pseudonyms) {
+    testing::WriteFile(dir.File("run.yaml"),
+                       "input:\n  format: protobuf\n"
+                       "catalog:\n  path: " + feed.catalog + "\n"
+                       "kafka:\n  brokers: \"" + cluster_->bootstrap() + "\"\n"
+                       "  group_id: pseudonyms-run\n"
+                       "metrics:\n  listen: \"\"\n"
+                       "http:\n  listen: \"\"\n"
+                       "log:\n  pseudonymize_customer_ids: " + (pseudonyms ? "true" : "false") +
+                       "\n  pseudonym_key: ${file:" + dir.File("pseudonym.key") + "}\n");
+    return testing::RunProcess({testing::StreamrecBinary(), "run", "--config", dir.File("run.yaml"),
+                                "--state-dir", dir.File("state")});
+  };
+  testing::ProcessResult pseudonymized = run(true);
+  EXPECT_TRUE(pseudonymized.exited && pseudonymized.exit_code == 1) << pseudonymized.output;
+  EXPECT_NE(pseudonymized.output.find("Corruption: customer " + pseudonym + ": "),
+            std::string::npos) << pseudonymized.output;
+  EXPECT_EQ(pseudonymized.output.find(id), std::string::npos)
+      << "the customer id reached the log:\n" << pseudonymized.output;
+  // The same without pseudonyms names the customer: the check above is not vacuous.
+  testing::ProcessResult plain = run(false);
+  EXPECT_TRUE(plain.exited && plain.exit_code == 1) << plain.output;
+  EXPECT_NE(plain.output.find("Corruption: customer '" + id + "': "), std::string::npos)
+      << plain.output;
+  // `streamrec config --pseudonym` tells an operator which pseudonym to look for.
+  testing::ProcessResult lookup = testing::RunProcess(
+      {testing::StreamrecBinary(), "config", "--config", dir.File("run.yaml"), "--pseudonym", id});
+  EXPECT_TRUE(lookup.exited && lookup.exit_code == 0) << lookup.output;
+  EXPECT_EQ(lookup.output, pseudonym + " " + id + "\n");
 }
 
 TEST_F(KafkaServiceTest, BrokerOutageIsReportedAndCaughtUp) {

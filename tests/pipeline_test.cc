@@ -683,5 +683,28 @@ TEST(PipelineAlsTest, BackgroundRefitIsInstalledByALaterBatchCommittedAndRefresh
   EXPECT_FALSE(reopened.recommender->refit_stats().pending);
 }
 
+// The reason of an invalid record is a metric label and a dead-letter header: the field, never
+// its value, whether the decoder quoted the value or not.
+TEST(PipelineTest, InvalidReasonNamesTheFieldNeverTheValue) {
+  DecoderOptions options;
+  options.fields.customer_id = "MSISDN";
+  auto json = NewJsonDecoder(options);
+  PurchaseEvent e;
+  auto reason = [&](const std::string& record) { return InvalidReason(json->Decode(record, &e)); };
+  EXPECT_EQ(reason(R"({"MSISDN":{"n":6281288888888},"item_id":"A","timestamp":"2011-01-01"})"),
+            "bad customer_id");
+  EXPECT_EQ(reason(R"({"MSISDN":"6281","item_id":"A","timestamp":"2011-01-01","quantity":-2})"),
+            "bad quantity");
+  EXPECT_EQ(reason(R"({"MSISDN":"6281","item_id":"A","timestamp":"2011-01-01","quantity":"x"})"),
+            "bad quantity");
+  EXPECT_EQ(reason(R"({"MSISDN":"6281","item_id":"A","timestamp":"2300-01-01"})"),
+            "event_time out of range");
+  EXPECT_EQ(reason(R"({"item_id":"A","timestamp":"2011-01-01"})"), "missing customer_id");
+  EXPECT_EQ(reason(R"(["6281288888888"])"), "JSON record is not an object");
+  EXPECT_EQ(reason("{not json 6281288888888"), "bad JSON record");
+  EXPECT_EQ(reason(R"({"MSISDN":"6281","item_id":"A","timestamp":"yesterday"})"),
+            "bad event time");
+}
+
 }  // namespace
 }  // namespace streamrec

@@ -206,6 +206,46 @@ TEST(ReplayEndToEndTest, BadRecordsAreCountedAndSkipped) {
   EXPECT_NE(r.output.find("file line 3"), std::string::npos) << r.output;
 }
 
+// With pseudonymised customer ids, the skipped records a replay prints show their reason only:
+// their excerpts would show the MSISDN. The lists written (the product) keep it.
+TEST(ReplayEndToEndTest, PseudonymizedLogsShowNoRecordExcerpt) {
+  TempDir dir;
+  std::string input = dir.File("telco.jsonl");
+  testing::WriteFile(
+      input,
+      R"({"MSISDN":"6281234567890","PACKAGE_CODE":"NI-10GB-30D","BUY_DATE":"2026-01-15 08:30:00","CHANNEL":"USSD","PRICE":65000})"
+      "\n"
+      R"(["6281299999999","NI-10GB-30D"])"
+      "\n"
+      R"({"MSISDN":{"n":6281288888888},"PACKAGE_CODE":"NI-10GB-30D","BUY_DATE":"2026-01-15 09:00:00"})"
+      "\n"
+      R"({"MSISDN":"6281277777777","PACKAGE_CODE":"NI-10GB-30D","BUY_DATE":"not a date","CHANNEL":"app"})"
+      "\n");
+  testing::WriteFile(dir.File("key"), "000102030405060708090a0b0c0d0e0f\n");
+  const std::vector<std::string> args = {
+      StreamrecBinary(), "replay", "--config",
+      std::string(STREAMREC_SOURCE_DIR) + "/config/telco-json.yaml", "--input", input,
+      "--state-dir", dir.File("s"), "--recs-out", dir.File("r.jsonl")};
+  ProcessResult r = RunProcess(args, {{"STREAMREC_LOG__PSEUDONYMIZE_CUSTOMER_IDS", "true"},
+                                      {"STREAMREC_LOG__PSEUDONYM_KEY", "${file:" + dir.File("key") + "}"}});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
+  for (const char* id : {"6281299999999", "6281288888888", "6281277777777", "6281234567890"}) {
+    EXPECT_EQ(r.output.find(id), std::string::npos) << id << " in the log:\n" << r.output;
+  }
+  EXPECT_NE(r.output.find("JSON record is not an object (values withheld from the log)"),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bad customer_id (values withheld from the log)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(testing::ReadFile(dir.File("r.jsonl")).find(R"("customer_id":"6281234567890")"),
+            std::string::npos);
+  // Without pseudonyms the same lines quote the records.
+  ProcessResult plain = RunProcess({StreamrecBinary(), "replay", "--config",
+                                    std::string(STREAMREC_SOURCE_DIR) + "/config/telco-json.yaml",
+                                    "--input", input, "--state-dir", dir.File("s2")});
+  ASSERT_TRUE(plain.exited && plain.exit_code == 0) << plain.output;
+  EXPECT_NE(plain.output.find("6281299999999"), std::string::npos) << plain.output;
+}
+
 TEST(ReplayEndToEndTest, ConfigurationErrorsExitWithCode2) {
   TempDir dir;
   testing::WriteFile(dir.File("c.yaml"), "state:\n  block_cache_mb: huge\n");

@@ -162,10 +162,16 @@ def ops():
     b.row("Lag")
     b.add(ts, "Consumer lag per partition",
           [(f"sum by (topic, partition) (streamrec_consumer_lag_messages{{{INST}}})",
-            "{{topic}}/{{partition}}")], unit="short", w=12)
+            "{{topic}}/{{partition}}")], unit="short", w=8)
+    b.add(ts, "Input fetched ahead of processing",
+          [(f"max by (instance) (streamrec_consumer_prefetch_bytes{{{INST}}})", "{{instance}}")],
+          unit="bytes", w=8,
+          description="Payload bytes librdkafka holds fetched but not yet processed; bounded by "
+                      "kafka.max_prefetch_mb. At the bound under overload fetching stops and the "
+                      "consumer lag grows instead (streamrec_consumer_prefetch_messages: records).")
     b.add(ts, "Event-time lag",
           [(f"max by (instance) (streamrec_event_time_lag_seconds{{{INST}}})", "{{instance}}")],
-          unit="s", w=12,
+          unit="s", w=8,
           description="Wall clock minus the newest applied event time (large when replaying history).")
 
     b.row("Latency")

@@ -25,6 +25,7 @@
 
 #include "streamrec/catalog.h"
 #include "streamrec/logger.h"
+#include "streamrec/pseudonym.h"
 #include "streamrec/recommender.h"
 #include "streamrec/status.h"
 #include "streamrec/strategy.h"
@@ -52,6 +53,8 @@ struct AlsRefitOptions {
   /// Where background re-fits report: Info when a model is installed, Error when a fit failed
   /// (the model in use is kept). Null: timestamped lines on stderr.
   std::shared_ptr<Logger> logger;
+  /// How a fit's errors (a stored state that does not decode) name customers: they are logged.
+  CustomerIdsInLogs log_ids;
   /// Test only: called on the background thread when a fit starts, before it reads the
   /// snapshot, with the flag that asks the fit to stop (set, and notified, by RefitModel and
   /// the destructor).

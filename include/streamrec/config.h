@@ -5,6 +5,11 @@
 // file, e.g. STREAMREC_STATE__BLOCK_CACHE_MB=512 or STREAMREC_INPUT__FIELDS__CUSTOMER_ID=MSISDN.
 // An unknown key, a value of the wrong type or out of range is an error naming the key (or the
 // variable) and the value.
+//
+// Secrets stay out of the file: in any value (file, kafka.consumer.* / kafka.producer.*
+// properties, environment overrides) ${NAME} is replaced by the environment variable NAME and
+// ${file:/path} by the contents of the file at /path (one trailing newline removed; a regular
+// file of at most 64 KiB). Unset variables and unreadable files are errors naming the key.
 #ifndef STREAMREC_CONFIG_H_
 #define STREAMREC_CONFIG_H_
 
@@ -118,10 +123,19 @@ struct KafkaConfig {
   int max_batch_ms = 200;
   // Outbox records produced but not yet acknowledged above which partitions are paused.
   int max_in_flight = 200000;
+  // Memory for input records fetched ahead of processing, MiB: librdkafka's local queue is
+  // bounded to this many MiB of record payload (queued.max.messages.kbytes) and to
+  // max_prefetch_mb x 2048 records (queued.min.messages, which librdkafka treats as a cap):
+  // a queued record costs its payload plus ~320 bytes of librdkafka bookkeeping, so the count
+  // cap keeps small records within about this budget too. When the service is slower than its
+  // input, fetching stops at the bound (lag grows; nothing is dropped) instead of the queue
+  // growing. librdkafka may overshoot by one fetch response per broker. kafka.consumer.*
+  // settings of those two properties win.
+  int max_prefetch_mb = 64;
   // Commit consumed offsets to Kafka (for lag monitoring; the stored position is the truth).
   bool commit_offsets = true;
-  // librdkafka statistics.interval.ms: how often consumer lag per partition is refreshed for
-  // the metrics. 0 = never (no lag metric).
+  // librdkafka statistics.interval.ms: how often consumer lag per partition and the prefetch
+  // queue are refreshed for the metrics. 0 = never (no lag or prefetch metrics).
   int statistics_interval_ms = 5000;
   // Any librdkafka property, passed through (SASL/SSL among them). Values may be written as
   // ${ENV_VAR} to read a secret from the environment; values of keys that look secret
@@ -155,6 +169,17 @@ struct HttpConfig {
   int threads = 4;
 };
 
+struct LogConfig {
+  // Log lines (and error messages that may reach them) name customers by a stable keyed
+  // pseudonym, "c:" + 16 hex digits, instead of their id (pseudonym.h). The query API and the
+  // output topics keep the real ids.
+  bool pseudonymize_customer_ids = false;
+  // The pseudonyms' secret key: 32 hex digits (128 bits, e.g. `openssl rand -hex 16`), required
+  // when pseudonymize_customer_ids is on. Write it as ${ENV_VAR} or ${file:/path}; it is never
+  // logged or printed. Changing it changes every pseudonym.
+  std::string pseudonym_key;
+};
+
 struct Config {
   InputConfig input;
   StoreOptions state;            // state.*: dir, sync_wal, block_cache_mb, ...
@@ -165,6 +190,7 @@ struct Config {
   KafkaConfig kafka;
   MetricsConfig metrics;
   HttpConfig http;
+  LogConfig log;
   std::string catalog_path;      // catalog.path: catalogue CSV (optional)
 };
 

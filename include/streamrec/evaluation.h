@@ -48,6 +48,7 @@
 #include "streamrec/clock.h"
 #include "streamrec/decoder.h"
 #include "streamrec/features.h"
+#include "streamrec/pseudonym.h"
 #include "streamrec/recommender.h"
 #include "streamrec/segmenter.h"
 #include "streamrec/status.h"
@@ -91,6 +92,8 @@ struct EvaluationOptions {
   const std::atomic<bool>* stop = nullptr;
   // Wall clock for the progress bar and timings. Null: SystemClock().
   const Clock* clock = nullptr;
+  // How the skipped records shown on the progress stream name customers (log.*).
+  CustomerIdsInLogs log_ids;
 };
 
 // InvalidArgument naming the option and the value when options are out of range.

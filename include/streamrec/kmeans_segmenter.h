@@ -33,6 +33,7 @@
 #include "streamrec/feature_vector.h"
 #include "streamrec/kmeans.h"
 #include "streamrec/logger.h"
+#include "streamrec/pseudonym.h"
 #include "streamrec/segment_naming.h"
 #include "streamrec/segmenter.h"
 #include "streamrec/state_store.h"
@@ -162,6 +163,8 @@ struct KMeansSegmenterOptions {
   bool background_refit = false;
   /// Where re-fits report clusters born and dying (Info). Null: timestamped lines on stderr.
   std::shared_ptr<Logger> logger;
+  /// How error messages that may reach a log name customers (log.pseudonymize_customer_ids).
+  CustomerIdsInLogs log_ids;
 };
 
 class KMeansSegmenter : public Segmenter {

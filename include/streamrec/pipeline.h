@@ -46,11 +46,20 @@ struct PipelineOptions {
   // every batch still writes its states with its position, so the cache changes nothing of the
   // exactly-once contract; it saves the MultiGet and the decode.
   size_t state_cache_customers = 100000;
+  // How error messages that may reach a log name customers (log.pseudonymize_customer_ids).
+  CustomerIdsInLogs log_ids;
 };
 
 // "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting
-// invalid records by reason.
+// invalid records by reason (a metric label, a dead-letter header): it names the field, never
+// the value.
 std::string InvalidReason(const Status& status);
+
+// An invalid record's decoder error as a log line shows it. A decoder error may quote the
+// record or a field's value (a customer id among them), so with pseudonymised customer ids
+// (log_ids) only its reason is shown: "bad quantity (values withheld from the log)". Otherwise
+// the whole message. The dead-letter topic keeps the whole message either way.
+std::string InvalidRecordForLog(const Status& status, const CustomerIdsInLogs& log_ids);
 
 // One raw record of a source partition. The views must stay valid during ProcessBatch.
 struct SourceRecord {

@@ -47,6 +47,19 @@ struct ServiceOptions {
   bool stop_at_end = false;
 };
 
+// The consumer's view of its input, from librdkafka's statistics (every
+// kafka.statistics_interval_ms; all zero when they are off).
+struct ConsumerQueueStats {
+  uint64_t reports = 0;            // statistics reports read so far
+  uint64_t lag = 0;                // messages behind the ends, summed over assigned partitions
+  uint64_t prefetch_messages = 0;  // records fetched and queued in librdkafka, not yet consumed
+  uint64_t prefetch_bytes = 0;     // their payload bytes (what kafka.max_prefetch_mb bounds)
+  // The highest figures of any report so far.
+  uint64_t peak_lag = 0;
+  uint64_t peak_prefetch_messages = 0;
+  uint64_t peak_prefetch_bytes = 0;
+};
+
 // A consistent snapshot of the service's counters (thread-safe to read while it runs).
 struct ServiceStats {
   uint64_t records = 0;            // records consumed and applied (valid + invalid)
@@ -68,6 +81,7 @@ struct ServiceStats {
   uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
   uint64_t storage_retries = 0;    // resume attempts that found the store still failing
   bool storage_writable = true;    // false while a store write error keeps the input paused
+  ConsumerQueueStats queue;        // lag and prefetch, as of the last statistics report
   std::vector<int32_t> assigned;   // partitions currently assigned
   int64_t watermark_ms = 0;
   bool running = false;

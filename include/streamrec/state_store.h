@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "streamrec/pseudonym.h"
 #include "streamrec/status.h"
 
 namespace streamrec {
@@ -181,12 +182,12 @@ Status CheckStoreFormat(StateStore* store, std::string_view where);
 
 // Visits every stored customer (its key and decoded state, which `visit` may modify as scratch)
 // in key order; stops early when `visit` returns false. A value that does not decode stops the
-// scan with Corruption naming the customer.
+// scan with Corruption naming the customer as `log_ids` says (the message may reach a log).
 namespace v1 {
 class CustomerState;
 }
 Status ScanCustomers(
-    StateStore* store,
+    StateStore* store, const CustomerIdsInLogs& log_ids,
     const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit);
 
 // A digest of every customer's state (hex, 32 characters): two stores with equal digests hold

@@ -98,6 +98,8 @@ void AddProduceCommand(CLI::App& app, ProduceArgs* args, int* exit_code);
 struct ConfigArgs {
   bool print_defaults = false;
   std::string check;
+  std::vector<std::string> pseudonym;  // customer ids whose log pseudonym to print
+  std::string config;                  // --config, for --pseudonym
 };
 void AddConfigCommand(CLI::App& app, ConfigArgs* args, int* exit_code);
 

@@ -70,6 +70,7 @@ int RunEvaluateCommand(const EvaluateArgs& args) {
   options.baselines_skip_non_recommendable = args.baselines_skip_non_recommendable;
   options.format = config.input.format;
   options.decoder = config.input.decoder;
+  options.log_ids = CustomerIdsInLogs::FromConfig(config.log);
   options.stop = &StopFlag();
   if (Status s = ValidateEvaluationOptions(options); !s.ok()) {
     std::fprintf(stderr, "streamrec evaluate: %s\n", s.message().c_str());

@@ -20,6 +20,7 @@ int RunRefitCommand(const RefitArgs& args) {
   }
   KMeansSegmenterOptions options;
   options.config = config.segments;
+  options.log_ids = CustomerIdsInLogs::FromConfig(config.log);
   auto segmenter = KMeansSegmenter::Create(options, store->get());
   if (!segmenter.ok()) {
     std::fprintf(stderr, "streamrec refit: %s\n", segmenter.status().ToString().c_str());

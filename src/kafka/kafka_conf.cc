@@ -1,5 +1,7 @@
 #include "kafka/kafka_conf.h"
 
+#include <algorithm>
+
 #include "streamrec/config.h"
 
 namespace streamrec {
@@ -15,6 +17,12 @@ StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(
     }
   }
   return conf;
+}
+
+std::map<std::string, std::string> PrefetchProperties(int max_prefetch_mb) {
+  const int64_t mb = std::max(1, max_prefetch_mb);
+  return {{"queued.max.messages.kbytes", std::to_string(mb * 1024)},
+          {"queued.min.messages", std::to_string(mb * kPrefetchRecordsPerMb)}};
 }
 
 std::string RedactedProperties(const std::map<std::string, std::string>& properties) {

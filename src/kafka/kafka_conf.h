@@ -17,6 +17,16 @@ namespace streamrec {
 StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(
     const std::map<std::string, std::string>& properties, const std::string& what);
 
+// Records per MiB of kafka.max_prefetch_mb that librdkafka may queue: a queued record costs its
+// payload plus ~320 bytes of bookkeeping (measured with 60-byte records: ~380 bytes each), so
+// 512 bytes per record keeps a queue of small records within about the budget as well.
+constexpr int64_t kPrefetchRecordsPerMb = 2048;
+
+// The consumer properties that bound its prefetch queue to `max_prefetch_mb`:
+// queued.max.messages.kbytes (record payload) and queued.min.messages (records; librdkafka stops
+// fetching for a partition once the consumer's queue holds this many, despite the name).
+std::map<std::string, std::string> PrefetchProperties(int max_prefetch_mb);
+
 // "key=value, ..." with secret values replaced by "***", for logs.
 std::string RedactedProperties(const std::map<std::string, std::string>& properties);
 

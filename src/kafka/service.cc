@@ -157,6 +157,8 @@ class ServiceImpl : public Service,
   ServiceStats stats_;
   uint64_t records_ = 0, events_ = 0, invalid_ = 0, batches_ = 0, lists_ = 0;
   uint64_t consumer_errors_ = 0, rebalances_ = 0, pauses_ = 0, outbox_written_ = 0;
+  // From the last librdkafka statistics (service thread: they are served inside consume()).
+  ConsumerQueueStats queue_stats_;
   std::map<int32_t, uint64_t> applied_;  // partition -> records applied (stored position)
   std::map<std::string, uint64_t> invalid_by_reason_;
   int64_t watermark_ms_ = 0;
@@ -213,10 +215,12 @@ Status ServiceImpl::Init() {
   if (!segmenter.ok()) return segmenter.status();
   segmenter_ = std::move(segmenter).value();
   kmeans_ = dynamic_cast<KMeansSegmenter*>(segmenter_.get());
+  const CustomerIdsInLogs log_ids = CustomerIdsInLogs::FromConfig(config.log);
   // Re-fits in the background, like the segmenter's: the poll loop never waits for a fit.
   AlsRefitOptions refit;
   refit.background = true;
   refit.logger = log_;
+  refit.log_ids = log_ids;
   auto recommender = NewBlendedRecommender(config.recommend, &catalog_, std::move(refit));
   if (!recommender.ok()) return recommender.status();
   recommender_ = std::move(recommender).value();
@@ -227,6 +231,7 @@ Status ServiceImpl::Init() {
   pipeline_options.state_cache_customers =
       static_cast<size_t>(config.pipeline.state_cache_customers);
   pipeline_options.dead_letters = true;
+  pipeline_options.log_ids = log_ids;
   pipeline_options.attribution_window_days = config.metrics.attribution_window_days;
   pipeline_ = std::make_unique<Pipeline>(pipeline_options, store_.get(), &catalog_,
                                          segmenter_.get(), recommender_.get());
@@ -270,12 +275,14 @@ Status ServiceImpl::Init() {
       // applied): stop that partition loudly instead of skipping them.
       {"auto.offset.reset", "error"},
       {"partition.assignment.strategy", kafka().assignment_strategy},
-      {"queued.min.messages", "1000000"},
       {"enable.partition.eof", "false"},
       // The broker answers a fetch at once when records are there, else after this long; the
       // default 500 ms adds up to that much to a purchase's way to its list on a quiet topic.
       {"fetch.wait.max.ms", "50"},
   };
+  // Overload: records fetched ahead of processing are bounded (fetching stops, lag grows), so
+  // memory does not grow with the backlog. Within the bound, the queue keeps the poll loop fed.
+  for (const auto& [k, v] : PrefetchProperties(kafka().max_prefetch_mb)) consumer_props[k] = v;
   if (kafka().statistics_interval_ms > 0) {
     consumer_props["statistics.interval.ms"] = std::to_string(kafka().statistics_interval_ms);
   }
@@ -608,6 +615,7 @@ void ServiceImpl::UpdateStats() {
   stats_.storage_errors = storage_errors_;
   stats_.storage_retries = storage_retries_;
   stats_.storage_writable = storage_error_.ok();
+  stats_.queue = queue_stats_;
   stats_.assigned = assigned_;
   std::sort(stats_.assigned.begin(), stats_.assigned.end());
   stats_.watermark_ms = watermark_ms_;
@@ -834,7 +842,8 @@ void ServiceImpl::StartSegmentScan() {
 }
 
 void ServiceImpl::OnStatistics(const std::string& json) {
-  // {"type":"consumer", "topics":{"<topic>":{"partitions":{"0":{"consumer_lag":N,...},...}}}}
+  // {"type":"consumer", "topics":{"<topic>":{"partitions":{"0":{"consumer_lag":N,
+  //  "fetchq_cnt":N, "fetchq_size":N, ...},...}}}}
   simdjson::ondemand::parser parser;
   simdjson::padded_string padded(json);
   simdjson::ondemand::document doc;
@@ -843,6 +852,13 @@ void ServiceImpl::OnStatistics(const std::string& json) {
   if (doc["type"].get_string().get(type) || type != "consumer") return;
   simdjson::ondemand::object partitions;
   if (doc["topics"][kafka().input_topic]["partitions"].get_object().get(partitions)) return;
+  // The high-level consumer forwards every partition's fetch queue to its one queue, and
+  // librdkafka reports that queue's totals under each partition (librdkafka 2.0.2, checked): the
+  // prefetch is the largest figure reported, not the sum.
+  ConsumerQueueStats q = queue_stats_;
+  q.lag = 0;
+  q.prefetch_messages = 0;
+  q.prefetch_bytes = 0;
   for (auto field : partitions) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return;
@@ -850,12 +866,26 @@ void ServiceImpl::OnStatistics(const std::string& json) {
     std::from_chars(key.data(), key.data() + key.size(), partition);
     simdjson::ondemand::object p;
     if (field.value().get_object().get(p)) return;
-    int64_t lag = -1;
-    if (p["consumer_lag"].get_int64().get(lag)) continue;
-    if (partition < 0 || lag < 0) continue;  // -1: librdkafka's internal partition; lag unknown
+    if (partition < 0) continue;  // -1: librdkafka's internal partition
     if (std::find(assigned_.begin(), assigned_.end(), partition) == assigned_.end()) continue;
-    metrics_->SetConsumerLag(partition, lag);
+    int64_t lag = -1, count = 0, bytes = 0;
+    if (!p["consumer_lag"].get_int64().get(lag) && lag >= 0) {  // -1: unknown
+      metrics_->SetConsumerLag(partition, lag);
+      q.lag += static_cast<uint64_t>(lag);
+    }
+    if (!p["fetchq_cnt"].get_int64().get(count) && count > 0) {
+      q.prefetch_messages = std::max(q.prefetch_messages, static_cast<uint64_t>(count));
+    }
+    if (!p["fetchq_size"].get_int64().get(bytes) && bytes > 0) {
+      q.prefetch_bytes = std::max(q.prefetch_bytes, static_cast<uint64_t>(bytes));
+    }
   }
+  q.peak_lag = std::max(q.peak_lag, q.lag);
+  q.peak_prefetch_messages = std::max(q.peak_prefetch_messages, q.prefetch_messages);
+  q.peak_prefetch_bytes = std::max(q.peak_prefetch_bytes, q.prefetch_bytes);
+  ++q.reports;
+  queue_stats_ = q;
+  metrics_->SetConsumerPrefetch(q.prefetch_messages, q.prefetch_bytes);
 }
 
 std::vector<uint32_t> ServiceImpl::KnownPartitions() {

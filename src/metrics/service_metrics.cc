@@ -109,6 +109,18 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                      .Name("streamrec_consumer_lag_messages")
                      .Help("Messages behind the partition's end (librdkafka statistics)")
                      .Register(registry);
+  prefetch_messages_ = &BuildGauge()
+                            .Name("streamrec_consumer_prefetch_messages")
+                            .Help("Input records fetched ahead of processing, queued in "
+                                  "librdkafka (bounded by kafka.max_prefetch_mb)")
+                            .Register(registry)
+                            .Add({});
+  prefetch_bytes_ = &BuildGauge()
+                         .Name("streamrec_consumer_prefetch_bytes")
+                         .Help("Payload bytes of the input records fetched ahead of processing "
+                               "(bounded by kafka.max_prefetch_mb)")
+                         .Register(registry)
+                         .Add({});
   assigned_ = &BuildGauge()
                    .Name("streamrec_assigned_partitions")
                    .Help("Input partitions assigned to this instance")

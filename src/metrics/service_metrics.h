@@ -51,6 +51,11 @@ class ServiceMetrics {
   // Consumer lag of `partition` (librdkafka statistics); Forget when it is revoked.
   void SetConsumerLag(int32_t partition, int64_t lag);
   void ForgetConsumerLag(int32_t partition);
+  // Records fetched ahead of processing in librdkafka's queue, and their payload bytes.
+  void SetConsumerPrefetch(uint64_t messages, uint64_t bytes) {
+    prefetch_messages_->Set(static_cast<double>(messages));
+    prefetch_bytes_->Set(static_cast<double>(bytes));
+  }
 
   void SetTotals(const ServiceTotals& totals);
   void SetAssignedPartitions(size_t n) { assigned_->Set(static_cast<double>(n)); }
@@ -90,6 +95,8 @@ class ServiceMetrics {
   prometheus::Histogram* purchase_to_publish_;
   prometheus::Family<prometheus::Gauge>* lag_family_;
   std::map<int32_t, prometheus::Gauge*> lag_;
+  prometheus::Gauge* prefetch_messages_;
+  prometheus::Gauge* prefetch_bytes_;
   prometheus::Gauge* assigned_;
   prometheus::Counter* rebalances_;
   prometheus::Counter* consumer_errors_;

@@ -155,7 +155,7 @@ Status CheckStoreFormat(StateStore* store, std::string_view where) {
 }
 
 Status ScanCustomers(
-    StateStore* store,
+    StateStore* store, const CustomerIdsInLogs& log_ids,
     const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit) {
   v1::CustomerState state;
   Status decode_status;
@@ -163,8 +163,8 @@ Status ScanCustomers(
       store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
         decode_status = DecodeState(value, &state);
         if (!decode_status.ok()) {
-          decode_status = Status::Corruption("customer '" + std::string(key.substr(4)) +
-                                             "': " + decode_status.message());
+          decode_status = Status::Corruption("customer " + log_ids.Name(key.substr(4)) + ": " +
+                                             decode_status.message());
           return false;
         }
         return visit(key, state);

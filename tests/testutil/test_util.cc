@@ -23,6 +23,19 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+void CapturingLogger::Log(LogLevel level, std::string_view message) {
+  static constexpr const char* kPrefix[] = {"D ", "I ", "W ", "E "};
+  std::lock_guard<std::mutex> lock(mu_);
+  text_ += kPrefix[static_cast<int>(level)];
+  text_.append(message);
+  text_ += "\n";
+}
+
+std::string CapturingLogger::Text() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return text_;
+}
+
 std::string SharedDataDir() { return STREAMREC_SHARED_DATA_DIR; }
 
 void WriteFile(const std::string& path, const std::string& content) {

@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "streamrec/event.h"
+#include "streamrec/logger.h"
 #include "streamrec/status.h"
 
 #define ASSERT_OK(expr)                                              \
@@ -41,6 +44,19 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// A Logger that keeps every line (any level), for tests of what reaches the log. Thread-safe.
+class CapturingLogger : public Logger {
+ public:
+  void Log(LogLevel level, std::string_view message) override;
+  // Every line so far, one per line, each prefixed with its level ("I ", "W ", "E ", "D ").
+  std::string Text() const;
+  bool Contains(std::string_view text) const { return Text().find(text) != std::string::npos; }
+
+ private:
+  mutable std::mutex mu_;
+  std::string text_;
 };
 
 // ../shared/data, as seen from the source tree (compiled in by CMake).
