@@ -145,9 +145,11 @@ TEST(DeployPrometheusTest, EveryAlertHasForSeveritySummaryAndDescription) {
       EXPECT_TRUE(rule["annotations"]["description"]) << name;
     }
   }
-  // The operations issue's list; README's Deployment section explains each.
+  // The operations issue's list, and the reliability issue's storage alert; README's Deployment
+  // section explains each.
   EXPECT_EQ(alerts, (std::set<std::string>{
-                        "StreamrecTargetDown", "StreamrecNotReady", "StreamrecConsumerLagGrowing",
+                        "StreamrecTargetDown", "StreamrecNotReady", "StreamrecStorageNotWritable",
+                        "StreamrecConsumerLagGrowing",
                         "StreamrecNoEvents", "StreamrecDeadLettersRising",
                         "StreamrecSegmentRefitFailing", "StreamrecAlsRefitFailing",
                         "StreamrecOutboxBacklog"}));

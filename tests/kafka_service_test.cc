@@ -1002,10 +1002,7 @@ TEST_P(KafkaServiceStorageFaultTest, PausesReportsAndResumesWithoutRestart) {
 INSTANTIATE_TEST_SUITE_P(Kinds, KafkaServiceStorageFaultTest,
                          ::testing::Values(StorageFaults::Kind::kIOError,
                                            StorageFaults::Kind::kNoSpace),
-                         [](const auto& info) {
-                           return info.param == StorageFaults::Kind::kIOError ? "WriteError"
-                                                                               : "DiskFull";
-                         });
+                         [](const auto& info) { return StorageFaults::KindName(info.param); });
 
 }  // namespace
 }  // namespace streamrec

@@ -301,10 +301,7 @@ TEST_P(RocksStateStoreFaultTest, FailedWriteLeavesNothingAndResumeRecovers) {
 INSTANTIATE_TEST_SUITE_P(Kinds, RocksStateStoreFaultTest,
                          ::testing::Values(StorageFaults::Kind::kIOError,
                                            StorageFaults::Kind::kNoSpace),
-                         [](const auto& info) {
-                           return info.param == StorageFaults::Kind::kIOError ? "WriteError"
-                                                                               : "DiskFull";
-                         });
+                         [](const auto& info) { return StorageFaults::KindName(info.param); });
 
 TEST(RocksStateStoreTest, IncompatibleFormatVersionFailsClearly) {
   TempDir dir;

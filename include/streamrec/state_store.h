@@ -129,6 +129,10 @@ class StorageFaults {
   void Set(Kind kind) { kind_.store(static_cast<int>(kind)); }
   void Clear() { Set(Kind::kNone); }
   Kind kind() const { return static_cast<Kind>(kind_.load()); }
+  // "None", "WriteError", "DiskFull" (test names).
+  static const char* KindName(Kind kind) {
+    return kind == Kind::kIOError ? "WriteError" : kind == Kind::kNoSpace ? "DiskFull" : "None";
+  }
   // File writes refused so far.
   uint64_t refused() const { return refused_.load(); }
   void CountRefused() { refused_.fetch_add(1); }

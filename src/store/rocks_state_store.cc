@@ -124,30 +124,34 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = FaultStatus(faults_.get());
-    if (s.ok()) s = FileSystemWrapper::NewWritableFile(fname, options, result, dbg);
-    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
-    return s;
+    if (!s.ok()) return s;
+    return Wrap(FileSystemWrapper::NewWritableFile(fname, options, result, dbg), result);
   }
   rocksdb::IOStatus ReopenWritableFile(const std::string& fname,
                                        const rocksdb::FileOptions& options,
                                        std::unique_ptr<rocksdb::FSWritableFile>* result,
                                        rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = FaultStatus(faults_.get());
-    if (s.ok()) s = FileSystemWrapper::ReopenWritableFile(fname, options, result, dbg);
-    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
-    return s;
+    if (!s.ok()) return s;
+    return Wrap(FileSystemWrapper::ReopenWritableFile(fname, options, result, dbg), result);
   }
   rocksdb::IOStatus ReuseWritableFile(const std::string& fname, const std::string& old_fname,
                                       const rocksdb::FileOptions& options,
                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
                                       rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = FaultStatus(faults_.get());
-    if (s.ok()) s = FileSystemWrapper::ReuseWritableFile(fname, old_fname, options, result, dbg);
-    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
-    return s;
+    if (!s.ok()) return s;
+    return Wrap(FileSystemWrapper::ReuseWritableFile(fname, old_fname, options, result, dbg),
+                result);
   }
 
  private:
+  // The file just opened (`opened` OK), wrapped so that its writes fail while faults are set.
+  rocksdb::IOStatus Wrap(rocksdb::IOStatus opened, std::unique_ptr<rocksdb::FSWritableFile>* file) {
+    if (opened.ok()) *file = std::make_unique<FaultyWritableFile>(std::move(*file), faults_);
+    return opened;
+  }
+
   std::shared_ptr<StorageFaults> faults_;
 };
 
