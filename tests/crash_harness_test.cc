@@ -251,7 +251,11 @@ TEST(CrashHarnessTest, SigkillAtSeededPointsLosesNothingAndDuplicatesNothing) {
                      "catalog:\n  path: " + catalog + "\n"
                      "pipeline:\n  batch_size: 300\n"
                      "kafka:\n  brokers: \"" + bootstrap + "\"\n  max_batch_ms: 50\n"
-                     "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n");
+                     "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
+                     // Ports of their own: the defaults (9464, 8080) may be taken by another
+                     // streamrec on the machine, and the run would stop at once.
+                     "metrics:\n  listen: \"127.0.0.1:0\"\n"
+                     "http:\n  listen: \"127.0.0.1:0\"\n");
   const std::string state = dir.File("state");
   OutputTail tail(bootstrap);
   auto producer = PurchaseProducer::Create(bootstrap, "purchases");

@@ -343,6 +343,42 @@ TEST_P(OutboxPublisherTest, FullProducerQueueKeepsTheRecordsAndTheirOrder) {
   EXPECT_TRUE(Stored(1).empty());
 }
 
+TEST_P(OutboxPublisherTest, DropInFlightPurgesTheProducerAndKeepsTheRecordsInTheOutbox) {
+  Start(OutboxPublisher::kDefaultMaxQueued, /*hold=*/false);
+  publisher_->Enqueue(Commit(0, 0, 5));
+  ASSERT_TRUE(AllDelivered(5));
+  // The broker now answers after a minute: what is produced stays in flight or queued.
+  ASSERT_EQ(rd_kafka_mock_broker_set_rtt(cluster_->raw(), 1, 60000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  publisher_->Enqueue(Commit(0, 5, 25));
+  ASSERT_OK(publisher_->Pump());
+  ASSERT_EQ(publisher_->in_flight(), 20u);
+
+  // As before the producer of a crashed or failed service is destroyed: every record gets its
+  // report (so its memory is freed), none counts as delivered or as a delivery error.
+  ASSERT_OK(publisher_->DropInFlight(kWaitMs));
+  EXPECT_EQ(publisher_->in_flight(), 0u);
+  EXPECT_EQ(publisher_->delivered(), 5u);
+  EXPECT_EQ(publisher_->delivery_errors(), 0u);
+  ASSERT_EQ(reports_->seen().size(), 25u);
+  for (size_t i = 5; i < 25; ++i) {
+    const RdKafka::ErrorCode err = reports_->seen()[i].err;
+    EXPECT_TRUE(err == RdKafka::ERR__PURGE_QUEUE || err == RdKafka::ERR__PURGE_INFLIGHT)
+        << reports_->seen()[i].key << ": " << RdKafka::err2str(err);
+  }
+  EXPECT_EQ(Stored(0), Range(5, 25)) << "purged records stay in the outbox";
+  ASSERT_EQ(rd_kafka_mock_broker_set_rtt(cluster_->raw(), 1, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+  Stop();
+
+  // The restarted process publishes them, in order.
+  OpenStore();
+  Start(OutboxPublisher::kDefaultMaxQueued, /*hold=*/false);
+  ASSERT_OK(publisher_->Recover());
+  EXPECT_EQ(publisher_->recovered(), 20u);
+  ASSERT_TRUE(AllDelivered(20));
+  EXPECT_EQ(Produced(0), Range(5, 25));
+  EXPECT_TRUE(Stored(0).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, OutboxPublisherTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDB" : "Memory"; });
 

@@ -212,14 +212,16 @@ void OutboxPublisher::dr_cb(RdKafka::Message& message) {
     return;
   }
   // Not written: produce it again (and whatever followed it that is still in the outbox).
+  state.cursor = std::min(state.cursor, pending->sequence);
+  state.dirty = true;
+  const RdKafka::ErrorCode err = message.err();
+  if (err == RdKafka::ERR__PURGE_QUEUE || err == RdKafka::ERR__PURGE_INFLIGHT) return;  // DropInFlight
   ++delivery_errors_;
   if (delivery_errors_ <= 10 || delivery_errors_ % 1000 == 0) {
     logger_->Warn("delivery failed (" + message.errstr() + ") for outbox partition " +
                   std::to_string(pending->partition) + " sequence " +
                   std::to_string(pending->sequence) + "; it will be produced again");
   }
-  state.cursor = std::min(state.cursor, pending->sequence);
-  state.dirty = true;
 }
 
 Status OutboxPublisher::ApplyDeletes(bool retry_now) {
@@ -342,6 +344,29 @@ Status OutboxPublisher::Flush(int timeout_ms) {
   }
   return Status::Busy(std::to_string(in_flight_) + " output record(s) still in flight after " +
                       std::to_string(timeout_ms) + " ms; they stay in the outbox");
+}
+
+Status OutboxPublisher::DropInFlight(int timeout_ms) {
+  if (producer_ == nullptr) return Status::OK();
+  const RdKafka::ErrorCode err =
+      producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return Status::IOError("purging the producer's queues: " + RdKafka::err2str(err));
+  }
+  // The reports of the purged messages are queued by now; a report the broker's answer
+  // brought just before the purge may still be on its way. At most 100 ms per wait.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (in_flight_ > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    producer_->poll(static_cast<int>(std::min<int64_t>(left, 100)));
+  }
+  if (in_flight_ > 0) {
+    return Status::Busy(std::to_string(in_flight_) + " output record(s) without a delivery report " +
+                        std::to_string(timeout_ms) + " ms after the purge");
+  }
+  return Status::OK();
 }
 
 }  // namespace streamrec

@@ -60,10 +60,18 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   Status Pump(size_t budget = 20000);
   // Pumps until nothing is pending or in flight, or `timeout_ms` passes. OK when all delivered.
   Status Flush(int timeout_ms);
+  // Gives up on what the producer still holds (after a crash, a failed run or a flush that timed
+  // out, before the producer is destroyed): purges its queues, in flight included, and serves
+  // the delivery reports for at most `timeout_ms`, which frees each message's record (the
+  // producer frees its messages on destruction but never reports them). Purged records are not
+  // delivery errors; they stay in the outbox and are produced again (their partitions are
+  // rewound; a restart reads them back). Nothing is deleted. OK when nothing is left in flight.
+  Status DropInFlight(int timeout_ms);
 
   uint64_t in_flight() const { return in_flight_; }
   uint64_t delivered() const { return delivered_; }
-  // Failed deliveries and produce() calls refused at once (each record is produced again).
+  // Failed deliveries and produce() calls refused at once (each record is produced again); not
+  // the records DropInFlight purged.
   uint64_t delivery_errors() const { return delivery_errors_; }
   // Range deletes of acknowledged records the store refused (a disk error, a full disk). They
   // are not lost work: the records stay in the outbox, are deleted by a later delete once the

@@ -37,6 +37,8 @@ constexpr int kMaxPollWaitMs = 100;
 // at most this long, so a list's acknowledgement is not held up by a quiet input.
 constexpr int kInFlightPollWaitMs = 5;
 constexpr int kCloseFlushTimeoutMs = 30000;
+// At destruction: how long the purged output records' delivery reports may take.
+constexpr int kDropInFlightTimeoutMs = 5000;
 // stop_at_end: how often an idle service asks the broker for its partitions' ends, and how long
 // one such question may take.
 constexpr int64_t kEndCheckIntervalUs = 200000;
@@ -61,6 +63,12 @@ class ServiceImpl : public Service,
     // After SimulateCrash the consumer is destroyed without close() (librdkafka's C++
     // destructor does not close): no commit, no LeaveGroup, as if the process died.
     consumer_.reset();
+    // What a crash, a failed run or a timed-out flush left in flight stays in the outbox; the
+    // producer would destroy those messages without a delivery report, leaking their records.
+    if (publisher_ != nullptr && producer_ != nullptr) {
+      Status dropped = publisher_->DropInFlight(kDropInFlightTimeoutMs);
+      if (!dropped.ok()) log_->Warn("at exit: " + dropped.message());
+    }
     producer_.reset();
   }
 
