@@ -565,6 +565,10 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> std::string& { return c.kafka.dead_letter_topic; }));
     s.push_back(StringKey("kafka.segment_change_topic", "SegmentChange records",
                           [](Config& c) -> std::string& { return c.kafka.segment_change_topic; }));
+    s.push_back(StringKey("kafka.changelog_topic",
+                          "changelog of customer states, partitioned like the input (compacted, "
+                          "key = customer); empty: none",
+                          [](Config& c) -> std::string& { return c.kafka.changelog_topic; }));
     s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
                           [](Config& c) -> std::string& { return c.kafka.output_format; },
                           {"protobuf", "json"}));

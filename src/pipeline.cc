@@ -101,6 +101,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   // 1. Decode; skip what an earlier run already applied.
   std::vector<PurchaseEvent> events;
   std::vector<int64_t> source_ms;  // per event: when its record reached the source
+  std::vector<uint64_t> event_offsets;  // per event: its record's offset
   events.reserve(records.size());
   source_ms.reserve(records.size());
   uint64_t next_offset = position.next_offset();
@@ -118,6 +119,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     }
     events.push_back(std::move(event));
     source_ms.push_back(record.timestamp_ms);
+    event_offsets.push_back(record.offset);
   }
   if (result->records == 0) {
     result->watermark_ms = position.watermark_ms();
@@ -237,6 +239,14 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   for (size_t i = 0; i < events.size(); ++i) {
     const PurchaseEvent& e = events[i];
     CustomerState& state = states[owner[i]];
+    // After a restore from the changelog a customer's state may already reflect records past
+    // the partition's restored position: those are not applied twice.
+    if (event_offsets[i] < position.restored_through() &&
+        event_offsets[i] < state.source_next_offset()) {
+      ++result->skipped_restored;
+      continue;
+    }
+    state.set_source_next_offset(next_offset);
     if (state.list_version() > 0) {
       // Attribution against the list the customer had before this batch.
       Attribution& a = attribution[owner[i]];
@@ -355,29 +365,59 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   // the rescore sweep), in the outbox of the customer's own partition so that one customer's
   // changes are published in order.
   std::map<uint32_t, v1::SourcePosition> other_positions;
+  // The next outbox sequence of partition p.
+  auto next_sequence = [&](uint32_t p) -> StatusOr<uint64_t> {
+    if (p == partition) return outbox_seq++;
+    auto it = other_positions.find(p);
+    if (it == other_positions.end()) {
+      auto other = Position(p);
+      if (!other.ok()) return other.status();
+      it = other_positions.emplace(p, std::move(other).value()).first;
+    }
+    const uint64_t seq = it->second.outbox_seq();
+    it->second.set_outbox_seq(seq + 1);
+    return seq;
+  };
   for (const SegmentRelabel& relabel : relabels) {
     const uint32_t p = PartitionOfKey(relabel.key);
-    uint64_t seq = 0;
-    if (p == partition) {
-      seq = outbox_seq++;
-    } else {
-      auto it = other_positions.find(p);
-      if (it == other_positions.end()) {
-        auto other = Position(p);
-        if (!other.ok()) return forget(other.status());
-        it = other_positions.emplace(p, std::move(other).value()).first;
-      }
-      seq = it->second.outbox_seq();
-      it->second.set_outbox_seq(seq + 1);
-    }
+    auto seq = next_sequence(p);
+    if (!seq.ok()) return forget(seq.status());
     v1::OutboxRecord record;
     record.set_topic_kind("segment-changes");
     record.set_key(relabel.change.customer_id());
     *record.mutable_segment_change() = relabel.change;
-    PutOutbox(p, seq, std::move(record), &writes);
+    PutOutbox(p, *seq, std::move(record), &writes);
     ++result->segment_changes;
     ++result->transitions[{TransitionFrom(relabel.change.from_segment()),
                            relabel.change.to_segment()}];
+  }
+  // The changelog: every customer state written (the segmenter's, then the batch's own: the
+  // later put of a key wins), each in its own partition's outbox.
+  if (options_.changelog) {
+    // The records are made before any is queued: queueing adds to `writes`, which would move
+    // the values they are copied from.
+    std::unordered_map<std::string_view, size_t> index;
+    std::vector<v1::OutboxRecord> changelog;
+    std::vector<uint32_t> partitions;  // each record's partition
+    for (const WriteSet* set : {&all, &writes}) {
+      for (const WriteSet::Op& op : set->ops()) {
+        if (op.column != Column::kCustomers || op.is_delete) continue;
+        auto [it, inserted] = index.try_emplace(op.key, changelog.size());
+        if (inserted) {
+          changelog.emplace_back();
+          changelog.back().set_topic_kind("changelog");
+          changelog.back().set_key(op.key.substr(std::min<size_t>(4, op.key.size())));
+          partitions.push_back(PartitionOfKey(op.key));
+        }
+        changelog[it->second].set_changelog_state(op.value);
+      }
+    }
+    index.clear();
+    for (size_t c = 0; c < changelog.size(); ++c) {
+      auto seq = next_sequence(partitions[c]);
+      if (!seq.ok()) return forget(seq.status());
+      PutOutbox(partitions[c], *seq, std::move(changelog[c]), &writes);
+    }
   }
   for (const auto& [p, other] : other_positions) {
     writes.Put(Column::kPositions, PositionKey(options_.source_name, p), EncodeState(other));
@@ -390,6 +430,16 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   position.set_outbox_seq(outbox_seq);
   position.set_watermark_ms(watermark);
   position.set_customers(position.customers() + result->new_customers);
+  if (options_.changelog) {
+    // After the batch's states: a restore that reads this position has every state before it.
+    const uint64_t seq = outbox_seq++;
+    position.set_outbox_seq(outbox_seq);
+    v1::OutboxRecord record;
+    record.set_topic_kind("changelog");
+    record.set_key(kChangelogPositionKey);
+    *record.mutable_changelog_position() = position;
+    PutOutbox(partition, seq, std::move(record), &writes);
+  }
   writes.Put(Column::kPositions, PositionKey(options_.source_name, partition),
              EncodeState(position));
   // The segmenter's own writes (model versions, stored customers it re-scored) go first: a
@@ -426,10 +476,15 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     result->other_outbox_partitions.push_back(p);
   }
   result->outbox = std::move(outbox_);
-  result->events = events.size();
+  result->events = events.size() - result->skipped_restored;
   result->customers_changed = states.size();
   result->watermark_ms = watermark;
   return Status::OK();
+}
+
+Status Pipeline::PartitionReplaced(uint32_t partition) {
+  ForgetPosition(partition);
+  return RebuildRecommenderIndex();
 }
 
 void Pipeline::ForgetPosition(uint32_t partition) {

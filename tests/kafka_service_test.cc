@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "file_io.h"
+#include "kafka/changelog_restore.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/purchase_producer.h"
 #include "streamrec/decoder.h"
@@ -495,6 +496,127 @@ TEST_F(KafkaServiceTest, EndToEndWithDeadLetters) {
   bool original_kept = false;
   for (const Consumed& c : dead) original_kept |= c.value == R"({"customer_id":"c1"})" && c.key == "k2";
   EXPECT_TRUE(original_kept);
+}
+
+// Every partition's state, restored from the changelog topic into an empty store, equals what
+// the service stored: the same customer-state digest and the same positions.
+TEST_F(KafkaServiceTest, ChangelogRestoresEveryPartitionToTheStoredState) {
+  ASSERT_OK(cluster_->CreateTopic("state-changelog", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+  ServiceOptions options = Options(dir.File("state"), "changelog", feed);
+  options.config.kafka.changelog_topic = "state-changelog";
+  auto service = Service::Create(options);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::atomic<bool> stop{false};
+  Status run_status;
+  std::thread runner([&] { run_status = (*service)->Run(stop); });
+  EXPECT_TRUE(WaitDone(service->get(), feed.events.size()));
+  stop.store(true);
+  runner.join();
+  ASSERT_OK(run_status);
+  service->reset();
+
+  StoreOptions stored_options;
+  stored_options.path = dir.File("state");
+  ASSERT_OK_AND_ASSIGN(stored, OpenRocksStateStore(stored_options));
+  StoreOptions restored_options;
+  restored_options.path = dir.File("restored");
+  ASSERT_OK_AND_ASSIGN(restored, OpenRocksStateStore(restored_options));
+  uint64_t records = 0;
+  double seconds = 0;
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    ChangelogRestoreOptions restore;
+    restore.source_name = "kafka:purchases";
+    restore.partition = p;
+    uint64_t progress_calls = 0;
+    restore.progress = [&](uint64_t read, uint64_t total) {
+      ++progress_calls;
+      EXPECT_LE(read, total);
+    };
+    ASSERT_OK_AND_ASSIGN(stats, RestoreFromChangelog(options.config.kafka, restore, restored.get()));
+    EXPECT_TRUE(stats.restored) << "partition " << p;
+    EXPECT_GT(stats.states, 0u) << "partition " << p;
+    EXPECT_GT(stats.positions, 0u) << "partition " << p;
+    EXPECT_GT(progress_calls, 0u);
+    records += stats.records;
+    seconds += stats.seconds;
+    std::string value;
+    ASSERT_OK(stored->Get(Column::kPositions, PositionKey("kafka:purchases", p), &value));
+    v1::SourcePosition want;
+    ASSERT_OK(DecodeState(value, &want));
+    EXPECT_EQ(stats.position.next_offset(), want.next_offset()) << "partition " << p;
+    EXPECT_EQ(stats.position.events(), want.events()) << "partition " << p;
+  }
+  std::printf("restored %llu changelog records in %.3f s\n",
+              static_cast<unsigned long long>(records), seconds);
+  ASSERT_OK_AND_ASSIGN(want_digest, StateDigest(stored.get()));
+  ASSERT_OK_AND_ASSIGN(got_digest, StateDigest(restored.get()));
+  EXPECT_EQ(got_digest, want_digest);
+
+  // Errors name what is wrong.
+  KafkaConfig no_topic = options.config.kafka;
+  no_topic.changelog_topic = "";
+  ChangelogRestoreOptions restore;
+  restore.source_name = "kafka:purchases";
+  auto refused = RestoreFromChangelog(no_topic, restore, restored.get());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("kafka.changelog_topic"), std::string::npos);
+  restore.partition = kPartitions + 3;
+  restore.timeout_ms = 5000;
+  auto missing = RestoreFromChangelog(options.config.kafka, restore, restored.get());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("partition " + std::to_string(kPartitions + 3)),
+            std::string::npos)
+      << missing.status().ToString();
+}
+
+// A new instance (an empty state directory) assigned partitions whose state is in the
+// changelog restores them instead of reading the input again from its start, then goes on with
+// new input: the same customer-state digest as a file replay of everything, and only the new
+// records applied by this run.
+TEST_F(KafkaServiceTest, NewInstanceRestoresFromTheChangelogInsteadOfReprocessing) {
+  ASSERT_OK(cluster_->CreateTopic("handover-changelog", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  const size_t first = 3000;
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, first));
+  auto run = [&](const std::string& state, const std::string& group, size_t applied,
+                 const std::function<void(Service*)>& meanwhile) -> ServiceStats {
+    ServiceOptions options = Options(dir.File(state), group, feed);
+    options.config.kafka.changelog_topic = "handover-changelog";
+    auto service = Service::Create(options);
+    EXPECT_TRUE(service.ok()) << service.status().ToString();
+    if (!service.ok()) return {};
+    std::atomic<bool> stop{false};
+    Status run_status;
+    std::thread runner([&] { run_status = (*service)->Run(stop); });
+    if (meanwhile) meanwhile(service->get());
+    EXPECT_TRUE(WaitDone(service->get(), applied));
+    ServiceStats stats = (*service)->stats();
+    std::string metrics;
+    EXPECT_EQ(HttpGet(stats.metrics_port, "/metrics", &metrics), 200);
+    EXPECT_EQ(MetricSum(metrics, "streamrec_changelog_restored_records_total"),
+              static_cast<double>(stats.restored_records));
+    stop.store(true);
+    runner.join();
+    EXPECT_OK(run_status);
+    return stats;
+  };
+  ServiceStats a = run("a", "handover-a", first, nullptr);
+  EXPECT_EQ(a.events, first);
+  EXPECT_EQ(a.restored_partitions, 0u) << "the changelog was empty";
+
+  ServiceStats b = run("b", "handover-b", feed.events.size(), [&](Service* service) {
+    // The rest of the input once the restored partitions are being consumed.
+    EXPECT_TRUE(service->WaitFor([](const ServiceStats& s) { return s.ready; }, kWaitMs));
+    Produce(feed.events, first, feed.events.size());
+  });
+  EXPECT_EQ(b.restored_partitions, static_cast<uint64_t>(kPartitions));
+  EXPECT_GT(b.restored_records, first / 2);
+  EXPECT_EQ(b.events, feed.events.size() - first) << "the restored input is not read again";
+  EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
 }
 
 TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {

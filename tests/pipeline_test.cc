@@ -706,5 +706,158 @@ TEST(PipelineTest, InvalidReasonNamesTheFieldNeverTheValue) {
             "bad event time");
 }
 
+// ---- The changelog ------------------------------------------------------------------------------
+
+void WithChangelog(PipelineOptions* options) { options->changelog = true; }
+
+struct ChangelogEntry {
+  std::string key;
+  std::string value;
+};
+
+// The changelog records of `records` (outbox order), as the publisher would produce them.
+std::vector<ChangelogEntry> ChangelogOf(const std::vector<v1::OutboxRecord>& records) {
+  std::vector<ChangelogEntry> out;
+  for (const v1::OutboxRecord& r : records) {
+    if (r.topic_kind() != "changelog") continue;
+    if (r.payload_case() == v1::OutboxRecord::kChangelogState) {
+      out.push_back({r.key(), r.changelog_state()});
+    } else {
+      EXPECT_EQ(r.payload_case(), v1::OutboxRecord::kChangelogPosition);
+      EXPECT_EQ(r.key(), kChangelogPositionKey);
+      out.push_back({r.key(), EncodeState(r.changelog_position())});
+    }
+  }
+  return out;
+}
+
+Status Load(StateStore* store, const std::vector<ChangelogEntry>& changelog) {
+  ChangelogLoader loader(store, "file", 0, /*batch_records=*/2);
+  for (size_t i = 0; i < changelog.size(); ++i) {
+    std::string_view value = changelog[i].value;
+    STREAMREC_RETURN_IF_ERROR(loader.Add(i, changelog[i].key, &value));
+  }
+  return loader.Finish();
+}
+
+const std::vector<std::string> kBatch1 = {"c1,A,2011-01-01 10:00:00,1,2.0,2.0,web",
+                                          "c2,B,2011-01-01 11:00:00,1,3.0,3.0,web",
+                                          "c1,B,2011-01-02 10:00:00,2,3.0,6.0,web"};
+const std::vector<std::string> kBatch2 = {"c1,C,2011-01-05 10:00:00,1,4.0,4.0,web",
+                                          "c3,A,2011-01-05 11:00:00,1,2.0,2.0,",
+                                          "c2,C,2011-01-06 10:00:00,1,4.0,4.0,web"};
+const std::vector<std::string> kBatch3 = {"c2,A,2011-01-09 10:00:00,1,2.0,2.0,web",
+                                          "c4,B,2011-01-09 11:00:00,3,3.0,9.0,"};
+
+TEST(PipelineChangelogTest, EveryStateWrittenThenThePositionGoToTheOutbox) {
+  Harness h(nullptr, WithChangelog);
+  BatchResult r;
+  ASSERT_OK(h.Run(kBatch1, 0, &r));
+  std::vector<ChangelogEntry> changelog = ChangelogOf(h.Drain());
+  ASSERT_EQ(changelog.size(), 3u) << "c1, c2, then the position";
+  std::set<std::string> customers;
+  for (size_t i = 0; i + 1 < changelog.size(); ++i) {
+    customers.insert(changelog[i].key);
+    std::string stored;
+    ASSERT_OK(h.store()->Get(Column::kCustomers, PartitionKey(0, changelog[i].key), &stored));
+    EXPECT_EQ(changelog[i].value, stored) << changelog[i].key << ": the state as stored";
+    CustomerState state;
+    ASSERT_OK(DecodeState(changelog[i].value, &state));
+    EXPECT_EQ(state.source_next_offset(), 3u);
+  }
+  EXPECT_EQ(customers, (std::set<std::string>{"c1", "c2"}));
+  ASSERT_EQ(changelog.back().key, kChangelogPositionKey);
+  v1::SourcePosition position;
+  ASSERT_OK(DecodeState(changelog.back().value, &position));
+  ASSERT_OK_AND_ASSIGN(stored, h.pipeline().Position(0));
+  EXPECT_EQ(position.SerializeAsString(), stored.SerializeAsString());
+  EXPECT_EQ(position.next_offset(), 3u);
+
+  // Without the option: no changelog records.
+  Harness plain;
+  ASSERT_OK(plain.Run(kBatch1, 0, &r));
+  EXPECT_TRUE(ChangelogOf(plain.Drain()).empty());
+}
+
+// The writer died after producing part of batch 2's states and before its position: the
+// restored partition resumes at batch 1's position, with c1 (whose batch-2 state made it) ahead
+// of it. Batch 2 applied again changes only c2 and c3; c1's records are skipped. The state ends
+// equal to the writer's, and stays equal as both go on.
+TEST(PipelineChangelogTest, RestoreFromAPartialBatchNeitherLosesNorDoubleCounts) {
+  Harness writer(nullptr, WithChangelog);
+  BatchResult r;
+  ASSERT_OK(writer.Run(kBatch1, 0, &r));
+  ASSERT_OK(writer.Run(kBatch2, 3, &r));
+  std::vector<ChangelogEntry> changelog = ChangelogOf(writer.Drain());
+  ASSERT_EQ(changelog.size(), 3u + 4u) << "c1, c2, position; c1, c3, c2, position";
+  ASSERT_EQ(changelog[3].key, "c1");
+  changelog.resize(4);  // batch 2's c3, c2 and position never reached the changelog
+
+  Harness restored(nullptr, WithChangelog);
+  ASSERT_OK(Load(restored.store(), changelog));
+  ASSERT_OK_AND_ASSIGN(position, restored.pipeline().Position(0));
+  EXPECT_EQ(position.next_offset(), 3u) << "batch 1's position";
+  EXPECT_EQ(position.restored_through(), 6u) << "c1 reflects batch 2";
+  EXPECT_EQ(restored.Customer("c1").purchase_count(), 3u);
+
+  ASSERT_OK(restored.Run(kBatch2, 3, &r));
+  EXPECT_EQ(r.skipped_restored, 1u) << "c1's batch-2 record is in its restored state";
+  EXPECT_EQ(r.events, 2u);
+  ASSERT_OK_AND_ASSIGN(want, StateDigest(writer.store()));
+  ASSERT_OK_AND_ASSIGN(got, StateDigest(restored.store()));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(restored.Customer("c1").purchase_count(), writer.Customer("c1").purchase_count());
+
+  ASSERT_OK(writer.Run(kBatch3, 6, &r));
+  ASSERT_OK(restored.Run(kBatch3, 6, &r));
+  EXPECT_EQ(r.skipped_restored, 0u);
+  ASSERT_OK_AND_ASSIGN(want3, StateDigest(writer.store()));
+  ASSERT_OK_AND_ASSIGN(got3, StateDigest(restored.store()));
+  EXPECT_EQ(got3, want3);
+}
+
+// A restore replaces what the store held for the partition (customers and lists), keeps its
+// outbox numbering ahead, and refuses records it cannot decode, naming their offset.
+TEST(PipelineChangelogTest, LoaderReplacesThePartitionAndNamesBadRecords) {
+  Harness writer(nullptr, WithChangelog);
+  BatchResult r;
+  ASSERT_OK(writer.Run(kBatch1, 0, &r));
+  std::vector<ChangelogEntry> changelog = ChangelogOf(writer.Drain());
+
+  Harness other;  // holds an older, different history of partition 0
+  ASSERT_OK(other.Run(kBatch3, 0, &r));
+  ASSERT_OK_AND_ASSIGN(before, other.pipeline().Position(0));
+  ASSERT_OK(Load(other.store(), changelog));
+  other.pipeline().ForgetPosition(0);
+  ASSERT_OK_AND_ASSIGN(after, other.pipeline().Position(0));
+  EXPECT_EQ(after.next_offset(), 3u);
+  EXPECT_GE(after.outbox_seq(), before.outbox_seq());
+  std::string value;
+  EXPECT_TRUE(other.store()->Get(Column::kCustomers, PartitionKey(0, "c4"), &value).IsNotFound())
+      << "c4 was never in the restored partition";
+  EXPECT_TRUE(other.store()->Get(Column::kLists, ListKey(0, "c4"), &value).IsNotFound());
+  ASSERT_OK_AND_ASSIGN(want, StateDigest(writer.store()));
+  ASSERT_OK_AND_ASSIGN(got, StateDigest(other.store()));
+  EXPECT_EQ(got, want);
+
+  auto store = NewMemStateStore();
+  ChangelogLoader loader(store.get(), "file", 0);
+  ASSERT_OK_AND_ASSIGN(before_any, RestoreIncomplete(store.get(), "file", 0));
+  EXPECT_FALSE(before_any);
+  std::string_view garbage = "\xff\xff\xff";
+  Status bad = loader.Add(41, "c1", &garbage);
+  EXPECT_TRUE(bad.IsCorruption()) << bad.ToString();
+  EXPECT_NE(bad.message().find("offset 41"), std::string::npos) << bad.ToString();
+  Status keyless = loader.Add(42, "", &garbage);
+  EXPECT_NE(keyless.message().find("without a key at offset 42"), std::string::npos)
+      << keyless.ToString();
+  // Begun, not finished: the partition is marked until a restore finishes.
+  ASSERT_OK_AND_ASSIGN(unfinished, RestoreIncomplete(store.get(), "file", 0));
+  EXPECT_TRUE(unfinished);
+  ASSERT_OK(Load(store.get(), changelog));
+  ASSERT_OK_AND_ASSIGN(finished, RestoreIncomplete(store.get(), "file", 0));
+  EXPECT_FALSE(finished);
+}
+
 }  // namespace
 }  // namespace streamrec

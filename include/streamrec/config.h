@@ -115,6 +115,9 @@ struct KafkaConfig {
   std::string output_topic = "recommendations";
   std::string dead_letter_topic = "purchases-dlq";
   std::string segment_change_topic = "segment-changes";
+  // Changelog of customer states and positions, partitioned like the input (compacted, key =
+  // customer id); "" = none. Another instance restores a partition's state from it.
+  std::string changelog_topic;
   // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
   std::string output_format = "protobuf";
   // partition.assignment.strategy of the consumer group.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "streamrec/catalog.h"
+#include "streamrec/changelog.h"
 #include "streamrec/decoder.h"
 #include "streamrec/features.h"
 #include "streamrec/recommender.h"
@@ -48,6 +49,11 @@ struct PipelineOptions {
   size_t state_cache_customers = 100000;
   // How error messages that may reach a log name customers (log.pseudonymize_customer_ids).
   CustomerIdsInLogs log_ids;
+  // Also queue in the outbox, as changelog records (topic kind "changelog", produced to
+  // kafka.changelog_topic), every customer state a batch writes and, after them, the position
+  // of the batch's partition: a partition's state can then be restored from the changelog
+  // (streamrec/changelog.h) on another instance.
+  bool changelog = false;
 };
 
 // "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting
@@ -100,7 +106,7 @@ struct OutboxEntry {
 
 struct BatchResult {
   uint64_t records = 0;           // records consumed (valid + invalid)
-  uint64_t events = 0;            // valid events applied
+  uint64_t events = 0;            // valid events applied (not counting skipped_restored)
   uint64_t customers_changed = 0;
   uint64_t new_customers = 0;
   uint64_t lists_published = 0;   // lists that differed from the last published, sent to outbox
@@ -114,6 +120,8 @@ struct BatchResult {
   StageSeconds stages;
   uint64_t cache_hits = 0;        // batch customers found in the state cache
   uint64_t cache_misses = 0;      // read from the store (MultiGet)
+  // Events a customer's state restored from the changelog already reflected (not applied again).
+  uint64_t skipped_restored = 0;
   int64_t watermark_ms = 0;       // max event time applied so far in the partition
   // Other partitions whose outbox got records in this batch (SegmentChanges of stored customers
   // the segmenter relabelled): their publishers have something to send too.
@@ -150,6 +158,9 @@ class Pipeline {
   // assigned again may have been processed elsewhere meanwhile).
   // Its cached states go too.
   void ForgetPosition(uint32_t partition);
+  // After `partition`'s state was replaced in the store (a restore from the changelog): forgets
+  // its cached position and states, and rebuilds the recommender's index of customers.
+  Status PartitionReplaced(uint32_t partition);
 
   const ItemStatsTable& item_stats() const { return items_; }
   const PipelineOptions& options() const { return options_; }

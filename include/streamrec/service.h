@@ -77,6 +77,8 @@ struct ServiceStats {
   uint64_t in_flight = 0;          // produced, not yet acknowledged
   uint64_t consumer_errors = 0;    // transport/broker errors seen by the consumer
   uint64_t rebalances = 0;
+  uint64_t restored_partitions = 0;  // partitions restored from the changelog by this run
+  uint64_t restored_records = 0;     // changelog records those restores read
   uint64_t pauses = 0;             // times partitions were paused for backpressure
   uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
   uint64_t storage_retries = 0;    // resume attempts that found the store still failing

@@ -83,6 +83,10 @@ class StateStore {
                           std::vector<std::string>* values, std::vector<bool>* found) = 0;
   // Applies every operation of `writes` or none.
   virtual Status Write(const WriteSet& writes) = 0;
+  // Like Write, without the write-ahead log (bulk loads: a restore from the changelog): the
+  // writes survive a crash only once Flush returned. Then write what marks the load complete
+  // with Write.
+  virtual Status WriteWithoutLog(const WriteSet& writes) { return Write(writes); }
   // Visits the keys starting with `prefix` in key order, on a consistent snapshot taken at the
   // call; stops early when `visit` returns false.
   virtual Status Scan(Column column, std::string_view prefix,
@@ -196,11 +200,13 @@ Status ScanCustomers(
 
 // A digest of every customer's state (hex, 32 characters): two stores with equal digests hold
 // the same features and counts for the same customers, byte for byte. Excluded: list
-// publication bookkeeping (version, content hash, as_of, items) and the segment assignment (cluster,
-// segment, model version: the online K-Means centres move once per micro-batch), which both
-// depend on where micro-batches were cut, and the global item statistics, whose floating-point
-// sums depend on how partitions interleave; a restart or a rebalance legitimately changes all
-// three. (A file replay of the same input still reproduces them exactly.)
+// publication bookkeeping (version, content hash, as_of, items) and the segment assignment
+// (cluster, segment, model version: the online K-Means centres move once per micro-batch), which
+// both depend on where micro-batches were cut; the source offset a customer was last updated
+// at, which depends on the source (file lines, Kafka offsets); and the global item statistics,
+// whose floating-point sums depend on how partitions interleave. A restart or a rebalance
+// legitimately changes all of them. (A file replay of the same input still reproduces them
+// exactly.)
 // Order-independent and partition-independent: the same customers with the same states give the
 // same digest whether they live in one partition or many, in one store or several.
 StatusOr<std::string> StateDigest(StateStore* store);

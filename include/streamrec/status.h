@@ -49,6 +49,12 @@ class [[nodiscard]] Status {
   // "OK" or "<code name>: <message>".
   std::string ToString() const;
 
+  // The same error with "<context>: " in front of its message (OK stays OK).
+  Status WithContext(std::string_view context) const {
+    if (ok()) return *this;
+    return Status(code_, std::string(context) + ": " + message_);
+  }
+
   // Explicitly discards a Status: ignoring an error must be visible and greppable.
   void IgnoreError() const {}
 

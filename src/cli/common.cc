@@ -49,6 +49,9 @@ Status CreateServiceTopics(MockKafkaCluster* cluster, const Config& config, int 
                                    &config.kafka.segment_change_topic}) {
     STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(*topic, partitions));
   }
+  if (!config.kafka.changelog_topic.empty()) {
+    STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(config.kafka.changelog_topic, partitions));
+  }
   return Status::OK();
 }
 

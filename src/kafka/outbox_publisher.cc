@@ -37,6 +37,15 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
       headers->add("source-offset", std::to_string(d.offset()));
       break;
     }
+    case v1::OutboxRecord::kChangelogState:
+      // The store's encoding: a format-version byte, then the protobuf.
+      headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.CustomerState");
+      headers->add("schema-version", kSchemaVersion);
+      break;
+    case v1::OutboxRecord::kChangelogPosition:
+      headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.SourcePosition");
+      headers->add("schema-version", kSchemaVersion);
+      break;
     case v1::OutboxRecord::PAYLOAD_NOT_SET:
       break;
   }
@@ -117,6 +126,9 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
   auto pending = std::make_unique<Pending>(Pending{partition, sequence, std::move(*record_ptr)});
   const v1::OutboxRecord& record = pending->record;
   const std::string* topic = &config_.output_topic;
+  // Changelog records go to the partition of the input partition whose state they carry (the
+  // outbox partition); the others are partitioned by key.
+  int32_t kafka_partition = RdKafka::Topic::PARTITION_UA;
   std::string value;
   const bool json = config_.output_format == "json";
   switch (record.payload_case()) {
@@ -132,6 +144,16 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
       topic = &config_.dead_letter_topic;
       value = record.dead_letter().payload();
       break;
+    case v1::OutboxRecord::kChangelogState:
+      topic = &config_.changelog_topic;
+      kafka_partition = static_cast<int32_t>(partition);
+      value = record.changelog_state();
+      break;
+    case v1::OutboxRecord::kChangelogPosition:
+      topic = &config_.changelog_topic;
+      kafka_partition = static_cast<int32_t>(partition);
+      value = EncodeState(record.changelog_position());
+      break;
     case v1::OutboxRecord::PAYLOAD_NOT_SET:
       return Status::Corruption("outbox record without payload at partition " +
                                 std::to_string(partition) + " sequence " + std::to_string(sequence));
@@ -140,7 +162,7 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
       record.payload_case() == v1::OutboxRecord::kDeadLetter ? record.dead_letter().key() : record.key();
   RdKafka::Headers* headers = MakeHeaders(record, config_.output_format);
   RdKafka::ErrorCode err = producer_->produce(
-      *topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+      *topic, kafka_partition, RdKafka::Producer::RK_MSG_COPY,
       value.empty() ? nullptr : value.data(), value.size(), key.empty() ? nullptr : key.data(),
       key.size(), 0, headers, pending.get());
   if (err != RdKafka::ERR_NO_ERROR) {

@@ -16,6 +16,7 @@
 
 #include "http/http_api.h"
 #include "json_writer.h"
+#include "kafka/changelog_restore.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/outbox_publisher.h"
 #include "metrics/service_metrics.h"
@@ -39,6 +40,8 @@ constexpr int kInFlightPollWaitMs = 5;
 constexpr int kCloseFlushTimeoutMs = 30000;
 // At destruction: how long the purged output records' delivery reports may take.
 constexpr int kDropInFlightTimeoutMs = 5000;
+// A restore of one partition from the changelog gives up after this long.
+constexpr int kRestoreTimeoutMs = 30 * 60 * 1000;
 // stop_at_end: how often an idle service asks the broker for its partitions' ends, and how long
 // one such question may take.
 constexpr int64_t kEndCheckIntervalUs = 200000;
@@ -125,6 +128,10 @@ class ServiceImpl : public Service,
   // Starts a background scan of a store snapshot for segment sizes and revenue.
   void StartSegmentScan();
   void OnStatistics(const std::string& json);
+  // On assignment, with a changelog: restores `partition` from it when the changelog's state is
+  // ahead of the local one (or a restore here did not finish). Blocks the poll loop meanwhile
+  // (the service is not ready). An error is fatal only when the local state is partial.
+  Status MaybeRestore(uint32_t partition);
   Status StartServers();
   std::vector<uint32_t> KnownPartitions();
 
@@ -158,6 +165,10 @@ class ServiceImpl : public Service,
   std::atomic<bool> storage_writable_{true};
   mutable std::mutex storage_mu_;
   std::string storage_why_;  // guarded by storage_mu_: for Ready on the API's threads
+  // Restores from the changelog (service thread; restore_why_ guarded by storage_mu_).
+  std::atomic<bool> restoring_{false};
+  std::string restore_why_;
+  uint64_t restored_partitions_ = 0, restored_records_ = 0;
   std::atomic<bool> crash_{false};
 
   mutable std::mutex stats_mu_;
@@ -239,6 +250,7 @@ Status ServiceImpl::Init() {
   pipeline_options.state_cache_customers =
       static_cast<size_t>(config.pipeline.state_cache_customers);
   pipeline_options.dead_letters = true;
+  pipeline_options.changelog = !kafka().changelog_topic.empty();
   pipeline_options.log_ids = log_ids;
   pipeline_options.attribution_window_days = config.metrics.attribution_window_days;
   pipeline_ = std::make_unique<Pipeline>(pipeline_options, store_.get(), &catalog_,
@@ -371,6 +383,16 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
   for (int32_t p : ids) list += (list.empty() ? "" : ",") + std::to_string(p);
 
   if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    // A partition whose state the changelog has further than this store is restored first.
+    if (!kafka().changelog_topic.empty()) {
+      for (auto* tp : partitions) {
+        Status restored = MaybeRestore(static_cast<uint32_t>(tp->partition()));
+        if (!restored.ok()) {
+          fatal_ = restored;
+          return;
+        }
+      }
+    }
     // Seek to the positions stored with the state: they, not Kafka's commits, are the truth.
     for (auto* tp : partitions) {
       pipeline_->ForgetPosition(static_cast<uint32_t>(tp->partition()));
@@ -625,6 +647,8 @@ void ServiceImpl::UpdateStats() {
   stats_.storage_writable = storage_error_.ok();
   stats_.queue = queue_stats_;
   stats_.assigned = assigned_;
+  stats_.restored_partitions = restored_partitions_;
+  stats_.restored_records = restored_records_;
   std::sort(stats_.assigned.begin(), stats_.assigned.end());
   stats_.watermark_ms = watermark_ms_;
   std::string why;
@@ -1158,9 +1182,70 @@ bool ServiceImpl::Healthy(std::string* why) {
   return true;
 }
 
+Status ServiceImpl::MaybeRestore(uint32_t partition) {
+  const std::string name = "partition " + std::to_string(partition);
+  const std::string& source = pipeline_->options().source_name;
+  auto incomplete = RestoreIncomplete(store_.get(), source, partition);
+  if (!incomplete.ok()) return incomplete.status();
+  pipeline_->ForgetPosition(partition);
+  auto local = pipeline_->Position(partition);
+  if (!local.ok()) return local.status();
+  auto latest = LatestChangelogPosition(kafka(), partition, kRestoreTimeoutMs);
+  if (!latest.ok()) {
+    if (*incomplete) {
+      return Status::IOError(name + ": an earlier restore from the changelog did not finish and "
+                             "the changelog cannot be read: " + latest.status().message());
+    }
+    log_->Warn("changelog: " + name + ": cannot read its latest position (" +
+               latest.status().message() + "); resuming from the local state");
+    return Status::OK();
+  }
+  const uint64_t remote = latest->has_value() ? (*latest)->next_offset() : 0;
+  if (!*incomplete && remote <= local->next_offset()) return Status::OK();
+  log_->Info("changelog: " + name + ": local state at input offset " +
+             std::to_string(local->next_offset()) + ", changelog at " + std::to_string(remote) +
+             (*incomplete ? " (an earlier restore did not finish)" : "") + ": restoring");
+  {
+    std::lock_guard<std::mutex> lock(storage_mu_);
+    restore_why_ = "restoring " + name + " from the changelog";
+  }
+  restoring_.store(true);
+  ChangelogRestoreOptions options;
+  options.source_name = source;
+  options.partition = partition;
+  options.timeout_ms = kRestoreTimeoutMs;
+  options.progress = [&](uint64_t read, uint64_t total) {
+    loop_alive_ms_.store(WallClockMillis());  // busy, not stalled (/healthz)
+    metrics_->SetRestoreProgress(static_cast<int32_t>(partition), read, total, false);
+    std::lock_guard<std::mutex> lock(storage_mu_);
+    restore_why_ = "restoring " + name + " from the changelog: " + std::to_string(read) +
+                   " of " + std::to_string(total) + " records";
+  };
+  auto stats = RestoreFromChangelog(kafka(), options, store_.get());
+  restoring_.store(false);
+  if (!stats.ok()) {
+    metrics_->SetRestoreProgress(static_cast<int32_t>(partition), 0, 0, true);
+    return stats.status();
+  }
+  metrics_->SetRestoreProgress(static_cast<int32_t>(partition), stats->records, stats->records,
+                               true);
+  ++restored_partitions_;
+  restored_records_ += stats->records;
+  log_->Info("changelog: " + name + " restored: " + std::to_string(stats->states) +
+             " customer states, " + std::to_string(stats->records) + " records in " +
+             std::to_string(stats->seconds) + " s; resuming at input offset " +
+             std::to_string(stats->position.next_offset()));
+  return pipeline_->PartitionReplaced(partition);
+}
+
 bool ServiceImpl::Ready(std::string* why) {
   if (!assignment_received_.load()) {
     *why = "waiting for the consumer group assignment";
+    return false;
+  }
+  if (restoring_.load()) {
+    std::lock_guard<std::mutex> lock(storage_mu_);
+    *why = restore_why_;
     return false;
   }
   std::string h;

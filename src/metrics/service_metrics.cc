@@ -109,6 +109,16 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                      .Name("streamrec_consumer_lag_messages")
                      .Help("Messages behind the partition's end (librdkafka statistics)")
                      .Register(registry);
+  restore_remaining_family_ = &BuildGauge()
+                                   .Name("streamrec_changelog_restore_remaining_records")
+                                   .Help("Changelog records still to read by a running restore, "
+                                         "by partition")
+                                   .Register(registry);
+  restored_records_ = &BuildCounter()
+                           .Name("streamrec_changelog_restored_records_total")
+                           .Help("Changelog records read by restores of partitions")
+                           .Register(registry)
+                           .Add({});
   prefetch_messages_ = &BuildGauge()
                             .Name("streamrec_consumer_prefetch_messages")
                             .Help("Input records fetched ahead of processing, queued in "
@@ -174,6 +184,7 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
   delivered_list_ = &delivered.Add({{"kind", "list"}});
   delivered_change_ = &delivered.Add({{"kind", "segment-change"}});
   delivered_dead_letter_ = &delivered.Add({{"kind", "dead-letter"}});
+  delivered_changelog_ = &delivered.Add({{"kind", "changelog"}});
   delivery_errors_ = &BuildCounter()
                           .Name("streamrec_output_delivery_errors_total")
                           .Help("Failed deliveries (each is produced again)")
@@ -373,6 +384,10 @@ void ServiceMetrics::RecordDelivered(const v1::OutboxRecord& record, int64_t now
     case v1::OutboxRecord::kDeadLetter:
       delivered_dead_letter_->Increment();
       break;
+    case v1::OutboxRecord::kChangelogState:
+    case v1::OutboxRecord::kChangelogPosition:
+      delivered_changelog_->Increment();
+      break;
     default:
       break;
   }
@@ -393,6 +408,28 @@ void ServiceMetrics::ForgetConsumerLag(int32_t partition) {
   if (it == lag_.end()) return;
   lag_family_->Remove(it->second);
   lag_.erase(it);
+}
+
+void ServiceMetrics::SetRestoreProgress(int32_t partition, uint64_t read, uint64_t total,
+                                        bool done) {
+  if (read < restore_read_) restore_read_ = 0;  // a new restore
+  restored_records_->Increment(static_cast<double>(read - restore_read_));
+  restore_read_ = done ? 0 : read;
+  auto it = restore_remaining_.find(partition);
+  if (done) {
+    if (it != restore_remaining_.end()) {
+      restore_remaining_family_->Remove(it->second);
+      restore_remaining_.erase(it);
+    }
+    return;
+  }
+  if (it == restore_remaining_.end()) {
+    it = restore_remaining_
+             .emplace(partition, &restore_remaining_family_->Add(
+                                     {{"partition", std::to_string(partition)}}))
+             .first;
+  }
+  it->second->Set(static_cast<double>(total > read ? total - read : 0));
 }
 
 void ServiceMetrics::SetTotals(const ServiceTotals& t) {

@@ -51,6 +51,10 @@ class ServiceMetrics {
   // Consumer lag of `partition` (librdkafka statistics); Forget when it is revoked.
   void SetConsumerLag(int32_t partition, int64_t lag);
   void ForgetConsumerLag(int32_t partition);
+  // A restore of `partition` from the changelog: `read` of `total` records so far. `read`
+  // grows from 0 within one restore; the remaining count is exported per partition while it
+  // runs, and removed with done=true.
+  void SetRestoreProgress(int32_t partition, uint64_t read, uint64_t total, bool done);
   // Records fetched ahead of processing in librdkafka's queue, and their payload bytes.
   void SetConsumerPrefetch(uint64_t messages, uint64_t bytes) {
     prefetch_messages_->Set(static_cast<double>(messages));
@@ -94,6 +98,10 @@ class ServiceMetrics {
   prometheus::Gauge* event_time_lag_;
   prometheus::Histogram* purchase_to_publish_;
   prometheus::Family<prometheus::Gauge>* lag_family_;
+  prometheus::Family<prometheus::Gauge>* restore_remaining_family_;
+  std::map<int32_t, prometheus::Gauge*> restore_remaining_;
+  prometheus::Counter* restored_records_;
+  uint64_t restore_read_ = 0;  // records of the running restore already counted
   std::map<int32_t, prometheus::Gauge*> lag_;
   prometheus::Gauge* prefetch_messages_;
   prometheus::Gauge* prefetch_bytes_;
@@ -109,6 +117,7 @@ class ServiceMetrics {
   prometheus::Counter* delivered_list_;
   prometheus::Counter* delivered_change_;
   prometheus::Counter* delivered_dead_letter_;
+  prometheus::Counter* delivered_changelog_;
   prometheus::Counter* delivery_errors_;
   prometheus::Counter* lists_published_;
   prometheus::Counter* lists_unchanged_;

@@ -274,7 +274,11 @@ class RocksStateStore : public StateStore {
     return Status::OK();
   }
 
-  Status Write(const WriteSet& writes) override {
+  Status Write(const WriteSet& writes) override { return WriteWith(writes, /*wal=*/true); }
+  Status WriteWithoutLog(const WriteSet& writes) override {
+    return WriteWith(writes, /*wal=*/false);
+  }
+  Status WriteWith(const WriteSet& writes, bool wal) {
     if (is_view_) return Status::NotSupported("write to a read-only store snapshot");
     auto in = Acquire();
     if (in == nullptr) return Reopening();
@@ -286,7 +290,8 @@ class RocksStateStore : public StateStore {
       if (!s.ok()) return FromRocks(s, "write batch");
     }
     rocksdb::WriteOptions wo;
-    wo.sync = sync_;
+    wo.sync = sync_ && wal;
+    wo.disableWAL = !wal;
     return FromRocks(in->db->Write(wo, &batch), "write");
   }
 

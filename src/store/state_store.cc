@@ -198,6 +198,8 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     state.clear_cluster();
     state.clear_segment();
     state.clear_model_version();
+    // Where the input came from (file lines, Kafka offsets), not what it did.
+    state.clear_source_next_offset();
     canonical.clear();
     state.AppendToString(&canonical);
     Fnv128 hash;

@@ -1,0 +1,83 @@
+// The changelog: what another instance needs to take a partition's state over.
+//
+// With PipelineOptions::changelog the pipeline queues every customer state a batch writes in
+// the outbox of the customer's input partition, then the partition's position; the publisher
+// produces them, in that order, to the same partition number of kafka.changelog_topic (key =
+// customer id, or kChangelogPositionKey for the position). ChangelogLoader rebuilds a store's
+// partition from such records, read in order from the start of a changelog partition:
+//   - every customer's latest state (a compacted topic keeps only that);
+//   - the latest position, so consumption resumes where the restored states leave off.
+// States produced after the latest position (a batch whose position record never made it: its
+// writer died in between) may reflect records past that position. Each state carries the offset
+// after the last record applied to it (CustomerState.source_next_offset) and the restored
+// position says how far restored states may reach (SourcePosition.restored_through), so the
+// pipeline skips those records for those customers instead of counting them twice.
+// The Kafka side is RestoreFromChangelog (src/kafka/changelog_restore.h).
+#ifndef STREAMREC_CHANGELOG_H_
+#define STREAMREC_CHANGELOG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "streamrec/state_store.h"
+#include "streamrec/status.h"
+#include "streamrec/v1/state.pb.h"
+
+namespace streamrec {
+
+// The changelog key of a partition's position record (a customer id never starts with NUL).
+inline const std::string kChangelogPositionKey = std::string("\0streamrec.position", 19);
+
+// Loads one changelog partition into `store` as input partition `partition` of source
+// `source_name`. The first Add (or Finish) removes the partition's stored customers and lists:
+// the changelog holds every customer the partition ever wrote. The partition's outbox is kept
+// (records not yet published go out as usual); the restored position's outbox sequence
+// continues after them. Store writes skip the write-ahead log, except the first, which marks the
+// partition as being restored (RestoreIncomplete), and the last (Finish: after a flush, the
+// position, removing the mark): a partition whose restore did not finish stays marked, and must
+// be restored again before it is processed. REQUIRES: nothing else writes the partition meanwhile, and a pipeline
+// sharing the store forgets its cached position afterwards (Pipeline::ForgetPosition).
+// Whether a restore of `partition` began in `store` and did not finish (its state is partial).
+StatusOr<bool> RestoreIncomplete(StateStore* store, std::string_view source_name,
+                                 uint32_t partition);
+
+class ChangelogLoader {
+ public:
+  ChangelogLoader(StateStore* store, std::string source_name, uint32_t partition,
+                  size_t batch_records = 10000);
+
+  // One changelog record, in changelog order. `value` null: a tombstone (the customer was
+  // dropped). Errors name the offset (Corruption for a record that does not decode).
+  Status Add(uint64_t offset, std::string_view key, const std::string_view* value);
+  // Writes what is left, flushes, stores the position. OK once.
+  Status Finish();
+
+  uint64_t records() const { return records_; }
+  uint64_t states() const { return states_; }
+  uint64_t positions() const { return positions_; }
+  // After Finish: the position stored.
+  const v1::SourcePosition& position() const { return position_; }
+
+ private:
+  // Marks the partition as being restored (with the log) and queues the removal of its customers
+  // and lists (once).
+  Status BeginOnce();
+  Status WriteBatch();
+
+  StateStore* store_;
+  std::string source_name_;
+  uint32_t partition_;
+  size_t batch_records_;
+  WriteSet batch_;
+  bool cleared_ = false;
+  v1::SourcePosition position_;
+  bool position_found_ = false;
+  uint64_t restored_through_ = 0;
+  v1::CustomerState scratch_;
+  uint64_t records_ = 0, states_ = 0, positions_ = 0;
+};
+
+}  // namespace streamrec
+
+#endif  // STREAMREC_CHANGELOG_H_

@@ -1,0 +1,115 @@
+#include "streamrec/changelog.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "streamrec/features.h"
+
+namespace streamrec {
+
+ChangelogLoader::ChangelogLoader(StateStore* store, std::string source_name, uint32_t partition,
+                                 size_t batch_records)
+    : store_(store),
+      source_name_(std::move(source_name)),
+      partition_(partition),
+      batch_records_(std::max<size_t>(1, batch_records)) {}
+
+Status ChangelogLoader::Add(uint64_t offset, std::string_view key,
+                            const std::string_view* value) {
+  STREAMREC_RETURN_IF_ERROR(BeginOnce());
+  ++records_;
+  if (key.empty()) {
+    return Status::Corruption("changelog record without a key at offset " +
+                              std::to_string(offset));
+  }
+  if (key == kChangelogPositionKey) {
+    if (value == nullptr) return Status::OK();
+    Status s = DecodeState(*value, &position_);
+    if (!s.ok()) {
+      return Status::Corruption("changelog position record at offset " + std::to_string(offset) +
+                                ": " + s.message());
+    }
+    position_found_ = true;
+    ++positions_;
+    return Status::OK();
+  }
+  ++states_;
+  std::string customer_key = PartitionKey(partition_, key);
+  if (value == nullptr) {
+    batch_.Delete(Column::kCustomers, std::move(customer_key));
+  } else {
+    Status s = DecodeState(*value, &scratch_);
+    if (!s.ok()) {
+      return Status::Corruption("changelog customer state at offset " + std::to_string(offset) +
+                                ": " + s.message());
+    }
+    restored_through_ = std::max<uint64_t>(restored_through_, scratch_.source_next_offset());
+    batch_.Put(Column::kCustomers, std::move(customer_key), std::string(*value));
+  }
+  return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
+}
+
+namespace {
+
+// The "meta" key marking a restore of (source, partition) in progress.
+std::string RestoreMarkKey(std::string_view source_name, uint32_t partition) {
+  return "restoring:" + PositionKey(source_name, partition);
+}
+
+}  // namespace
+
+StatusOr<bool> RestoreIncomplete(StateStore* store, std::string_view source_name,
+                                 uint32_t partition) {
+  std::string value;
+  Status s = store->Get(Column::kMeta, RestoreMarkKey(source_name, partition), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return s;
+  return true;
+}
+
+Status ChangelogLoader::BeginOnce() {
+  if (cleared_) return Status::OK();
+  WriteSet mark;
+  mark.Put(Column::kMeta, RestoreMarkKey(source_name_, partition_), "1");
+  STREAMREC_RETURN_IF_ERROR(store_->Write(mark));
+  cleared_ = true;
+  batch_.DeleteRange(Column::kCustomers, PartitionPrefix(partition_),
+                     PartitionPrefix(partition_ + 1));
+  batch_.DeleteRange(Column::kLists, PartitionPrefix(partition_), PartitionPrefix(partition_ + 1));
+  return Status::OK();
+}
+
+Status ChangelogLoader::WriteBatch() {
+  if (batch_.empty()) return Status::OK();
+  Status s = store_->WriteWithoutLog(batch_);
+  batch_.Clear();
+  return s;
+}
+
+Status ChangelogLoader::Finish() {
+  STREAMREC_RETURN_IF_ERROR(BeginOnce());  // an empty changelog: the partition is empty too
+  STREAMREC_RETURN_IF_ERROR(WriteBatch());
+  STREAMREC_RETURN_IF_ERROR(store_->Flush());
+  // The position last, with the write-ahead log: once stored, the restore is complete.
+  v1::SourcePosition local;
+  std::string value;
+  Status got = store_->Get(Column::kPositions, PositionKey(source_name_, partition_), &value);
+  if (got.ok()) {
+    STREAMREC_RETURN_IF_ERROR(DecodeState(value, &local));
+  } else if (!got.IsNotFound()) {
+    return got;
+  }
+  if (!position_found_) position_.Clear();
+  position_.set_source(source_name_);
+  position_.set_partition(partition_);
+  position_.set_restored_through(std::max(position_.restored_through(), restored_through_));
+  // This store's outbox may still hold records of the partition under its own numbering.
+  position_.set_outbox_seq(std::max(position_.outbox_seq(), local.outbox_seq()));
+  position_.clear_refresh_cursor();
+  WriteSet done;
+  done.Put(Column::kPositions, PositionKey(source_name_, partition_), EncodeState(position_));
+  done.Delete(Column::kMeta, RestoreMarkKey(source_name_, partition_));
+  return store_->Write(done);
+}
+
+}  // namespace streamrec
