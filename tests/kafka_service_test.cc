@@ -619,6 +619,66 @@ TEST_F(KafkaServiceTest, NewInstanceRestoresFromTheChangelogInsteadOfReprocessin
   EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
 }
 
+// Two instances share the stream through one consumer group, with a changelog: B joins with an
+// empty state directory and takes partitions over from A, restoring them from the changelog; A
+// leaves gracefully and B takes the rest over too. Every record is applied exactly once over
+// both instances, and B ends with the customer-state digest of a file replay of everything.
+TEST_F(KafkaServiceTest, PartitionsMoveBetweenInstancesWithTheirState) {
+  ASSERT_OK(cluster_->CreateTopic("moving-changelog", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 6000, 500);
+  auto options = [&](const std::string& state) {
+    ServiceOptions o = Options(dir.File(state), "moving", feed);
+    o.config.kafka.changelog_topic = "moving-changelog";
+    return o;
+  };
+  auto a = Service::Create(options("a"));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::atomic<bool> stop_a{false};
+  Status a_status;
+  std::thread run_a([&] { a_status = (*a)->Run(stop_a); });
+  ASSERT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
+                            kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2000));
+  ASSERT_TRUE(WaitDone(a->get(), 2000));
+
+  auto b = Service::Create(options("b"));
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::atomic<bool> stop_b{false};
+  Status b_status;
+  std::thread run_b([&] { b_status = (*b)->Run(stop_b); });
+  EXPECT_TRUE((*b)->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+                            kWaitMs))
+      << "B never got partitions";
+  EXPECT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() < kPartitions; },
+                            kWaitMs));
+  const uint64_t restored_at_join = (*b)->stats().restored_partitions;
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, 4000));
+
+  // A leaves: B takes every partition.
+  stop_a.store(true);
+  run_a.join();
+  EXPECT_OK(a_status);
+  const ServiceStats sa = (*a)->stats();
+  a->reset();
+  EXPECT_TRUE((*b)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
+                            kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 4000, feed.events.size()));
+  EXPECT_TRUE(WaitDone(b->get(), feed.events.size()));
+  stop_b.store(true);
+  run_b.join();
+  EXPECT_OK(b_status);
+  const ServiceStats sb = (*b)->stats();
+  b->reset();
+
+  EXPECT_GT(restored_at_join, 0u) << "B restored what it took over when it joined";
+  EXPECT_EQ(sb.restored_partitions, static_cast<uint64_t>(kPartitions))
+      << "each partition restored once: at B's join, or when A left";
+  EXPECT_EQ(sa.events + sb.events, feed.events.size())
+      << "each record applied once over both instances";
+  EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
+}
+
 TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {
   TempDir dir;
   Feed feed = MakeFeed(dir, 4000, 400);

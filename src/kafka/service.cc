@@ -40,6 +40,8 @@ constexpr int kInFlightPollWaitMs = 5;
 constexpr int kCloseFlushTimeoutMs = 30000;
 // At destruction: how long the purged output records' delivery reports may take.
 constexpr int kDropInFlightTimeoutMs = 5000;
+// On revocation with a changelog, the outbox is flushed for at most this long.
+constexpr int kRevokeFlushTimeoutMs = 10000;
 // A restore of one partition from the changelog gives up after this long.
 constexpr int kRestoreTimeoutMs = 30 * 60 * 1000;
 // stop_at_end: how often an idle service asks the broker for its partitions' ends, and how long
@@ -446,6 +448,16 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
       fatal_ = s;
     }
     Commit(ids, /*sync=*/true);
+    if (!kafka().changelog_topic.empty() && s.ok()) {
+      // The partitions' next owner restores them from the changelog: it must hold every batch
+      // committed here before they go (a record arriving after the new owner's would leave an
+      // older state last for its customer).
+      Status flushed = publisher_->Flush(kRevokeFlushTimeoutMs);
+      if (!flushed.ok()) {
+        log_->Warn("changelog: revoked partitions [" + list + "] handed over before the outbox "
+                   "was flushed (" + flushed.message() + ")");
+      }
+    }
     if (cooperative) {
       RdKafka::Error* error = consumer->incremental_unassign(partitions);
       if (error != nullptr) {
