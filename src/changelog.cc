@@ -1,6 +1,9 @@
 #include "streamrec/changelog.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
 #include <utility>
 
 #include "streamrec/features.h"
@@ -57,6 +60,22 @@ std::string RestoreMarkKey(std::string_view source_name, uint32_t partition) {
 }
 
 }  // namespace
+
+StatusOr<uint64_t> StoreId(StateStore* store) {
+  std::string value;
+  Status s = store->Get(Column::kMeta, "store_id", &value);
+  if (s.ok()) return std::strtoull(value.c_str(), nullptr, 16);
+  if (!s.IsNotFound()) return s;
+  std::random_device device;
+  uint64_t id = 0;
+  while (id == 0) id = (static_cast<uint64_t>(device()) << 32) ^ device();
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(id));
+  WriteSet stamp;
+  stamp.Put(Column::kMeta, "store_id", hex);
+  STREAMREC_RETURN_IF_ERROR(store->Write(stamp));
+  return id;
+}
 
 StatusOr<bool> RestoreIncomplete(StateStore* store, std::string_view source_name,
                                  uint32_t partition) {

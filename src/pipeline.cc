@@ -430,6 +430,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   position.set_outbox_seq(outbox_seq);
   position.set_watermark_ms(watermark);
   position.set_customers(position.customers() + result->new_customers);
+  position.set_writer_id(options_.writer_id);
   if (options_.changelog) {
     // After the batch's states: a restore that reads this position has every state before it.
     const uint64_t seq = outbox_seq++;

@@ -219,6 +219,42 @@ TEST_P(OutboxPublisherTest, PublishesInSequenceOrderByHandOffAndFromTheStore) {
   EXPECT_TRUE(Stored(1).empty());
 }
 
+// With the ownership gate, a partition's records go out only while it is owned: a restarted
+// instance holds what it left for partitions it may no longer own, publishes it when the
+// partition comes back, or drops it when the partition's state was restored from elsewhere.
+TEST_P(OutboxPublisherTest, OwnershipGateHoldsPublishesOrDropsWhatAPartitionLeft) {
+  Start(OutboxPublisher::kDefaultMaxQueued, /*hold=*/false);
+  publisher_->set_ownership_gate(true);
+  Commit(0, 0, 20);
+  Commit(1, 0, 30);
+  ASSERT_OK(publisher_->Recover());
+  publisher_->Enqueue(Commit(0, 20, 25));
+  for (int i = 0; i < 5; ++i) ASSERT_OK(publisher_->Pump());
+  EXPECT_EQ(publisher_->in_flight() + publisher_->delivered(), 0u) << "nothing owned yet";
+  Status flushed = publisher_->Flush(1000);  // held partitions are not pending
+  ASSERT_TRUE(flushed.ok()) << flushed.ToString();
+
+  publisher_->SetOwned(0, true);  // back, with its local state: its records go out in order
+  ASSERT_TRUE(AllDelivered(25));
+  EXPECT_EQ(Produced(0), Range(0, 25));
+  EXPECT_TRUE(Stored(0).empty());
+  EXPECT_EQ(Stored(1).size(), 30u) << "still held";
+
+  ASSERT_OK(publisher_->DropPartition(1));  // restored from the changelog: obsolete
+  EXPECT_TRUE(Stored(1).empty());
+  publisher_->SetOwned(1, true);
+  publisher_->Enqueue(Commit(1, 30, 35));  // the restored partition's first batch
+  ASSERT_TRUE(AllDelivered(30));
+  EXPECT_EQ(Produced(1), Range(30, 35));
+  EXPECT_TRUE(Stored(1).empty());
+
+  publisher_->SetOwned(0, false);  // revoked: held again
+  publisher_->Enqueue(Commit(0, 25, 28));
+  for (int i = 0; i < 5; ++i) ASSERT_OK(publisher_->Pump());
+  EXPECT_EQ(publisher_->delivered(), 30u);
+  EXPECT_EQ(Stored(0).size(), 3u);
+}
+
 TEST_P(OutboxPublisherTest, HandOffAfterAGapOrOutOfOrderFallsBackToTheStore) {
   Start(OutboxPublisher::kDefaultMaxQueued, /*hold=*/false);
   // The first batch seen of a partition whose earlier records were published long ago.

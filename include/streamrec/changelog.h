@@ -38,6 +38,10 @@ inline const std::string kChangelogPositionKey = std::string("\0streamrec.positi
 // position, removing the mark): a partition whose restore did not finish stays marked, and must
 // be restored again before it is processed. REQUIRES: nothing else writes the partition meanwhile, and a pipeline
 // sharing the store forgets its cached position afterwards (Pipeline::ForgetPosition).
+// The store's identity, a random number drawn when it is first asked for and kept in the
+// store (meta "store_id"): the writer of the positions a pipeline over it puts in the changelog.
+StatusOr<uint64_t> StoreId(StateStore* store);
+
 // Whether a restore of `partition` began in `store` and did not finish (its state is partial).
 StatusOr<bool> RestoreIncomplete(StateStore* store, std::string_view source_name,
                                  uint32_t partition);

@@ -54,6 +54,8 @@ struct PipelineOptions {
   // of the batch's partition: a partition's state can then be restored from the changelog
   // (streamrec/changelog.h) on another instance.
   bool changelog = false;
+  // Stamped on every position the pipeline writes (SourcePosition.writer_id): StoreId.
+  uint64_t writer_id = 0;
 };
 
 // "bad quantity 'abc'" -> "bad quantity": the stable part of a decoder error, for counting

@@ -78,6 +78,27 @@ void OutboxPublisher::Enqueue(std::vector<OutboxEntry> entries) {
   }
 }
 
+void OutboxPublisher::SetOwned(uint32_t partition, bool owned) {
+  if (!owned) {
+    owned_.erase(partition);
+    return;
+  }
+  owned_.insert(partition);
+  partitions_[partition].dirty = true;  // whatever was held goes out now
+}
+
+Status OutboxPublisher::DropPartition(uint32_t partition) {
+  WriteSet drop;
+  drop.DeleteRange(Column::kOutbox, PartitionPrefix(partition), PartitionPrefix(partition + 1));
+  STREAMREC_RETURN_IF_ERROR(store_->Write(drop));
+  auto it = partitions_.find(partition);
+  if (it != partitions_.end()) {
+    queued_ -= it->second.queue.size();
+    partitions_.erase(it);
+  }
+  return Status::OK();
+}
+
 Status OutboxPublisher::Recover() {
   // Partition prefixes present in the outbox: jump from one prefix to the next.
   uint32_t next = 0;
@@ -275,6 +296,7 @@ Status OutboxPublisher::ApplyDeletes(bool retry_now) {
 
 bool OutboxPublisher::HasPending() const {
   for (const auto& [partition, state] : partitions_) {
+    if (Held(partition)) continue;
     if (state.dirty || !state.queue.empty()) return true;
   }
   return false;
@@ -313,6 +335,7 @@ Status OutboxPublisher::ProduceFromStore(uint32_t partition, PartitionState* sta
 
 Status OutboxPublisher::PumpPartition(uint32_t partition, PartitionState* state, size_t* budget,
                                       bool* queue_full) {
+  if (Held(partition)) return Status::OK();
   const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
   std::deque<OutboxEntry>& queue = state->queue;
   while (*budget > 0 && in_flight_ < limit && !*queue_full) {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,18 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
 
   // Finds every partition with pending outbox records (after a restart).
   Status Recover();
+  // Ownership gate (the service turns it on with a changelog): a partition's outbox is
+  // published only while the partition is owned (SetOwned). An instance that lost a partition
+  // without flushing (a crash) must not publish its leftover records for it after the new
+  // owner's: they describe a state the new owner replaced. They are held until the partition
+  // comes back, then published (the local state went on from them) or dropped (DropPartition:
+  // a restore replaced the state). Held partitions do not count as pending for Flush.
+  void set_ownership_gate(bool on) { ownership_gate_ = on; }
+  void SetOwned(uint32_t partition, bool owned);
+  // Deletes every record of `partition`'s outbox and forgets what the publisher knew of it
+  // (after its state was restored from the changelog). REQUIRES: none of its records is in
+  // flight (the partition was not owned since they were produced, or they were flushed).
+  Status DropPartition(uint32_t partition);
   // New records may be in `partition`'s outbox.
   void Notify(uint32_t partition) { partitions_[partition].dirty = true; }
   // Hands over records already committed to the outbox (BatchResult::outbox), ascending in
@@ -127,6 +140,9 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   // not returned; the next attempt waits kDeleteRetryPause unless `retry_now`.
   Status ApplyDeletes(bool retry_now = false);
   bool HasPending() const;
+  bool Held(uint32_t partition) const {
+    return ownership_gate_ && owned_.count(partition) == 0;
+  }
 
   StateStore* store_;
   KafkaConfig config_;
@@ -134,6 +150,8 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   RdKafka::Producer* producer_ = nullptr;
   std::function<void(const v1::OutboxRecord&)> on_delivered_;
   std::map<uint32_t, PartitionState> partitions_;
+  bool ownership_gate_ = false;
+  std::set<uint32_t> owned_;
   size_t max_queued_;
   size_t queued_ = 0;
   uint64_t read_from_store_ = 0;

@@ -132,8 +132,9 @@ class ServiceImpl : public Service,
   void OnStatistics(const std::string& json);
   // On assignment, with a changelog: restores `partition` from it when the changelog's state is
   // ahead of the local one (or a restore here did not finish). Blocks the poll loop meanwhile
-  // (the service is not ready). An error is fatal only when the local state is partial.
-  Status MaybeRestore(uint32_t partition);
+  // (the service is not ready). An error is fatal only when the local state is partial. True
+  // when the partition was restored.
+  StatusOr<bool> MaybeRestore(uint32_t partition);
   Status StartServers();
   std::vector<uint32_t> KnownPartitions();
 
@@ -169,6 +170,7 @@ class ServiceImpl : public Service,
   std::string storage_why_;  // guarded by storage_mu_: for Ready on the API's threads
   // Restores from the changelog (service thread; restore_why_ guarded by storage_mu_).
   std::atomic<bool> restoring_{false};
+  uint64_t store_id_ = 0;  // StoreId: the writer of our positions in the changelog
   std::string restore_why_;
   uint64_t restored_partitions_ = 0, restored_records_ = 0;
   std::atomic<bool> crash_{false};
@@ -253,6 +255,10 @@ Status ServiceImpl::Init() {
       static_cast<size_t>(config.pipeline.state_cache_customers);
   pipeline_options.dead_letters = true;
   pipeline_options.changelog = !kafka().changelog_topic.empty();
+  auto store_id = StoreId(store_.get());
+  if (!store_id.ok()) return store_id.status();
+  store_id_ = *store_id;
+  pipeline_options.writer_id = store_id_;
   pipeline_options.log_ids = log_ids;
   pipeline_options.attribution_window_days = config.metrics.attribution_window_days;
   pipeline_ = std::make_unique<Pipeline>(pipeline_options, store_.get(), &catalog_,
@@ -262,6 +268,8 @@ Status ServiceImpl::Init() {
   registry_ = options_.registry ? options_.registry : std::make_shared<prometheus::Registry>();
   metrics_ = std::make_unique<ServiceMetrics>(*registry_, kafka().input_topic, kStreamrecVersion);
   publisher_ = std::make_unique<OutboxPublisher>(store_.get(), kafka(), log_);
+  // With a changelog, a partition's outbox goes out only while the partition is ours.
+  publisher_->set_ownership_gate(!kafka().changelog_topic.empty());
   publisher_->set_on_delivered([this](const v1::OutboxRecord& record) {
     metrics_->RecordDelivered(record, WallClockMillis());
     if (options_.on_delivered) options_.on_delivered(record);
@@ -386,13 +394,19 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
 
   if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
     // A partition whose state the changelog has further than this store is restored first.
+    // Its outbox, written by an earlier tenure here, describes the state the restore replaced:
+    // dropped. Otherwise what it holds is published now (see OutboxPublisher::SetOwned).
     if (!kafka().changelog_topic.empty()) {
       for (auto* tp : partitions) {
-        Status restored = MaybeRestore(static_cast<uint32_t>(tp->partition()));
-        if (!restored.ok()) {
-          fatal_ = restored;
+        const uint32_t p = static_cast<uint32_t>(tp->partition());
+        auto restored = MaybeRestore(p);
+        Status s = restored.ok() ? Status::OK() : restored.status();
+        if (s.ok() && *restored) s = publisher_->DropPartition(p);
+        if (!s.ok()) {
+          fatal_ = s;
           return;
         }
+        publisher_->SetOwned(p, true);
       }
     }
     // Seek to the positions stored with the state: they, not Kafka's commits, are the truth.
@@ -458,6 +472,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
                    "was flushed (" + flushed.message() + ")");
       }
     }
+    for (int32_t p : ids) publisher_->SetOwned(static_cast<uint32_t>(p), false);
     if (cooperative) {
       RdKafka::Error* error = consumer->incremental_unassign(partitions);
       if (error != nullptr) {
@@ -1194,7 +1209,7 @@ bool ServiceImpl::Healthy(std::string* why) {
   return true;
 }
 
-Status ServiceImpl::MaybeRestore(uint32_t partition) {
+StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
   const std::string name = "partition " + std::to_string(partition);
   const std::string& source = pipeline_->options().source_name;
   auto incomplete = RestoreIncomplete(store_.get(), source, partition);
@@ -1210,12 +1225,18 @@ Status ServiceImpl::MaybeRestore(uint32_t partition) {
     }
     log_->Warn("changelog: " + name + ": cannot read its latest position (" +
                latest.status().message() + "); resuming from the local state");
-    return Status::OK();
+    return false;
   }
+  // Restore when the changelog is further than the local state, or when its latest state was
+  // written by another instance (it may have read again input whose output this store still
+  // holds unpublished: both must not be published).
   const uint64_t remote = latest->has_value() ? (*latest)->next_offset() : 0;
-  if (!*incomplete && remote <= local->next_offset()) return Status::OK();
+  const uint64_t writer = latest->has_value() ? (*latest)->writer_id() : 0;
+  const bool foreign = writer != 0 && writer != store_id_;
+  if (!*incomplete && !foreign && remote <= local->next_offset()) return false;
   log_->Info("changelog: " + name + ": local state at input offset " +
              std::to_string(local->next_offset()) + ", changelog at " + std::to_string(remote) +
+             (foreign ? " written by another instance" : "") +
              (*incomplete ? " (an earlier restore did not finish)" : "") + ": restoring");
   {
     std::lock_guard<std::mutex> lock(storage_mu_);
@@ -1247,7 +1268,8 @@ Status ServiceImpl::MaybeRestore(uint32_t partition) {
              " customer states, " + std::to_string(stats->records) + " records in " +
              std::to_string(stats->seconds) + " s; resuming at input offset " +
              std::to_string(stats->position.next_offset()));
-  return pipeline_->PartitionReplaced(partition);
+  STREAMREC_RETURN_IF_ERROR(pipeline_->PartitionReplaced(partition));
+  return true;
 }
 
 bool ServiceImpl::Ready(std::string* why) {
