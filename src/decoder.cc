@@ -14,6 +14,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -202,14 +203,31 @@ Status ParseTimeText(const DecoderOptions& options, std::string_view text, int64
   return Status::OK();
 }
 
-// Trims the ids; customer_id and item_id must then be non-empty.
+// An id with a control character (a byte below 0x20, or 0x7f): ids are keys of the store and of
+// the output topics, and the changelog reserves keys that start with NUL. The id is not shown
+// (a customer id is personal data, and the byte would not print).
+Status NoControlCharacters(const FieldNames& f, Slot slot, const std::string& id) {
+  for (size_t i = 0; i < id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char why[64];
+      std::snprintf(why, sizeof(why), ": control character 0x%02x at byte %zu", c, i);
+      return Status::InvalidArgument("bad " + std::string(kSlotNames[slot]) +
+                                     FieldSuffix(f, slot) + why);
+    }
+  }
+  return Status::OK();
+}
+
+// Trims the ids; customer_id and item_id must then be non-empty, without control characters.
 Status ValidateIds(const FieldNames& f, PurchaseEvent* event) {
   TrimInPlace(&event->event_id);
   TrimInPlace(&event->customer_id);
   if (event->customer_id.empty()) return Missing(f, kCustomerId);
+  STREAMREC_RETURN_IF_ERROR(NoControlCharacters(f, kCustomerId, event->customer_id));
   TrimInPlace(&event->item_id);
   if (event->item_id.empty()) return Missing(f, kItemId);
-  return Status::OK();
+  return NoControlCharacters(f, kItemId, event->item_id);
 }
 
 // ---- protobuf ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 #include "streamrec/decoder.h"
+#include "streamrec/pipeline.h"
 
 #include <gmock/gmock.h>
 #include <google/protobuf/stubs/logging.h>
@@ -105,6 +106,24 @@ TEST(DecoderValidateTest, MissingIdsNameTheSourceField) {
   PurchaseEvent no_item = GoodEvent();
   no_item.item_id.clear();
   EXPECT_EQ(ValidateError(no_item, TelcoOptions()), "missing item_id (field 'PACKAGE_CODE')");
+}
+
+// Ids are store and topic keys (the changelog reserves keys that start with NUL): a control
+// character refuses the event, naming the byte, never the id.
+TEST(DecoderValidateTest, ControlCharactersInIdsAreRefusedWithoutShowingTheId) {
+  PurchaseEvent nul = GoodEvent();
+  nul.customer_id = std::string("\0streamrec.position", 19);
+  EXPECT_EQ(ValidateError(nul, TelcoOptions()),
+            "bad customer_id (field 'MSISDN'): control character 0x00 at byte 0");
+  PurchaseEvent tab = GoodEvent();
+  tab.item_id = "A\tB";
+  EXPECT_EQ(ValidateError(tab), "bad item_id (field 'item_id'): control character 0x09 at byte 1");
+  PurchaseEvent del = GoodEvent();
+  del.customer_id = "c\x7f";
+  EXPECT_EQ(InvalidReason(Status::InvalidArgument(ValidateError(del))), "bad customer_id");
+  PurchaseEvent utf8 = GoodEvent();
+  utf8.customer_id = "K\xc3\xb6ln-1";  // bytes >= 0x80 are fine
+  EXPECT_OK(ValidateEvent(DecoderOptions(), &utf8));
 }
 
 TEST(DecoderValidateTest, EventTimeBoundsAreInclusive) {
