@@ -36,6 +36,16 @@ Status ChangelogLoader::Add(uint64_t offset, std::string_view key,
     ++positions_;
     return Status::OK();
   }
+  if (key.substr(0, kChangelogListPrefix.size()) == kChangelogListPrefix) {
+    ++lists_;
+    std::string list_key = PartitionKey(partition_, key.substr(kChangelogListPrefix.size()));
+    if (value == nullptr) {
+      batch_.Delete(Column::kLists, std::move(list_key));
+    } else {
+      batch_.Put(Column::kLists, std::move(list_key), std::string(*value));
+    }
+    return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
+  }
   ++states_;
   std::string customer_key = PartitionKey(partition_, key);
   if (value == nullptr) {
@@ -60,6 +70,22 @@ std::string RestoreMarkKey(std::string_view source_name, uint32_t partition) {
 }
 
 }  // namespace
+
+StatusOr<v1::SourcePosition> LoadPosition(StateStore* store, std::string_view source_name,
+                                          uint32_t partition) {
+  v1::SourcePosition position;
+  std::string value;
+  Status s = store->Get(Column::kPositions, PositionKey(source_name, partition), &value);
+  if (s.ok()) {
+    STREAMREC_RETURN_IF_ERROR(DecodeState(value, &position));
+  } else if (s.IsNotFound()) {
+    position.set_source(std::string(source_name));
+    position.set_partition(partition);
+  } else {
+    return s;
+  }
+  return position;
+}
 
 StatusOr<uint64_t> StoreId(StateStore* store) {
   std::string value;
@@ -110,20 +136,14 @@ Status ChangelogLoader::Finish() {
   STREAMREC_RETURN_IF_ERROR(WriteBatch());
   STREAMREC_RETURN_IF_ERROR(store_->Flush());
   // The position last, with the write-ahead log: once stored, the restore is complete.
-  v1::SourcePosition local;
-  std::string value;
-  Status got = store_->Get(Column::kPositions, PositionKey(source_name_, partition_), &value);
-  if (got.ok()) {
-    STREAMREC_RETURN_IF_ERROR(DecodeState(value, &local));
-  } else if (!got.IsNotFound()) {
-    return got;
-  }
+  auto local = LoadPosition(store_, source_name_, partition_);
+  if (!local.ok()) return local.status();
   if (!position_found_) position_.Clear();
   position_.set_source(source_name_);
   position_.set_partition(partition_);
   position_.set_restored_through(std::max(position_.restored_through(), restored_through_));
   // This store's outbox may still hold records of the partition under its own numbering.
-  position_.set_outbox_seq(std::max(position_.outbox_seq(), local.outbox_seq()));
+  position_.set_outbox_seq(std::max(position_.outbox_seq(), local->outbox_seq()));
   position_.clear_refresh_cursor();
   WriteSet done;
   done.Put(Column::kPositions, PositionKey(source_name_, partition_), EncodeState(position_));

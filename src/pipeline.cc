@@ -74,18 +74,9 @@ Status Pipeline::LoadItems() {
 StatusOr<v1::SourcePosition> Pipeline::Position(uint32_t partition) {
   auto it = positions_.find(partition);
   if (it != positions_.end()) return it->second;
-  v1::SourcePosition position;
-  std::string value;
-  Status s = store_->Get(Column::kPositions, PositionKey(options_.source_name, partition), &value);
-  if (s.ok()) {
-    STREAMREC_RETURN_IF_ERROR(DecodeState(value, &position));
-  } else if (s.IsNotFound()) {
-    position.set_source(options_.source_name);
-    position.set_partition(partition);
-  } else {
-    return s;
-  }
-  positions_[partition] = position;
+  auto position = LoadPosition(store_, options_.source_name, partition);
+  if (!position.ok()) return position.status();
+  positions_[partition] = *position;
   return position;
 }
 
@@ -391,28 +382,36 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     ++result->transitions[{TransitionFrom(relabel.change.from_segment()),
                            relabel.change.to_segment()}];
   }
-  // The changelog: every customer state written (the segmenter's, then the batch's own: the
-  // later put of a key wins), each in its own partition's outbox.
+  // The changelog: every customer state and list written (the segmenter's, then the batch's own:
+  // the later put of a key wins), each in its own partition's outbox.
   if (options_.changelog) {
     // The records are made before any is queued: queueing adds to `writes`, which would move
     // the values they are copied from.
-    std::unordered_map<std::string_view, size_t> index;
+    std::unordered_map<std::string_view, size_t> index[2];  // states, lists
     std::vector<v1::OutboxRecord> changelog;
     std::vector<uint32_t> partitions;  // each record's partition
     for (const WriteSet* set : {&all, &writes}) {
       for (const WriteSet::Op& op : set->ops()) {
-        if (op.column != Column::kCustomers || op.is_delete) continue;
-        auto [it, inserted] = index.try_emplace(op.key, changelog.size());
+        const bool list = op.column == Column::kLists;
+        if ((op.column != Column::kCustomers && !list) || op.is_delete) continue;
+        // A customer's state and list share the store key: lists are indexed apart.
+        auto [it, inserted] = index[list].try_emplace(op.key, changelog.size());
         if (inserted) {
           changelog.emplace_back();
           changelog.back().set_topic_kind("changelog");
-          changelog.back().set_key(op.key.substr(std::min<size_t>(4, op.key.size())));
+          const std::string_view id = std::string_view(op.key).substr(std::min<size_t>(4, op.key.size()));
+          changelog.back().set_key(list ? kChangelogListPrefix + std::string(id) : std::string(id));
           partitions.push_back(PartitionOfKey(op.key));
         }
-        changelog[it->second].set_changelog_state(op.value);
+        if (list) {
+          changelog[it->second].set_changelog_list(op.value);
+        } else {
+          changelog[it->second].set_changelog_state(op.value);
+        }
       }
     }
-    index.clear();
+    index[0].clear();
+    index[1].clear();
     for (size_t c = 0; c < changelog.size(); ++c) {
       auto seq = next_sequence(partitions[c]);
       if (!seq.ok()) return forget(seq.status());
@@ -483,8 +482,9 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   return Status::OK();
 }
 
-Status Pipeline::PartitionReplaced(uint32_t partition) {
-  ForgetPosition(partition);
+Status Pipeline::PartitionsReplaced(const std::vector<uint32_t>& partitions) {
+  if (partitions.empty()) return Status::OK();
+  for (uint32_t p : partitions) ForgetPosition(p);
   return RebuildRecommenderIndex();
 }
 

@@ -548,6 +548,7 @@ TEST_F(KafkaServiceTest, ChangelogRestoresEveryPartitionToTheStoredState) {
     ASSERT_OK_AND_ASSIGN(stats, RestoreFromChangelog(options.config.kafka, restore, restored.get()));
     EXPECT_TRUE(stats.restored) << "partition " << p;
     EXPECT_GT(stats.states, 0u) << "partition " << p;
+    EXPECT_GT(stats.lists, 0u) << "partition " << p;
     EXPECT_GT(stats.positions, 0u) << "partition " << p;
     EXPECT_GT(progress_calls, 0u);
     records += stats.records;
@@ -564,6 +565,18 @@ TEST_F(KafkaServiceTest, ChangelogRestoresEveryPartitionToTheStoredState) {
   ASSERT_OK_AND_ASSIGN(want_digest, StateDigest(stored.get()));
   ASSERT_OK_AND_ASSIGN(got_digest, StateDigest(restored.get()));
   EXPECT_EQ(got_digest, want_digest);
+  // The published lists come back too (the query API serves them).
+  auto lists = [](StateStore* store) {
+    std::map<std::string, std::string> all;
+    EXPECT_OK(store->Scan(Column::kLists, "", [&](std::string_view key, std::string_view value) {
+      all.emplace(key, value);
+      return true;
+    }));
+    return all;
+  };
+  const auto want_lists = lists(stored.get());
+  EXPECT_GT(want_lists.size(), 300u);
+  EXPECT_TRUE(lists(restored.get()) == want_lists) << "the lists column differs after a restore";
 
   // Errors name what is wrong.
   KafkaConfig no_topic = options.config.kafka;

@@ -6,6 +6,7 @@
 // customer id, or kChangelogPositionKey for the position). ChangelogLoader rebuilds a store's
 // partition from such records, read in order from the start of a changelog partition:
 //   - every customer's latest state (a compacted topic keeps only that);
+//   - every customer's latest list (the lists column: what the query API serves);
 //   - the latest position, so consumption resumes where the restored states leave off.
 // States produced after the latest position (a batch whose position record never made it: its
 // writer died in between) may reflect records past that position. Each state carries the offset
@@ -26,8 +27,11 @@
 
 namespace streamrec {
 
-// The changelog key of a partition's position record (a customer id never starts with NUL).
+// The changelog key of a partition's position record (a customer id never starts with NUL: the
+// decoders refuse control characters in ids).
 inline const std::string kChangelogPositionKey = std::string("\0streamrec.position", 19);
+// A customer's list is keyed this prefix + the customer id (its state: the customer id alone).
+inline const std::string kChangelogListPrefix = std::string("\0streamrec.list:", 16);
 
 // Loads one changelog partition into `store` as input partition `partition` of source
 // `source_name`. The first Add (or Finish) removes the partition's stored customers and lists:
@@ -38,6 +42,11 @@ inline const std::string kChangelogPositionKey = std::string("\0streamrec.positi
 // position, removing the mark): a partition whose restore did not finish stays marked, and must
 // be restored again before it is processed. REQUIRES: nothing else writes the partition meanwhile, and a pipeline
 // sharing the store forgets its cached position afterwards (Pipeline::ForgetPosition).
+// The position of (source_name, partition) stored in `store`; a new position (only source and
+// partition set) when none is stored.
+StatusOr<v1::SourcePosition> LoadPosition(StateStore* store, std::string_view source_name,
+                                          uint32_t partition);
+
 // The store's identity, a random number drawn when it is first asked for and kept in the
 // store (meta "store_id"): the writer of the positions a pipeline over it puts in the changelog.
 StatusOr<uint64_t> StoreId(StateStore* store);
@@ -59,6 +68,7 @@ class ChangelogLoader {
 
   uint64_t records() const { return records_; }
   uint64_t states() const { return states_; }
+  uint64_t lists() const { return lists_; }
   uint64_t positions() const { return positions_; }
   // After Finish: the position stored.
   const v1::SourcePosition& position() const { return position_; }
@@ -79,7 +89,7 @@ class ChangelogLoader {
   bool position_found_ = false;
   uint64_t restored_through_ = 0;
   v1::CustomerState scratch_;
-  uint64_t records_ = 0, states_ = 0, positions_ = 0;
+  uint64_t records_ = 0, states_ = 0, lists_ = 0, positions_ = 0;
 };
 
 }  // namespace streamrec

@@ -160,9 +160,10 @@ class Pipeline {
   // assigned again may have been processed elsewhere meanwhile).
   // Its cached states go too.
   void ForgetPosition(uint32_t partition);
-  // After `partition`'s state was replaced in the store (a restore from the changelog): forgets
-  // its cached position and states, and rebuilds the recommender's index of customers.
-  Status PartitionReplaced(uint32_t partition);
+  // After these partitions' state was replaced in the store (restores from the changelog):
+  // forgets their cached positions and states, and rebuilds the recommender's index of
+  // customers once (a scan of every stored customer).
+  Status PartitionsReplaced(const std::vector<uint32_t>& partitions);
 
   const ItemStatsTable& item_stats() const { return items_; }
   const PipelineOptions& options() const { return options_; }

@@ -169,6 +169,7 @@ StatusOr<ChangelogRestoreStats> RestoreFromChangelog(const KafkaConfig& kafka,
   if (options.progress) options.progress(loader.records(), total);
   stats.records = loader.records();
   stats.states = loader.states();
+  stats.lists = loader.lists();
   stats.positions = loader.positions();
   stats.restored = true;
   stats.position = loader.position();

@@ -30,6 +30,7 @@ struct ChangelogRestoreOptions {
 struct ChangelogRestoreStats {
   uint64_t records = 0;          // changelog records read
   uint64_t states = 0;           // customer state records applied (later ones overwrite)
+  uint64_t lists = 0;            // customer list records applied
   uint64_t positions = 0;        // position records read
   uint64_t begin_offset = 0;     // the changelog partition's range read: [begin, end)
   uint64_t end_offset = 0;

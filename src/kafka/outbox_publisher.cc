@@ -42,6 +42,10 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
       headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.CustomerState");
       headers->add("schema-version", kSchemaVersion);
       break;
+    case v1::OutboxRecord::kChangelogList:
+      headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.RecommendationList");
+      headers->add("schema-version", kSchemaVersion);
+      break;
     case v1::OutboxRecord::kChangelogPosition:
       headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.SourcePosition");
       headers->add("schema-version", kSchemaVersion);
@@ -169,6 +173,11 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
       topic = &config_.changelog_topic;
       kafka_partition = static_cast<int32_t>(partition);
       value = record.changelog_state();
+      break;
+    case v1::OutboxRecord::kChangelogList:
+      topic = &config_.changelog_topic;
+      kafka_partition = static_cast<int32_t>(partition);
+      value = record.changelog_list();
       break;
     case v1::OutboxRecord::kChangelogPosition:
       topic = &config_.changelog_topic;

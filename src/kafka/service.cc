@@ -397,16 +397,26 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
     // Its outbox, written by an earlier tenure here, describes the state the restore replaced:
     // dropped. Otherwise what it holds is published now (see OutboxPublisher::SetOwned).
     if (!kafka().changelog_topic.empty()) {
+      std::vector<uint32_t> replaced;
       for (auto* tp : partitions) {
         const uint32_t p = static_cast<uint32_t>(tp->partition());
         auto restored = MaybeRestore(p);
         Status s = restored.ok() ? Status::OK() : restored.status();
-        if (s.ok() && *restored) s = publisher_->DropPartition(p);
+        if (s.ok() && *restored) {
+          replaced.push_back(p);
+          s = publisher_->DropPartition(p);
+        }
         if (!s.ok()) {
           fatal_ = s;
           return;
         }
         publisher_->SetOwned(p, true);
+      }
+      // The recommender's index of customers is rebuilt once for all restored partitions.
+      Status s = pipeline_->PartitionsReplaced(replaced);
+      if (!s.ok()) {
+        fatal_ = s;
+        return;
       }
     }
     // Seek to the positions stored with the state: they, not Kafka's commits, are the truth.
@@ -1214,8 +1224,7 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
   const std::string& source = pipeline_->options().source_name;
   auto incomplete = RestoreIncomplete(store_.get(), source, partition);
   if (!incomplete.ok()) return incomplete.status();
-  pipeline_->ForgetPosition(partition);
-  auto local = pipeline_->Position(partition);
+  auto local = LoadPosition(store_.get(), source, partition);  // the store's, not a cached one
   if (!local.ok()) return local.status();
   auto latest = LatestChangelogPosition(kafka(), partition, kRestoreTimeoutMs);
   if (!latest.ok()) {
@@ -1265,10 +1274,10 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
   ++restored_partitions_;
   restored_records_ += stats->records;
   log_->Info("changelog: " + name + " restored: " + std::to_string(stats->states) +
-             " customer states, " + std::to_string(stats->records) + " records in " +
+             " customer states, " + std::to_string(stats->lists) +
+             " lists, " + std::to_string(stats->records) + " records in " +
              std::to_string(stats->seconds) + " s; resuming at input offset " +
              std::to_string(stats->position.next_offset()));
-  STREAMREC_RETURN_IF_ERROR(pipeline_->PartitionReplaced(partition));
   return true;
 }
 

@@ -385,6 +385,7 @@ void ServiceMetrics::RecordDelivered(const v1::OutboxRecord& record, int64_t now
       delivered_dead_letter_->Increment();
       break;
     case v1::OutboxRecord::kChangelogState:
+    case v1::OutboxRecord::kChangelogList:
     case v1::OutboxRecord::kChangelogPosition:
       delivered_changelog_->Increment();
       break;
