@@ -569,6 +569,11 @@ const std::vector<KeySpec>& Schema() {
                           "changelog of customer states, partitioned like the input (compacted, "
                           "key = customer); empty: none",
                           [](Config& c) -> std::string& { return c.kafka.changelog_topic; }));
+    s.push_back(BoolKey("kafka.standby_replicas",
+                        "keep warm copies of the partitions other instances own by tailing their "
+                        "changelog (needs kafka.changelog_topic): a failover reads only the "
+                        "changelog's tail",
+                        [](Config& c) -> bool& { return c.kafka.standby_replicas; }));
     s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
                           [](Config& c) -> std::string& { return c.kafka.output_format; },
                           {"protobuf", "json"}));
@@ -826,6 +831,11 @@ Status Validate(const Config& c) {
                                    ") and 'input.max_event_time_ms' (" +
                                    std::to_string(c.input.decoder.max_event_time_ms) +
                                    "): min must be below max");
+  }
+  if (c.kafka.standby_replicas && c.kafka.changelog_topic.empty()) {
+    return Status::InvalidArgument("configuration key 'kafka.standby_replicas' is on but "
+                                   "'kafka.changelog_topic' is not set: standby copies tail the "
+                                   "changelog");
   }
   if (c.segments.k_min > c.segments.k_max) {
     return Status::InvalidArgument("configuration keys 'segments.k_min' (" +

@@ -224,6 +224,15 @@ TEST(ConfigTest, PrefetchBound) {
   ASSERT_OK(MakeKafkaConf(PrefetchProperties(1), "consumer").status());
 }
 
+TEST(ConfigTest, StandbyReplicasNeedAChangelog) {
+  ASSERT_OK_AND_ASSIGN(c, LoadConfig("", {}));
+  EXPECT_FALSE(c.kafka.standby_replicas);
+  ExpectError(LoadText("kafka:\n  standby_replicas: true\n"),
+              {"kafka.standby_replicas", "kafka.changelog_topic"});
+  ASSERT_OK_AND_ASSIGN(on, LoadText("kafka:\n  standby_replicas: true\n  changelog_topic: cl\n"));
+  EXPECT_TRUE(on.kafka.standby_replicas);
+}
+
 TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {
   TempDir dir;
   const std::string rules = dir.File("rules.csv");

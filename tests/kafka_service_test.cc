@@ -23,6 +23,8 @@
 
 #include "file_io.h"
 #include "kafka/changelog_restore.h"
+#include "kafka/standby.h"
+#include "streamrec/changelog.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/purchase_producer.h"
 #include "streamrec/decoder.h"
@@ -595,6 +597,69 @@ TEST_F(KafkaServiceTest, ChangelogRestoresEveryPartitionToTheStoredState) {
       << missing.status().ToString();
 }
 
+// A standby copy (every partition tailed while nothing is owned) that fell behind, plus the
+// changelog's tail past it, restore what the whole changelog does: the same digest, lists and
+// positions, reading from Kafka only the tail.
+TEST_F(KafkaServiceTest, StandbyCopyAndTheTailRestoreWhatTheWholeChangelogDoes) {
+  ASSERT_OK(cluster_->CreateTopic("copy-changelog", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  ServiceOptions options = Options(dir.File("state"), "copy", feed, "copy-changelog");
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2000));
+  RunUntilApplied(options, 2000);
+
+  StoreOptions copy_options;
+  copy_options.path = dir.File("copy");
+  ASSERT_OK_AND_ASSIGN(copy, OpenRocksStateStore(copy_options));
+  {
+    ASSERT_OK_AND_ASSIGN(standby, StandbyReplicas::Start(options.config.kafka, copy.get(),
+                                                         NewNullLogger()));
+    standby->SetOwned({});  // owns nothing: tails every partition
+    ASSERT_TRUE(standby->WaitCaughtUp(kWaitMs));
+    EXPECT_EQ(standby->stats().partitions, static_cast<uint32_t>(kPartitions));
+    EXPECT_EQ(standby->stats().lag, 0u);
+    EXPECT_GT(standby->stats().records, 0u);
+  }
+  // The copies fall behind: the service processes the second half.
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, feed.events.size()));
+  RunUntilApplied(options, feed.events.size());
+
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    ASSERT_OK_AND_ASSIGN(copied_to, StandbyOffset(copy.get(), p));
+    ChangelogRestoreOptions restore;
+    restore.source_name = "kafka:purchases";
+    restore.partition = p;
+    restore.use_standby_copy = true;
+    ASSERT_OK_AND_ASSIGN(stats, RestoreFromChangelog(options.config.kafka, restore, copy.get()));
+    EXPECT_GT(copied_to, 0u) << "partition " << p;
+    EXPECT_EQ(stats.begin_offset, copied_to) << "partition " << p << ": read from the copy's end";
+    EXPECT_GT(stats.standby_records, 0u) << "partition " << p;
+    EXPECT_GT(stats.records, 0u) << "partition " << p << ": the tail";
+    EXPECT_LE(stats.records, stats.end_offset - copied_to) << "partition " << p;
+  }
+  StoreOptions stored_options;
+  stored_options.path = dir.File("state");
+  ASSERT_OK_AND_ASSIGN(stored, OpenRocksStateStore(stored_options));
+  ASSERT_OK_AND_ASSIGN(want, StateDigest(stored.get()));
+  ASSERT_OK_AND_ASSIGN(got, StateDigest(copy.get()));
+  EXPECT_EQ(got, want);
+  auto scan = [](StateStore* store, Column column) {
+    std::map<std::string, std::string> all;
+    EXPECT_OK(store->Scan(column, "", [&](std::string_view key, std::string_view value) {
+      all.emplace(key, value);
+      return true;
+    }));
+    return all;
+  };
+  EXPECT_TRUE(scan(copy.get(), Column::kLists) == scan(stored.get(), Column::kLists));
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    ASSERT_OK_AND_ASSIGN(a, LoadPosition(stored.get(), "kafka:purchases", p));
+    ASSERT_OK_AND_ASSIGN(b, LoadPosition(copy.get(), "kafka:purchases", p));
+    EXPECT_EQ(a.next_offset(), b.next_offset()) << "partition " << p;
+    EXPECT_EQ(a.events(), b.events()) << "partition " << p;
+  }
+}
+
 // A new instance (an empty state directory) assigned partitions whose state is in the
 // changelog restores them instead of reading the input again from its start, then goes on with
 // new input: the same customer-state digest as a file replay of everything, and only the new
@@ -684,6 +749,86 @@ TEST_F(KafkaServiceTest, PartitionsMoveBetweenInstancesWithTheirState) {
   EXPECT_GT(restored_at_join, 0u) << "B restored what it took over when it joined";
   EXPECT_EQ(sb.restored_partitions, static_cast<uint64_t>(kPartitions))
       << "each partition restored once: at B's join, or when A left";
+  EXPECT_EQ(sa.events + sb.events, feed.events.size())
+      << "each record applied once over both instances";
+  EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
+}
+
+// With kafka.standby_replicas, an instance keeps copies of the partitions the other instance owns
+// by tailing their changelog partitions. When the other leaves, taking its partitions over loads
+// the copies and reads from Kafka only the changelog's tail past them, not the whole changelog.
+TEST_F(KafkaServiceTest, StandbyCopiesTurnAFailoverIntoATailRestore) {
+  ASSERT_OK(cluster_->CreateTopic("standby-changelog", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 6000, 500);
+  auto options = [&](const std::string& state) {
+    ServiceOptions o = Options(dir.File(state), "standby", feed, "standby-changelog");
+    o.config.kafka.standby_replicas = true;
+    return o;
+  };
+  auto a = Service::Create(options("a"));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::atomic<bool> stop_a{false};
+  Status a_status;
+  std::thread run_a([&] { a_status = (*a)->Run(stop_a); });
+  ASSERT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
+                            kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2000));
+  ASSERT_TRUE(WaitDone(a->get(), 2000));
+  EXPECT_EQ((*a)->stats().standby_partitions, 0u) << "A owns every partition";
+
+  auto b = Service::Create(options("b"));
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::atomic<bool> stop_b{false};
+  Status b_status;
+  std::thread run_b([&] { b_status = (*b)->Run(stop_b); });
+  ASSERT_TRUE((*b)->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+                            kWaitMs));
+  ASSERT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() < kPartitions; },
+                            kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, 4000));
+  // Both applied everything so far and published it; B's copies of A's partitions caught up.
+  auto idle = [](const ServiceStats& s) { return s.in_flight == 0 && s.delivered >= s.outbox_written; };
+  // (B's loop updates its stats at every turn, so A's progress is seen too.)
+  ASSERT_TRUE((*b)->WaitFor(
+      [&](const ServiceStats& sb) {
+        const ServiceStats sa = (*a)->stats();
+        return sa.applied + sb.applied >= 4000 && idle(sa) && idle(sb) &&
+               sb.standby_partitions == kPartitions - sb.assigned.size() && sb.standby_caught_up;
+      },
+      kWaitMs))
+      << "B's standby copies never caught up with A's changelog";
+  const ServiceStats before = (*b)->stats();
+  EXPECT_GT(before.standby_records, 0u);
+
+  // A leaves: B takes its partitions over from the copies.
+  stop_a.store(true);
+  run_a.join();
+  EXPECT_OK(a_status);
+  const ServiceStats sa = (*a)->stats();
+  a->reset();
+  ASSERT_TRUE((*b)->WaitFor(
+      [](const ServiceStats& s) { return s.ready && s.assigned.size() == kPartitions; }, kWaitMs));
+  const ServiceStats after = (*b)->stats();
+  EXPECT_EQ(after.standby_partitions, 0u);
+  EXPECT_EQ(after.restored_partitions - before.restored_partitions,
+            kPartitions - before.assigned.size())
+      << "each of A's partitions restored once";
+  const uint64_t from_copies = after.restored_from_standby - before.restored_from_standby;
+  const uint64_t from_kafka = after.restored_records - before.restored_records;
+  std::printf("failover: %llu records from standby copies, %llu from the changelog's tail\n",
+              static_cast<unsigned long long>(from_copies),
+              static_cast<unsigned long long>(from_kafka));
+  EXPECT_GT(from_copies, 0u);
+  EXPECT_LT(from_kafka * 10, from_copies) << "a failover reads the tail, not the changelog";
+
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 4000, feed.events.size()));
+  EXPECT_TRUE(WaitDone(b->get(), feed.events.size()));
+  stop_b.store(true);
+  run_b.join();
+  EXPECT_OK(b_status);
+  const ServiceStats sb = (*b)->stats();
+  b->reset();
   EXPECT_EQ(sa.events + sb.events, feed.events.size())
       << "each record applied once over both instances";
   EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));

@@ -118,6 +118,9 @@ struct KafkaConfig {
   // Changelog of customer states and positions, partitioned like the input (compacted, key =
   // customer id); "" = none. Another instance restores a partition's state from it.
   std::string changelog_topic;
+  // Keep warm copies of every partition this instance does not own by tailing their changelog
+  // partitions (needs changelog_topic): a failover then reads only the changelog's tail.
+  bool standby_replicas = false;
   // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
   std::string output_format = "protobuf";
   // partition.assignment.strategy of the consumer group.

@@ -78,7 +78,14 @@ struct ServiceStats {
   uint64_t consumer_errors = 0;    // transport/broker errors seen by the consumer
   uint64_t rebalances = 0;
   uint64_t restored_partitions = 0;  // partitions restored from the changelog by this run
-  uint64_t restored_records = 0;     // changelog records those restores read
+  uint64_t restored_records = 0;     // changelog records those restores read from Kafka
+  uint64_t restored_from_standby = 0;  // records those restores took from standby copies
+  // Standby replicas (kafka.standby_replicas): records applied to the copies, partitions
+  // tailed, records the copies are behind, and whether every tailed copy reached the end.
+  uint64_t standby_records = 0;
+  uint32_t standby_partitions = 0;
+  uint64_t standby_lag = 0;
+  bool standby_caught_up = false;
   uint64_t pauses = 0;             // times partitions were paused for backpressure
   uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
   uint64_t storage_retries = 0;    // resume attempts that found the store still failing

@@ -28,9 +28,12 @@ enum class Column : int {
   kOutbox,         // OutboxKey(p, seq) -> OutboxRecord
   kMeta,           // name -> value (format version, ...)
   kLists,          // PartitionKey(p, customer_id) -> the RecommendationList last published
+  // PartitionKey(p, changelog key) -> changelog value: standby copies of partitions another
+  // instance owns (kafka.standby_replicas, src/kafka/standby.h). Nothing else reads them.
+  kStandby,
 };
-constexpr int kNumColumns = 7;
-// "customers", "items", "model", "positions", "outbox", "meta", "lists".
+constexpr int kNumColumns = 8;
+// "customers", "items", "model", "positions", "outbox", "meta", "lists", "standby".
 const char* ColumnName(Column column);
 
 // Fixed-width big-endian partition prefix + customer id: keys sort by partition.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kafka/kafka_conf.h"
+#include "kafka/standby.h"
 #include "streamrec/changelog.h"
 #include "streamrec/features.h"
 
@@ -153,21 +154,36 @@ StatusOr<ChangelogRestoreStats> RestoreFromChangelog(const KafkaConfig& kafka,
     return stats;
   }
   ChangelogLoader loader(store, options.source_name, p, options.batch_records);
-  const uint64_t total = reader.high() - reader.low();
+  uint64_t from = reader.low();
+  if (options.use_standby_copy) {
+    auto copied = StandbyOffset(store, p);
+    if (!copied.ok()) return copied.status();
+    if (*copied > reader.low() && *copied <= reader.high()) {
+      // The copy is the changelog up to *copied, compacted: each key once, in key order.
+      Status s = ScanStandbyCopy(store, p, [&](std::string_view key, std::string_view value) {
+        ++stats.standby_records;
+        return loader.Add(*copied - 1, key, &value);
+      });
+      if (!s.ok()) return s.WithContext("standby copy of partition " + std::to_string(p));
+      from = *copied;
+    }
+  }
+  stats.begin_offset = from;
+  const uint64_t total = reader.high() - from;
   const uint64_t every = std::max<uint64_t>(1, options.batch_records);
+  const uint64_t copied_records = loader.records();
   Status s = reader.Read(
-      reader.low(), reader.high(), deadline,
+      from, reader.high(), deadline,
       [&](uint64_t offset, std::string_view key, const std::string_view* value) -> Status {
         STREAMREC_RETURN_IF_ERROR(loader.Add(offset, key, value));
-        if (options.progress && loader.records() % every == 0) {
-          options.progress(loader.records(), total);
-        }
+        const uint64_t read = loader.records() - copied_records;
+        if (options.progress && read % every == 0) options.progress(read, total);
         return Status::OK();
       });
   if (s.ok()) s = loader.Finish().WithContext(reader.where());
   if (!s.ok()) return s;
-  if (options.progress) options.progress(loader.records(), total);
-  stats.records = loader.records();
+  stats.records = loader.records() - copied_records;
+  if (options.progress) options.progress(stats.records, total);
   stats.states = loader.states();
   stats.lists = loader.lists();
   stats.positions = loader.positions();

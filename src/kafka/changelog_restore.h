@@ -23,12 +23,16 @@ struct ChangelogRestoreOptions {
   size_t batch_records = 10000;
   // Gives up when the changelog's end was not reached within this long.
   int timeout_ms = 120000;
+  // Start from the store's standby copy of the partition (src/kafka/standby.h), when it has one,
+  // and read only the changelog past it.
+  bool use_standby_copy = false;
   // Called after each store write with the changelog records read and the number to read.
   std::function<void(uint64_t read, uint64_t total)> progress;
 };
 
 struct ChangelogRestoreStats {
-  uint64_t records = 0;          // changelog records read
+  uint64_t records = 0;          // changelog records read (from Kafka)
+  uint64_t standby_records = 0;  // records taken from the standby copy
   uint64_t states = 0;           // customer state records applied (later ones overwrite)
   uint64_t lists = 0;            // customer list records applied
   uint64_t positions = 0;        // position records read
@@ -40,8 +44,8 @@ struct ChangelogRestoreStats {
 };
 
 // Replaces the state of input partition `options.partition` in `store` with what the changelog
-// partition of the same number holds (ChangelogLoader), read from its start to the end it had
-// when the restore began. An empty changelog partition leaves the store as it is. Errors name
+// partition of the same number holds (ChangelogLoader), read from its start (or from the end of
+// its standby copy, with use_standby_copy) to the end it had when the restore began. An empty changelog partition leaves the store as it is. Errors name
 // the topic and partition. Uses kafka.brokers and the kafka.consumer properties (security among
 // them).
 StatusOr<ChangelogRestoreStats> RestoreFromChangelog(const KafkaConfig& kafka,

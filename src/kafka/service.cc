@@ -17,6 +17,7 @@
 #include "http/http_api.h"
 #include "json_writer.h"
 #include "kafka/changelog_restore.h"
+#include "kafka/standby.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/outbox_publisher.h"
 #include "metrics/service_metrics.h"
@@ -64,6 +65,7 @@ class ServiceImpl : public Service,
     // The API and the exposer go first: their threads read the store and the caches.
     http_.reset();
     exposer_.reset();
+    standby_.reset();  // its thread writes the store
     if (scan_thread_.joinable()) scan_thread_.join();
     // After SimulateCrash the consumer is destroyed without close() (librdkafka's C++
     // destructor does not close): no commit, no LeaveGroup, as if the process died.
@@ -172,7 +174,9 @@ class ServiceImpl : public Service,
   std::atomic<bool> restoring_{false};
   uint64_t store_id_ = 0;  // StoreId: the writer of our positions in the changelog
   std::string restore_why_;
-  uint64_t restored_partitions_ = 0, restored_records_ = 0;
+  uint64_t restored_partitions_ = 0, restored_records_ = 0, restored_from_standby_ = 0;
+  // Standby copies of the partitions other instances own (kafka.standby_replicas).
+  std::unique_ptr<StandbyReplicas> standby_;
   std::atomic<bool> crash_{false};
 
   mutable std::mutex stats_mu_;
@@ -215,6 +219,9 @@ class ServiceImpl : public Service,
 Status ServiceImpl::Init() {
   log_ = options_.logger ? options_.logger : NewNullLogger();
   const Config& config = options_.config;
+  if (kafka().standby_replicas && kafka().changelog_topic.empty()) {
+    return Status::InvalidArgument("kafka.standby_replicas needs kafka.changelog_topic");
+  }
   if (kafka().brokers.empty()) {
     return Status::InvalidArgument("kafka.brokers is not set (bootstrap servers, e.g. host:9092)");
   }
@@ -327,6 +334,12 @@ Status ServiceImpl::Init() {
   log_->Info("kafka consumer: " + RedactedProperties(consumer_props));
   log_->Info("kafka producer: " + RedactedProperties(producer_props));
   STREAMREC_RETURN_IF_ERROR(publisher_->Recover());
+  if (kafka().standby_replicas) {
+    // Tails nothing until the first assignment says which partitions are this instance's.
+    auto standby = StandbyReplicas::Start(kafka(), store_.get(), log_);
+    if (!standby.ok()) return standby.status();
+    standby_ = std::move(standby).value();
+  }
   return StartServers();
 }
 
@@ -396,6 +409,12 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
     // A partition whose state the changelog has further than this store is restored first.
     // Its outbox, written by an earlier tenure here, describes the state the restore replaced:
     // dropped. Otherwise what it holds is published now (see OutboxPublisher::SetOwned).
+    if (standby_ != nullptr) {
+      // These partitions' standby copies are written no more: their restore reads them.
+      std::vector<int32_t> owned = cooperative ? assigned_ : std::vector<int32_t>();
+      owned.insert(owned.end(), ids.begin(), ids.end());
+      standby_->SetOwned(owned);
+    }
     if (!kafka().changelog_topic.empty()) {
       std::vector<uint32_t> replaced;
       for (auto* tp : partitions) {
@@ -498,6 +517,9 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
       committed_next_.erase(p);
       metrics_->ForgetConsumerLag(p);
     }
+    // The partitions that went are tailed from their copies' offsets (a copy is the changelog
+    // as far as it was read, whether or not this instance's last batches reached it yet).
+    if (standby_ != nullptr) standby_->SetOwned(assigned_);
     log_->Info(std::string(cooperative ? "cooperative" : "eager") + " revocation: -[" + list +
                "] after finishing their batch" + (err == RdKafka::ERR__REVOKE_PARTITIONS ? "" : " (" + RdKafka::err2str(err) + ")"));
   }
@@ -686,6 +708,14 @@ void ServiceImpl::UpdateStats() {
   stats_.assigned = assigned_;
   stats_.restored_partitions = restored_partitions_;
   stats_.restored_records = restored_records_;
+  stats_.restored_from_standby = restored_from_standby_;
+  if (standby_ != nullptr) {
+    const StandbyStats standby = standby_->stats();
+    stats_.standby_records = standby.records;
+    stats_.standby_partitions = standby.partitions;
+    stats_.standby_lag = standby.lag;
+    stats_.standby_caught_up = standby.caught_up;
+  }
   std::sort(stats_.assigned.begin(), stats_.assigned.end());
   stats_.watermark_ms = watermark_ms_;
   std::string why;
@@ -859,6 +889,10 @@ void ServiceImpl::UpdateMetrics(bool force) {
   totals.storage_retries = storage_retries_;
   metrics_->SetTotals(totals);
   metrics_->SetAssignedPartitions(assigned_.size());
+  if (standby_ != nullptr) {
+    const StandbyStats standby = standby_->stats();
+    metrics_->SetStandby(standby.records, standby.partitions, standby.lag);
+  }
   const uint64_t written = publisher_->recovered() + outbox_written_;
   const uint64_t delivered = publisher_->delivered();
   metrics_->SetOutboxPending(written > delivered ? written - delivered : 0);
@@ -1256,6 +1290,7 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
   options.source_name = source;
   options.partition = partition;
   options.timeout_ms = kRestoreTimeoutMs;
+  options.use_standby_copy = standby_ != nullptr;
   options.progress = [&](uint64_t read, uint64_t total) {
     loop_alive_ms_.store(WallClockMillis());  // busy, not stalled (/healthz)
     metrics_->SetRestoreProgress(static_cast<int32_t>(partition), read, total, false);
@@ -1273,9 +1308,11 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
                                true);
   ++restored_partitions_;
   restored_records_ += stats->records;
+  restored_from_standby_ += stats->standby_records;
   log_->Info("changelog: " + name + " restored: " + std::to_string(stats->states) +
              " customer states, " + std::to_string(stats->lists) +
-             " lists, " + std::to_string(stats->records) + " records in " +
+             " lists, " + std::to_string(stats->standby_records) + " records from the standby copy and " +
+             std::to_string(stats->records) + " records in " +
              std::to_string(stats->seconds) + " s; resuming at input offset " +
              std::to_string(stats->position.next_offset()));
   return true;

@@ -119,6 +119,23 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                            .Help("Changelog records read by restores of partitions")
                            .Register(registry)
                            .Add({});
+  standby_records_ = &BuildCounter()
+                          .Name("streamrec_standby_records_total")
+                          .Help("Changelog records applied to standby copies of partitions other "
+                                "instances own")
+                          .Register(registry)
+                          .Add({});
+  standby_partitions_ = &BuildGauge()
+                             .Name("streamrec_standby_partitions")
+                             .Help("Partitions whose changelog this instance tails (standby copies)")
+                             .Register(registry)
+                             .Add({});
+  standby_lag_ = &BuildGauge()
+                      .Name("streamrec_standby_lag_records")
+                      .Help("Changelog records the standby copies are behind, summed over "
+                            "partitions: what a failover would read from Kafka")
+                      .Register(registry)
+                      .Add({});
   prefetch_messages_ = &BuildGauge()
                             .Name("streamrec_consumer_prefetch_messages")
                             .Help("Input records fetched ahead of processing, queued in "
@@ -409,6 +426,15 @@ void ServiceMetrics::ForgetConsumerLag(int32_t partition) {
   if (it == lag_.end()) return;
   lag_family_->Remove(it->second);
   lag_.erase(it);
+}
+
+void ServiceMetrics::SetStandby(uint64_t records, uint32_t partitions, uint64_t lag) {
+  if (records > standby_counted_) {
+    standby_records_->Increment(static_cast<double>(records - standby_counted_));
+    standby_counted_ = records;
+  }
+  standby_partitions_->Set(partitions);
+  standby_lag_->Set(static_cast<double>(lag));
 }
 
 void ServiceMetrics::SetRestoreProgress(int32_t partition, uint64_t read, uint64_t total,

@@ -55,6 +55,9 @@ class ServiceMetrics {
   // grows from 0 within one restore; the remaining count is exported per partition while it
   // runs, and removed with done=true.
   void SetRestoreProgress(int32_t partition, uint64_t read, uint64_t total, bool done);
+  // Standby replicas (kafka.standby_replicas): changelog records applied to the copies so far
+  // (a running total), partitions tailed, and records the copies are behind the changelog.
+  void SetStandby(uint64_t records, uint32_t partitions, uint64_t lag);
   // Records fetched ahead of processing in librdkafka's queue, and their payload bytes.
   void SetConsumerPrefetch(uint64_t messages, uint64_t bytes) {
     prefetch_messages_->Set(static_cast<double>(messages));
@@ -102,6 +105,10 @@ class ServiceMetrics {
   std::map<int32_t, prometheus::Gauge*> restore_remaining_;
   prometheus::Counter* restored_records_;
   uint64_t restore_read_ = 0;  // records of the running restore already counted
+  prometheus::Counter* standby_records_;
+  uint64_t standby_counted_ = 0;
+  prometheus::Gauge* standby_partitions_;
+  prometheus::Gauge* standby_lag_;
   std::map<int32_t, prometheus::Gauge*> lag_;
   prometheus::Gauge* prefetch_messages_;
   prometheus::Gauge* prefetch_bytes_;

@@ -62,6 +62,7 @@ const char* ColumnName(Column column) {
     case Column::kOutbox: return "outbox";
     case Column::kMeta: return "meta";
     case Column::kLists: return "lists";
+    case Column::kStandby: return "standby";
   }
   return "unknown";
 }
