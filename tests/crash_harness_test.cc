@@ -18,16 +18,13 @@
 // JSON object: kills, digest_equal, model_equal, missing_versions, conflicting_versions, ...
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafkacpp.h>
-#include <poll.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <random>
 #include <tuple>
 #include <algorithm>
@@ -40,7 +37,7 @@
 #include "streamrec/replay.h"
 #include "streamrec/state_store.h"
 #include "streamrec/v1/events.pb.h"
-#include "testutil/kafka_reader.h"
+#include "testutil/output_tail.h"
 #include "testutil/state_inspect.h"
 #include "testutil/subprocess.h"
 #include "testutil/test_util.h"
@@ -49,6 +46,8 @@ namespace streamrec {
 namespace {
 
 using testing::BackgroundProcess;
+using testing::OutputTail;
+using testing::WaitForLog;
 using testing::ProcessResult;
 using testing::TempDir;
 
@@ -62,110 +61,6 @@ uint64_t EnvNumber(const char* name, uint64_t fallback) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return fallback;
   return std::strtoull(v, nullptr, 10);
-}
-
-// Reads the output topic from its beginning on a thread of its own for the whole run (the
-// embedded cluster keeps only a few MiB per partition, so records are taken as they come),
-// keeping every (customer, version)'s content.
-class OutputTail {
- public:
-  explicit OutputTail(const std::string& brokers) {
-    consumer_ = testing::NewTopicReader(brokers, "recommendations", kPartitions, "crash-harness-tail");
-    if (consumer_ != nullptr) thread_ = std::thread([this] { Loop(); });
-  }
-  ~OutputTail() { Stop(); }
-
-  uint64_t records() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return records_;
-  }
-  // Waits until at least `n` records arrived; false at the deadline.
-  bool WaitForRecords(uint64_t n, int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return records_ >= n; });
-  }
-  // Reads on until every partition's current end, then stops. False at the deadline.
-  bool FinishAtEnd(int timeout_ms) {
-    std::map<int32_t, int64_t> ends;
-    for (int32_t p = 0; p < kPartitions; ++p) {
-      int64_t low = 0;
-      int64_t high = 0;
-      if (consumer_ == nullptr ||
-          consumer_->query_watermark_offsets("recommendations", p, &low, &high, 10000) !=
-              RdKafka::ERR_NO_ERROR) {
-        return false;
-      }
-      ends[p] = high;
-    }
-    bool reached = false;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      reached = cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-        for (const auto& [p, end] : ends) {
-          auto it = next_.find(p);
-          if (end > 0 && (it == next_.end() || it->second < end)) return false;
-        }
-        return true;
-      });
-    }
-    Stop();
-    return reached;
-  }
-
-  // Only after FinishAtEnd.
-  const std::map<std::pair<std::string, uint64_t>, std::string>& contents() const { return contents_; }
-  uint64_t conflicts() const { return conflicts_; }
-  uint64_t undecodable() const { return undecodable_; }
-
- private:
-  void Stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-    if (consumer_ != nullptr) {
-      consumer_->close();
-      consumer_.reset();
-    }
-  }
-
-  void Loop() {
-    while (!stop_.load()) {
-      std::unique_ptr<RdKafka::Message> m(consumer_->consume(100));
-      if (m->err() != RdKafka::ERR_NO_ERROR) continue;
-      std::string value(static_cast<const char*>(m->payload()), m->len());
-      v1::RecommendationList list;
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!list.ParseFromString(value)) {
-        ++undecodable_;
-      } else {
-        auto [it, inserted] = contents_.emplace(std::make_pair(list.customer_id(), list.version()), value);
-        if (!inserted && it->second != value) ++conflicts_;
-      }
-      ++records_;
-      next_[m->partition()] = m->offset() + 1;
-      cv_.notify_all();
-    }
-  }
-
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t records_ = 0;
-  uint64_t conflicts_ = 0;
-  uint64_t undecodable_ = 0;
-  std::map<int32_t, int64_t> next_;
-  std::map<std::pair<std::string, uint64_t>, std::string> contents_;
-};
-
-// Waits (on the process's log, with a deadline) until `needle` appears or the process ended.
-bool WaitForLog(const BackgroundProcess& process, const std::string& needle, int timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (process.Output().find(needle) != std::string::npos) return true;
-    ::poll(nullptr, 0, 10);  // the log is a file: look again shortly
-  }
-  return false;
 }
 
 // The model a full re-fit of the state at `state_dir` gives.
@@ -257,7 +152,7 @@ TEST(CrashHarnessTest, SigkillAtSeededPointsLosesNothingAndDuplicatesNothing) {
                      "metrics:\n  listen: \"127.0.0.1:0\"\n"
                      "http:\n  listen: \"127.0.0.1:0\"\n");
   const std::string state = dir.File("state");
-  OutputTail tail(bootstrap);
+  OutputTail tail(bootstrap, "recommendations", kPartitions, "crash-harness-tail");
   auto producer = PurchaseProducer::Create(bootstrap, "purchases");
   ASSERT_TRUE(producer.ok()) << producer.status().ToString();
   size_t produced = 0;
