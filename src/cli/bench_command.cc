@@ -29,6 +29,8 @@
 #include "kafka/kafka_conf.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/purchase_producer.h"
+#include "kafka/standby.h"
+#include "streamrec/logger.h"
 #include "streamrec/clock.h"
 #include "streamrec/features.h"
 #include "streamrec/generator.h"
@@ -274,6 +276,43 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
       restore_total.seconds += one->seconds;
     }
   }
+  // 7. Standby replicas: every changelog partition tailed into a standby copy (as an instance
+  //    with kafka.standby_replicas does for the partitions it does not own), then each partition
+  //    restored from its copy, as at a failover (the tail past the copy is empty here).
+  double standby_copy_seconds = 0, failover_seconds = 0;
+  uint64_t standby_copy_records = 0, failover_from_copy = 0, failover_from_kafka = 0;
+  if (!config.kafka.changelog_topic.empty()) {
+    StoreOptions standby_options = config.state;
+    standby_options.path = dir + "/standby";
+    std::error_code ec;
+    std::filesystem::remove_all(standby_options.path, ec);
+    auto target = OpenRocksStateStore(standby_options);
+    if (!target.ok()) return Fail("standby state", target.status());
+    std::fprintf(stderr, "bench: copying %d changelog partitions into standby copies\n",
+                 args.partitions);
+    const auto copy_start = std::chrono::steady_clock::now();
+    {
+      auto standby = StandbyReplicas::Start(config.kafka, target->get(), NewNullLogger());
+      if (!standby.ok()) return Fail("standby", standby.status());
+      (*standby)->SetOwned({});
+      if (!(*standby)->WaitCaughtUp(600000)) {
+        return Fail("standby", Status::IOError("the copies did not catch up within 600 s"));
+      }
+      standby_copy_records = (*standby)->stats().records;
+    }
+    standby_copy_seconds = Seconds(copy_start, std::chrono::steady_clock::now());
+    for (int p = 0; p < args.partitions; ++p) {
+      ChangelogRestoreOptions restore;
+      restore.source_name = "kafka:" + config.kafka.input_topic;
+      restore.partition = static_cast<uint32_t>(p);
+      restore.use_standby_copy = true;
+      auto one = RestoreFromChangelog(config.kafka, restore, target->get());
+      if (!one.ok()) return Fail("restore from standby copy", one.status());
+      failover_from_copy += one->standby_records;
+      failover_from_kafka += one->records;
+      failover_seconds += one->seconds;
+    }
+  }
 
   const double wall = Seconds(first, done);
   std::vector<float> lat;
@@ -333,6 +372,15 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
         .Key("seconds").Double(restore_total.seconds)
         .Key("records_per_second")
         .Double(restore_total.seconds > 0 ? restore_total.records / restore_total.seconds : 0)
+        .EndObject();
+    w.Key("standby").BeginObject()
+        .Key("copied_records").Uint(standby_copy_records)
+        .Key("copy_seconds").Double(standby_copy_seconds)
+        .Key("failover_records_from_copies").Uint(failover_from_copy)
+        .Key("failover_records_from_kafka").Uint(failover_from_kafka)
+        .Key("failover_seconds").Double(failover_seconds)
+        .Key("failover_records_per_second")
+        .Double(failover_seconds > 0 ? (failover_from_copy + failover_from_kafka) / failover_seconds : 0)
         .EndObject();
   }
   return EmitSummary(args, &w);
