@@ -574,6 +574,11 @@ const std::vector<KeySpec>& Schema() {
                         "changelog (needs kafka.changelog_topic): a failover reads only the "
                         "changelog's tail",
                         [](Config& c) -> bool& { return c.kafka.standby_replicas; }));
+    s.push_back(StringKey("kafka.model_topic",
+                          "one segment model for all instances: the owner of input partition 0 "
+                          "fits it and publishes it here (1 partition, compacted), the others "
+                          "adopt it; empty: each instance fits its own",
+                          [](Config& c) -> std::string& { return c.kafka.model_topic; }));
     s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
                           [](Config& c) -> std::string& { return c.kafka.output_format; },
                           {"protobuf", "json"}));

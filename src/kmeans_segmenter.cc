@@ -452,6 +452,13 @@ struct KMeansSegmenter::Impl {
   std::atomic<uint64_t> refits{0};
   std::atomic<uint64_t> refit_failures_total{0};
   std::atomic<bool> refit_requested{false};  // RequestRefit (any thread)
+  // Several instances, one model: whether this one fits; the newest version offered by another
+  // (guarded by mu); versions adopted; what to call with each version fitted here.
+  std::atomic<bool> refitter{true};
+  std::shared_ptr<const SegmentModelVersion> offered;
+  bool offer_new = false;  // offered since the last AdoptOffered (guarded by mu)
+  std::atomic<uint64_t> adopted{0};
+  std::function<void(const v1::SegmentModel&)> on_fitted;
   double last_fit_seconds = 0;               // consumer thread
   int64_t last_fit_unix_ms = 0;
 
@@ -613,7 +620,9 @@ struct KMeansSegmenter::Impl {
   }
 
   // `seconds`: how long the fit took (wall clock), for the metrics.
-  void Install(std::shared_ptr<const SegmentModelVersion> version, double seconds) {
+  // `adopted`: fitted by another instance (not counted as a re-fit, not published again).
+  void Install(std::shared_ptr<const SegmentModelVersion> version, double seconds,
+               bool adopted_version = false) {
     last_fit_seconds = seconds;
     last_fit_unix_ms = WallClockMillis();
     LogLifecycle(*version);
@@ -627,7 +636,34 @@ struct KMeansSegmenter::Impl {
     new_versions.push_back(version);
     rescored_points = 0;
     online_dirty = true;
-    ++refits;
+    if (adopted_version) {
+      ++adopted;
+      logger->Info("segment model v" + std::to_string(version->version) +
+                   " adopted (fitted by another instance)");
+    } else {
+      ++refits;
+      if (on_fitted) on_fitted(version->proto);
+    }
+  }
+
+  // Installs the newest offered version when it is newer than the current one (consumer thread).
+  bool AdoptOffered() {
+    std::shared_ptr<const SegmentModelVersion> candidate;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!offered || !offer_new) return false;
+      offer_new = false;
+      // Newer wins. A follower also takes another fit of its own version: two refitters in
+      // turn (partition 0 moved right after a fit that never reached the topic) may each have
+      // fitted it, and the topic's is the one every instance uses.
+      const bool newer = !model || offered->version > model->version;
+      const bool replaces = model && !refitter.load() && offered->version == model->version &&
+                            offered->proto.SerializeAsString() != model->proto.SerializeAsString();
+      if (!newer && !replaces) return false;
+      candidate = offered;
+    }
+    Install(std::move(candidate), 0, /*adopted_version=*/true);
+    return true;
   }
 
   // Logs the clusters born and dying at `version`'s fit (nothing for a fit without either).
@@ -755,7 +791,7 @@ struct KMeansSegmenter::Impl {
   }
 
   bool RefitDue(int64_t now_ms) const {
-    if (!model || !online) return false;
+    if (!model || !online || !refitter.load()) return false;
     if (refit_requested.load()) return true;
     const SegmentsConfig& c = options.config;
     if (c.refit_every_events > 0 &&
@@ -830,6 +866,11 @@ struct KMeansSegmenter::Impl {
         refit_error.clear();
       }
     }
+    if (result && !refitter.load()) {
+      logger->Info("segment model v" + std::to_string(result->version) +
+                   " dropped: fitted after this instance stopped fitting for the others");
+      return;
+    }
     if (result) Install(std::move(result), seconds);
   }
 };
@@ -868,15 +909,18 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
   im.relabels.clear();  // not taken by the caller: they belonged to an earlier batch
   im.relabelled_stored = false;
   im.PickUpBackgroundRefit();
+  im.AdoptOffered();
   // Without a store (evaluation), the segmenter remembers every customer it has seen: they are
   // the population of its fits.
   if (im.store == nullptr && im.model) {
     for (CustomerState* s : changed) im.seen[s->customer_id()] = *s;
   }
   if (!im.model) {
-    // Cold start: fit once enough customers have been seen.
+    // Cold start: fit once enough customers have been seen (a follower waits for a model).
     uint64_t customers = 0;
-    if (im.store != nullptr) {
+    if (!im.refitter.load()) {
+      // Nothing to count: it never fits.
+    } else if (im.store != nullptr) {
       std::unordered_set<std::string_view> in_batch;
       for (CustomerState* s : changed) in_batch.insert(s->customer_id());
       Status s = ScanCustomers(im.store, im.options.log_ids, [&](std::string_view,
@@ -890,7 +934,8 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
       for (CustomerState* s : changed) im.seen[s->customer_id()] = *s;
       customers = im.seen.size();
     }
-    if (customers >= static_cast<uint64_t>(im.options.config.min_customers_for_fit)) {
+    if (im.refitter.load() &&
+        customers >= static_cast<uint64_t>(im.options.config.min_customers_for_fit)) {
       Status s = im.FitNow(changed, now_ms, /*reassign_stored=*/true);
       if (!s.ok()) std::fprintf(stderr, "streamrec: first segment fit: %s\n", s.ToString().c_str());
     }
@@ -1050,9 +1095,50 @@ SegmenterStats KMeansSegmenter::stats() const {
 }
 
 bool KMeansSegmenter::RequestRefit() {
+  if (!impl_->refitter.load()) return false;
   impl_->refit_requested.store(true);
   return impl_->Current() != nullptr;
 }
+
+void KMeansSegmenter::SetRefitter(bool refitter) { impl_->refitter.store(refitter); }
+
+bool KMeansSegmenter::refitter() const { return impl_->refitter.load(); }
+
+void KMeansSegmenter::set_on_fitted(std::function<void(const v1::SegmentModel&)> on_fitted) {
+  impl_->on_fitted = std::move(on_fitted);
+}
+
+Status KMeansSegmenter::OfferModel(const v1::SegmentModel& fitted) {
+  Impl& im = *impl_;
+  auto version = SegmentModelVersion::FromProto(fitted);
+  if (!version.ok()) {
+    return Status::InvalidArgument("segment model v" + std::to_string(fitted.version()) +
+                                   " offered: " + version.status().message());
+  }
+  if ((*version)->spec.features != im.fit_options.spec.features) {
+    std::string theirs, ours;
+    for (const auto& f : (*version)->spec.Names()) theirs += (theirs.empty() ? "" : ",") + f;
+    for (const auto& f : im.fit_options.spec.Names()) ours += (ours.empty() ? "" : ",") + f;
+    return Status::InvalidArgument("segment model v" + std::to_string(fitted.version()) +
+                                   " offered uses features [" + theirs + "], this instance's "
+                                   "segments.features are [" + ours + "]");
+  }
+  auto online = MiniBatchKMeans::FromProto(im.online_params, fitted);
+  if (!online.ok()) {
+    return Status::InvalidArgument("segment model v" + std::to_string(fitted.version()) +
+                                   " offered: " + online.status().message());
+  }
+  std::lock_guard<std::mutex> lock(im.mu);
+  if (!im.offered || (*version)->version >= im.offered->version) {
+    im.offered = std::move(version).value();
+    im.offer_new = true;
+  }
+  return Status::OK();
+}
+
+bool KMeansSegmenter::AdoptOffered() { return impl_->AdoptOffered(); }
+
+uint64_t KMeansSegmenter::adopted() const { return impl_->adopted.load(); }
 
 StatusOr<SegmentFitReport> KMeansSegmenter::Refit(StateStore* store) {
   Impl& im = *impl_;

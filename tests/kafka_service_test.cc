@@ -130,6 +130,40 @@ std::vector<Consumed> ReadTopic(const std::string& brokers, const std::string& t
   return ReadTopicUntil(brokers, topic, [count](const std::vector<Consumed>& r) { return r.size() >= count; });
 }
 
+// A service running Run on a thread of its own until Stop (or destruction).
+class Running {
+ public:
+  explicit Running(ServiceOptions options) {
+    auto created = Service::Create(std::move(options));
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    if (!created.ok()) return;
+    service_ = std::move(created).value();
+    thread_ = std::thread([this] { status_ = service_->Run(stop_); });
+  }
+  ~Running() { Reset(); }
+  bool ok() const { return service_ != nullptr; }
+  Service* operator->() const { return service_.get(); }
+  Service* get() const { return service_.get(); }
+  void RequestStop() { stop_.store(true); }
+  // Stops the run (a graceful leave) and returns its status; the stats stay readable.
+  Status Stop() {
+    RequestStop();
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+  // Stops and destroys the service (its store is closed). The run must have ended well.
+  void Reset() {
+    EXPECT_OK(Stop());
+    service_.reset();
+  }
+
+ private:
+  std::unique_ptr<Service> service_;
+  std::atomic<bool> stop_{false};
+  Status status_;
+  std::thread thread_;
+};
+
 class KafkaServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -221,6 +255,15 @@ class KafkaServiceTest : public ::testing::Test {
   }
 
   // Waits until `applied` records are in the state and every outbox record is delivered.
+  // `service`, just started alone in its group, takes every partition and applies the feed's
+  // first `n` events.
+  void ApplyAlone(Running& service, const Feed& feed, size_t n) {
+    ASSERT_TRUE(service->WaitFor(
+        [](const ServiceStats& s) { return s.assigned.size() == kPartitions; }, kWaitMs));
+    ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, n));
+    ASSERT_TRUE(WaitDone(service.get(), n));
+  }
+
   static bool WaitDone(Service* service, uint64_t applied) {
     return service->WaitFor(
         [&](const ServiceStats& s) {
@@ -707,44 +750,31 @@ TEST_F(KafkaServiceTest, PartitionsMoveBetweenInstancesWithTheirState) {
   auto options = [&](const std::string& state) {
     return Options(dir.File(state), "moving", feed, "moving-changelog");
   };
-  auto a = Service::Create(options("a"));
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
-  std::atomic<bool> stop_a{false};
-  Status a_status;
-  std::thread run_a([&] { a_status = (*a)->Run(stop_a); });
-  ASSERT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
-                            kWaitMs));
-  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2000));
-  ASSERT_TRUE(WaitDone(a->get(), 2000));
+  Running a(options("a"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, 2000));
 
-  auto b = Service::Create(options("b"));
-  ASSERT_TRUE(b.ok()) << b.status().ToString();
-  std::atomic<bool> stop_b{false};
-  Status b_status;
-  std::thread run_b([&] { b_status = (*b)->Run(stop_b); });
-  EXPECT_TRUE((*b)->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+  Running b(options("b"));
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
                             kWaitMs))
       << "B never got partitions";
-  EXPECT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() < kPartitions; },
+  EXPECT_TRUE(a->WaitFor([](const ServiceStats& s) { return s.assigned.size() < kPartitions; },
                             kWaitMs));
-  const uint64_t restored_at_join = (*b)->stats().restored_partitions;
+  const uint64_t restored_at_join = b->stats().restored_partitions;
   ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, 4000));
 
   // A leaves: B takes every partition.
-  stop_a.store(true);
-  run_a.join();
-  EXPECT_OK(a_status);
-  const ServiceStats sa = (*a)->stats();
-  a->reset();
-  EXPECT_TRUE((*b)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
+  EXPECT_OK(a.Stop());
+  const ServiceStats sa = a->stats();
+  a.Reset();
+  EXPECT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
                             kWaitMs));
   ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 4000, feed.events.size()));
-  EXPECT_TRUE(WaitDone(b->get(), feed.events.size()));
-  stop_b.store(true);
-  run_b.join();
-  EXPECT_OK(b_status);
-  const ServiceStats sb = (*b)->stats();
-  b->reset();
+  EXPECT_TRUE(WaitDone(b.get(), feed.events.size()));
+  EXPECT_OK(b.Stop());
+  const ServiceStats sb = b->stats();
+  b.Reset();
 
   EXPECT_GT(restored_at_join, 0u) << "B restored what it took over when it joined";
   EXPECT_EQ(sb.restored_partitions, static_cast<uint64_t>(kPartitions))
@@ -766,50 +796,39 @@ TEST_F(KafkaServiceTest, StandbyCopiesTurnAFailoverIntoATailRestore) {
     o.config.kafka.standby_replicas = true;
     return o;
   };
-  auto a = Service::Create(options("a"));
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
-  std::atomic<bool> stop_a{false};
-  Status a_status;
-  std::thread run_a([&] { a_status = (*a)->Run(stop_a); });
-  ASSERT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() == kPartitions; },
-                            kWaitMs));
-  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, 2000));
-  ASSERT_TRUE(WaitDone(a->get(), 2000));
-  EXPECT_EQ((*a)->stats().standby_partitions, 0u) << "A owns every partition";
+  Running a(options("a"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, 2000));
+  EXPECT_EQ(a->stats().standby_partitions, 0u) << "A owns every partition";
 
-  auto b = Service::Create(options("b"));
-  ASSERT_TRUE(b.ok()) << b.status().ToString();
-  std::atomic<bool> stop_b{false};
-  Status b_status;
-  std::thread run_b([&] { b_status = (*b)->Run(stop_b); });
-  ASSERT_TRUE((*b)->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+  Running b(options("b"));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
                             kWaitMs));
-  ASSERT_TRUE((*a)->WaitFor([](const ServiceStats& s) { return s.assigned.size() < kPartitions; },
+  ASSERT_TRUE(a->WaitFor([](const ServiceStats& s) { return s.assigned.size() < kPartitions; },
                             kWaitMs));
   ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, 4000));
   // Both applied everything so far and published it; B's copies of A's partitions caught up.
   auto idle = [](const ServiceStats& s) { return s.in_flight == 0 && s.delivered >= s.outbox_written; };
   // (B's loop updates its stats at every turn, so A's progress is seen too.)
-  ASSERT_TRUE((*b)->WaitFor(
+  ASSERT_TRUE(b->WaitFor(
       [&](const ServiceStats& sb) {
-        const ServiceStats sa = (*a)->stats();
+        const ServiceStats sa = a->stats();
         return sa.applied + sb.applied >= 4000 && idle(sa) && idle(sb) &&
                sb.standby_partitions == kPartitions - sb.assigned.size() && sb.standby_caught_up;
       },
       kWaitMs))
       << "B's standby copies never caught up with A's changelog";
-  const ServiceStats before = (*b)->stats();
+  const ServiceStats before = b->stats();
   EXPECT_GT(before.standby_records, 0u);
 
   // A leaves: B takes its partitions over from the copies.
-  stop_a.store(true);
-  run_a.join();
-  EXPECT_OK(a_status);
-  const ServiceStats sa = (*a)->stats();
-  a->reset();
-  ASSERT_TRUE((*b)->WaitFor(
+  EXPECT_OK(a.Stop());
+  const ServiceStats sa = a->stats();
+  a.Reset();
+  ASSERT_TRUE(b->WaitFor(
       [](const ServiceStats& s) { return s.ready && s.assigned.size() == kPartitions; }, kWaitMs));
-  const ServiceStats after = (*b)->stats();
+  const ServiceStats after = b->stats();
   EXPECT_EQ(after.standby_partitions, 0u);
   EXPECT_EQ(after.restored_partitions - before.restored_partitions,
             kPartitions - before.assigned.size())
@@ -823,15 +842,60 @@ TEST_F(KafkaServiceTest, StandbyCopiesTurnAFailoverIntoATailRestore) {
   EXPECT_LT(from_kafka * 10, from_copies) << "a failover reads the tail, not the changelog";
 
   ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 4000, feed.events.size()));
-  EXPECT_TRUE(WaitDone(b->get(), feed.events.size()));
-  stop_b.store(true);
-  run_b.join();
-  EXPECT_OK(b_status);
-  const ServiceStats sb = (*b)->stats();
-  b->reset();
+  EXPECT_TRUE(WaitDone(b.get(), feed.events.size()));
+  EXPECT_OK(b.Stop());
+  const ServiceStats sb = b->stats();
+  b.Reset();
   EXPECT_EQ(sa.events + sb.events, feed.events.size())
       << "each record applied once over both instances";
   EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
+}
+
+// kafka.model_topic: the owner of partition 0 fits the segment model for all and publishes each
+// version; the other instance never fits and adopts them. Both end on the same version.
+TEST_F(KafkaServiceTest, OneSegmentModelForAllInstances) {
+  ASSERT_OK(cluster_->CreateTopic("one-model-models", 1));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  auto options = [&](const std::string& state) {
+    ServiceOptions o = Options(dir.File(state), "one-model", feed);
+    o.config.kafka.model_topic = "one-model-models";
+    o.config.segments.refit_every_events = 400;  // several versions over the run
+    return o;
+  };
+  Running a(options("a"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, 2000));
+  ASSERT_TRUE(a->WaitFor([](const ServiceStats& s) { return s.segment_models_published > 0; },
+                            kWaitMs));
+  EXPECT_TRUE(a->stats().segment_refitter) << "A owns partition 0";
+
+  Running b(options("b"));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+                            kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, feed.events.size()));
+  auto idle = [](const ServiceStats& s) { return s.in_flight == 0 && s.delivered >= s.outbox_written; };
+  ServiceStats sa, sb;
+  EXPECT_TRUE(b->WaitFor(
+      [&](const ServiceStats& s) {
+        sb = s;
+        sa = a->stats();
+        return sa.applied + sb.applied >= feed.events.size() && idle(sa) && idle(sb) &&
+               sa.segment_model_version > 0 &&
+               sa.segment_model_version == sb.segment_model_version;
+      },
+      kWaitMs))
+      << "A at v" << sa.segment_model_version << ", B at v" << sb.segment_model_version;
+  a.RequestStop();
+  b.RequestStop();
+  EXPECT_OK(a.Stop());
+  EXPECT_OK(b.Stop());
+  // (Which instance owns partition 0 after B joined is the assignor's choice.)
+  EXPECT_NE(sa.segment_refitter, sb.segment_refitter) << "exactly one instance fits";
+  EXPECT_GT(sa.segment_models_published + sb.segment_models_published, 1u)
+      << "the owner of partition 0 re-fitted and published as the stream went on";
+  EXPECT_GT(sb.segment_models_adopted, 0u) << "B started without a model and adopted one";
 }
 
 // An instance killed right after committing a batch, before any of its output went out, leaves

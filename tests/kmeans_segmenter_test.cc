@@ -632,6 +632,71 @@ TEST(KMeansSegmenterTest, RescoreSweepCarriesABackgroundRefitToEveryStoredCustom
   }
 }
 
+// Several instances, one model: a follower never fits (not even its first model), adopts the
+// versions the refitter publishes (newer ones only), and scores its customers with them; the
+// refitter reports each version it fits, and drops a background fit that ends after it stopped
+// being the refitter.
+TEST(KMeansSegmenterTest, FollowerAdoptsTheRefittersVersionsAndNeverFits) {
+  SegmentsConfig config = SmallConfig();
+  config.rescore_per_batch = 1000;
+  SegmenterHarness leader(config);
+  std::vector<v1::SegmentModel> published;
+  leader.segmenter().set_on_fitted([&](const v1::SegmentModel& m) { published.push_back(m); });
+  leader.Run(SyntheticEvents(90));
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].version(), 1u);
+
+  SegmenterHarness follower(config);
+  follower.segmenter().SetRefitter(false);
+  EXPECT_FALSE(follower.segmenter().RequestRefit()) << "a follower refuses a re-fit request";
+  follower.Run(SyntheticEvents(90, 500));
+  EXPECT_EQ(follower.segmenter().model(), nullptr) << "a follower never fits, not even the first";
+  for (const auto& [id, s] : follower.Customers()) EXPECT_EQ(s.segment(), kUnscoredSegment) << id;
+
+  ASSERT_OK(follower.segmenter().OfferModel(published[0]));
+  follower.Run(SyntheticEvents(10, 700));  // the next batch adopts it
+  ASSERT_NE(follower.segmenter().model(), nullptr);
+  EXPECT_EQ(follower.segmenter().model_version(), 1u);
+  EXPECT_EQ(follower.segmenter().adopted(), 1u);
+  EXPECT_EQ(follower.segmenter().refits(), 0u);
+  follower.Run(SyntheticEvents(10, 720));  // the sweep carries it to every stored customer
+  for (const auto& [id, s] : follower.Customers()) {
+    EXPECT_EQ(s.model_version(), 1u) << id;
+    EXPECT_NE(s.segment(), kUnscoredSegment) << id;
+  }
+  // Stored like a fitted version: a restart keeps it.
+  follower.Reopen();
+  EXPECT_EQ(follower.segmenter().model_version(), 1u);
+
+  // Older or equal versions are not adopted; a model of other features is refused, named.
+  v1::SegmentModel older = published[0];
+  ASSERT_OK(follower.segmenter().OfferModel(older));
+  EXPECT_FALSE(follower.segmenter().AdoptOffered());
+  SegmentsConfig other = config;
+  other.features = "recency_days,frequency";
+  SegmenterHarness stranger(other);
+  std::vector<v1::SegmentModel> theirs;
+  stranger.segmenter().set_on_fitted([&](const v1::SegmentModel& m) { theirs.push_back(m); });
+  stranger.Run(SyntheticEvents(90));
+  ASSERT_FALSE(theirs.empty());
+  Status refused = follower.segmenter().OfferModel(theirs[0]);
+  EXPECT_TRUE(refused.IsInvalidArgument()) << refused.ToString();
+  EXPECT_NE(refused.message().find("recency_days,frequency"), std::string::npos) << refused.ToString();
+
+  // A refitter that became a follower while its background fit ran drops the fit.
+  config.refit_every_events = 25;
+  SegmenterHarness demoted(config, /*background_refit=*/true);
+  std::vector<v1::SegmentModel> fitted;
+  demoted.segmenter().set_on_fitted([&](const v1::SegmentModel& m) { fitted.push_back(m); });
+  demoted.Run(SyntheticEvents(300));  // cold start, then a background re-fit
+  demoted.segmenter().WaitForBackgroundRefit();
+  demoted.segmenter().SetRefitter(false);
+  const uint64_t before = demoted.segmenter().model_version();
+  demoted.Run(LateBuyers(1, 0, 1), 1);
+  EXPECT_EQ(demoted.segmenter().model_version(), before);
+  EXPECT_EQ(fitted.size(), static_cast<size_t>(before));
+}
+
 TEST(KMeansSegmenterTest, RescoreSweepWithoutMovingCentresOnlyRelabels) {
   SegmentsConfig off = SmallConfig();
   off.rescore_per_batch = 0;

@@ -23,6 +23,8 @@
 #include "kafka/purchase_producer.h"
 #include "streamrec/config.h"
 #include "streamrec/generator.h"
+#include "streamrec/kmeans_segmenter.h"
+#include "streamrec/state_store.h"
 #include "streamrec/replay.h"
 #include "testutil/output_tail.h"
 #include "testutil/state_inspect.h"
@@ -118,7 +120,7 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
                      "catalog:\n  path: " + catalog + "\n"
                      "pipeline:\n  batch_size: 300\n"
                      "kafka:\n  group_id: " + std::string(kGroup) + "\n"
-                     "  changelog_topic: changelog\n  max_batch_ms: 50\n"
+                     "  changelog_topic: changelog\n  model_topic: models\n  max_batch_ms: 50\n"
                      "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
                      "metrics:\n  listen: \"127.0.0.1:0\"\n"
                      "http:\n  listen: \"127.0.0.1:0\"\n");
@@ -159,6 +161,7 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
   ASSERT_TRUE(tail.WaitForRecords(tail.records() + 100, kStepWaitMs));
   a->Signal(SIGKILL);
   ProcessResult killed = a->Wait();
+  const std::string first_a_output = killed.output;
   ASSERT_TRUE(killed.signaled && killed.signal == SIGKILL) << killed.output;
 
   // C joins with an empty state directory: what it takes over comes from the changelog.
@@ -182,6 +185,24 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
   ASSERT_TRUE(progress.WaitCommittedToEnd(kEndWaitMs))
       << "the group never committed the whole input\nA:\n" << a->Output() << "\nC:\n"
       << c->Output();
+  // The newest segment model version published (by whichever instance owned partition 0), and
+  // both running instances using it: the owner fitted it, the other adopted it.
+  uint64_t newest = 0;
+  for (const std::string& log : {b->Output(), a->Output(), c->Output(), first_a_output}) {
+    for (size_t at = log.find("segment model v"); at != std::string::npos;
+         at = log.find("segment model v", at + 1)) {
+      const size_t end = log.find(' ', at + 15);
+      if (log.compare(end, 10, " published") == 0) {
+        newest = std::max<uint64_t>(newest, std::stoull(log.substr(at + 15, end - at - 15)));
+      }
+    }
+  }
+  ASSERT_GT(newest, 0u) << "no segment model was published";
+  const std::string v = "segment model v" + std::to_string(newest) + " ";
+  for (BackgroundProcess* p : {a.get(), c.get()}) {
+    EXPECT_TRUE(WaitForLog(*p, v + "published", 1) || WaitForLog(*p, v + "adopted", kStepWaitMs))
+        << "an instance never used v" << newest << "\n" << p->Output();
+  }
   a->Signal(SIGTERM);
   c->Signal(SIGTERM);
   for (BackgroundProcess* p : {a.get(), c.get()}) {
@@ -211,6 +232,16 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
   auto summary = RunReplay(reference, SystemClock());
   ASSERT_TRUE(summary.ok()) << summary.status().ToString();
   EXPECT_EQ(all.digest, summary->state_digest);
+  // The instances running at the end stored the same segment model version.
+  for (const char* name : {"a", "c"}) {
+    StoreOptions store_options;
+    store_options.path = dir.File(name);
+    auto store = OpenRocksStateStore(store_options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto model = LoadStoredModel(store->get());
+    ASSERT_TRUE(model.ok()) << name << ": " << model.status().ToString();
+    EXPECT_EQ(model->version(), newest) << "instance " << name;
+  }
 
   uint64_t committed = 0, missing = 0;
   for (const auto& [customer, version] : all.list_versions) {
@@ -219,9 +250,11 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
       if (tail.contents().count({customer, v}) == 0) ++missing;
     }
   }
-  std::printf("scale-out: %zu events, %llu committed list versions, %llu output records\n",
+  std::printf("scale-out: %zu events, %llu committed list versions, %llu output records, "
+              "segment model v%llu on both running instances\n",
               events.size(), static_cast<unsigned long long>(committed),
-              static_cast<unsigned long long>(tail.records()));
+              static_cast<unsigned long long>(tail.records()),
+              static_cast<unsigned long long>(newest));
   EXPECT_GT(committed, 0u);
   EXPECT_EQ(missing, 0u) << "committed list versions not on the output topic";
   EXPECT_EQ(tail.conflicts(), 0u) << "a version published with two contents";

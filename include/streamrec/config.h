@@ -121,6 +121,10 @@ struct KafkaConfig {
   // Keep warm copies of every partition this instance does not own by tailing their changelog
   // partitions (needs changelog_topic): a failover then reads only the changelog's tail.
   bool standby_replicas = false;
+  // One segment model for all instances: the owner of input partition 0 fits it and publishes
+  // every version here (one partition, compacted); the others adopt it. Empty: every instance
+  // fits its own.
+  std::string model_topic;
   // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
   std::string output_format = "protobuf";
   // partition.assignment.strategy of the consumer group.

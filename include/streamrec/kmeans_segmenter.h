@@ -23,6 +23,7 @@
 #define STREAMREC_KMEANS_SEGMENTER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -193,6 +194,27 @@ class KMeansSegmenter : public Segmenter {
   // AssignBatch): fits, swaps the model in, reassigns every customer and writes their states
   // with a SegmentChange outbox record for each customer whose cluster or segment changed.
   [[nodiscard]] StatusOr<SegmentFitReport> Refit(StateStore* store);
+
+  // --- One model for several instances (kafka.model_topic, docs/scale-out.md) ---
+  // Whether this segmenter fits models (default true). A follower (false) never fits, not even
+  // the first model: it adopts the versions offered to it, and its online mini-batch steps stay
+  // local until the next version arrives. A background fit that ends after the segmenter became
+  // a follower is dropped. Thread-safe.
+  void SetRefitter(bool refitter);
+  bool refitter() const;
+  // Called on the consumer thread with every version this segmenter fits (not those it adopts),
+  // to be published for the other instances.
+  void set_on_fitted(std::function<void(const v1::SegmentModel& fitted)> on_fitted);
+  // Offers a version fitted elsewhere (the fitted proto, as published). Refused (InvalidArgument,
+  // naming the difference) when it does not decode or uses other features than this
+  // segmenter's configuration; kept when newer than anything offered before. Thread-safe.
+  Status OfferModel(const v1::SegmentModel& fitted);
+  // Installs the newest version offered when it is newer than the current one, or — on a
+  // follower — another fit of the current version (consumer thread; AssignBatch does it too). True when one was installed: AppendWrites then has it to store.
+  // Stored customers move to it through the rescore sweep, as after a background re-fit.
+  bool AdoptOffered();
+  // Versions adopted so far (not counted in refits()).
+  uint64_t adopted() const;
 
   // Waits for a background re-fit in flight (tests).
   void WaitForBackgroundRefit();

@@ -86,6 +86,13 @@ struct ServiceStats {
   uint32_t standby_partitions = 0;
   uint64_t standby_lag = 0;
   bool standby_caught_up = false;
+  // The K-Means segment model: its version, fits made here, versions adopted from the model
+  // topic (kafka.model_topic) and published to it, and whether this instance fits for all.
+  uint64_t segment_model_version = 0;
+  uint64_t segment_refits = 0;
+  uint64_t segment_models_adopted = 0;
+  uint64_t segment_models_published = 0;
+  bool segment_refitter = false;
   uint64_t pauses = 0;             // times partitions were paused for backpressure
   uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
   uint64_t storage_retries = 0;    // resume attempts that found the store still failing

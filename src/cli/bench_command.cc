@@ -256,37 +256,49 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   // 6. With a changelog (kafka.changelog_topic): every partition restored from it into an empty
   //    store, as a new instance would. (The embedded cluster keeps only ~5 MiB per partition,
   //    so a long run's changelog has lost its start: this measures the rate, not completeness.)
-  ChangelogRestoreStats restore_total;
-  if (!config.kafka.changelog_topic.empty()) {
-    StoreOptions restored = config.state;
-    restored.path = dir + "/restored";
-    std::error_code ec;
-    std::filesystem::remove_all(restored.path, ec);
-    auto target = OpenRocksStateStore(restored);
-    if (!target.ok()) return Fail("restore state", target.status());
-    std::fprintf(stderr, "bench: restoring %d partitions from the changelog\n", args.partitions);
+  // Every partition restored into `store` (from its standby copy first with `use_copy`): the
+  // sums of the restores' figures.
+  auto restore_all = [&](StateStore* store, bool use_copy) -> StatusOr<ChangelogRestoreStats> {
+    ChangelogRestoreStats total;
     for (int p = 0; p < args.partitions; ++p) {
       ChangelogRestoreOptions restore;
       restore.source_name = "kafka:" + config.kafka.input_topic;
       restore.partition = static_cast<uint32_t>(p);
-      auto one = RestoreFromChangelog(config.kafka, restore, target->get());
-      if (!one.ok()) return Fail("restore", one.status());
-      restore_total.records += one->records;
-      restore_total.states += one->states;
-      restore_total.seconds += one->seconds;
+      restore.use_standby_copy = use_copy;
+      auto one = RestoreFromChangelog(config.kafka, restore, store);
+      if (!one.ok()) return one.status();
+      total.records += one->records;
+      total.standby_records += one->standby_records;
+      total.states += one->states;
+      total.seconds += one->seconds;
     }
+    return total;
+  };
+  // An empty store in `dir`/`name`, with the service's options.
+  auto fresh_store = [&](const std::string& name) {
+    StoreOptions options = config.state;
+    options.path = dir + "/" + name;
+    std::error_code ec;
+    std::filesystem::remove_all(options.path, ec);
+    return OpenRocksStateStore(options);
+  };
+  ChangelogRestoreStats restore_total;
+  if (!config.kafka.changelog_topic.empty()) {
+    auto target = fresh_store("restored");
+    if (!target.ok()) return Fail("restore state", target.status());
+    std::fprintf(stderr, "bench: restoring %d partitions from the changelog\n", args.partitions);
+    auto restored_all = restore_all(target->get(), /*use_copy=*/false);
+    if (!restored_all.ok()) return Fail("restore", restored_all.status());
+    restore_total = *restored_all;
   }
   // 7. Standby replicas: every changelog partition tailed into a standby copy (as an instance
   //    with kafka.standby_replicas does for the partitions it does not own), then each partition
   //    restored from its copy, as at a failover (the tail past the copy is empty here).
-  double standby_copy_seconds = 0, failover_seconds = 0;
-  uint64_t standby_copy_records = 0, failover_from_copy = 0, failover_from_kafka = 0;
+  double standby_copy_seconds = 0;
+  uint64_t standby_copy_records = 0;
+  ChangelogRestoreStats failover;
   if (!config.kafka.changelog_topic.empty()) {
-    StoreOptions standby_options = config.state;
-    standby_options.path = dir + "/standby";
-    std::error_code ec;
-    std::filesystem::remove_all(standby_options.path, ec);
-    auto target = OpenRocksStateStore(standby_options);
+    auto target = fresh_store("standby");
     if (!target.ok()) return Fail("standby state", target.status());
     std::fprintf(stderr, "bench: copying %d changelog partitions into standby copies\n",
                  args.partitions);
@@ -301,17 +313,9 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
       standby_copy_records = (*standby)->stats().records;
     }
     standby_copy_seconds = Seconds(copy_start, std::chrono::steady_clock::now());
-    for (int p = 0; p < args.partitions; ++p) {
-      ChangelogRestoreOptions restore;
-      restore.source_name = "kafka:" + config.kafka.input_topic;
-      restore.partition = static_cast<uint32_t>(p);
-      restore.use_standby_copy = true;
-      auto one = RestoreFromChangelog(config.kafka, restore, target->get());
-      if (!one.ok()) return Fail("restore from standby copy", one.status());
-      failover_from_copy += one->standby_records;
-      failover_from_kafka += one->records;
-      failover_seconds += one->seconds;
-    }
+    auto from_copies = restore_all(target->get(), /*use_copy=*/true);
+    if (!from_copies.ok()) return Fail("restore from standby copy", from_copies.status());
+    failover = *from_copies;
   }
 
   const double wall = Seconds(first, done);
@@ -376,11 +380,11 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     w.Key("standby").BeginObject()
         .Key("copied_records").Uint(standby_copy_records)
         .Key("copy_seconds").Double(standby_copy_seconds)
-        .Key("failover_records_from_copies").Uint(failover_from_copy)
-        .Key("failover_records_from_kafka").Uint(failover_from_kafka)
-        .Key("failover_seconds").Double(failover_seconds)
+        .Key("failover_records_from_copies").Uint(failover.standby_records)
+        .Key("failover_records_from_kafka").Uint(failover.records)
+        .Key("failover_seconds").Double(failover.seconds)
         .Key("failover_records_per_second")
-        .Double(failover_seconds > 0 ? (failover_from_copy + failover_from_kafka) / failover_seconds : 0)
+        .Double(failover.seconds > 0 ? (failover.standby_records + failover.records) / failover.seconds : 0)
         .EndObject();
   }
   return EmitSummary(args, &w);

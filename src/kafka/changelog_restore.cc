@@ -32,14 +32,8 @@ class ChangelogReader {
       return Status::InvalidArgument(
           "kafka.changelog_topic is empty: there is no changelog to restore from");
     }
-    std::map<std::string, std::string> props = {{"bootstrap.servers", kafka.brokers}};
-    for (const auto& [k, v] : kafka.consumer) props[k] = v;  // security settings among them
-    props["client.id"] = "streamrec-restore";
-    props["group.id"] = kafka.group_id + "-restore";
-    props["enable.auto.commit"] = "false";
-    props["enable.auto.offset.store"] = "false";
+    auto props = AssignOnlyConsumerProperties(kafka, "streamrec-restore", "-restore");
     props["auto.offset.reset"] = "error";
-    props["enable.partition.eof"] = "false";
     props["fetch.wait.max.ms"] = "10";
     props["queued.min.messages"] = "1000000";
     auto conf = MakeKafkaConf(props, "changelog reader");

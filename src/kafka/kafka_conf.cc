@@ -34,4 +34,17 @@ std::string RedactedProperties(const std::map<std::string, std::string>& propert
   return out;
 }
 
+std::map<std::string, std::string> AssignOnlyConsumerProperties(const KafkaConfig& kafka,
+                                                                const std::string& client_id,
+                                                                const std::string& group_suffix) {
+  std::map<std::string, std::string> props = {{"bootstrap.servers", kafka.brokers}};
+  for (const auto& [k, v] : kafka.consumer) props[k] = v;  // security settings among them
+  props["client.id"] = client_id;
+  props["group.id"] = kafka.group_id + group_suffix;  // never joined: assign() only
+  props["enable.auto.commit"] = "false";
+  props["enable.auto.offset.store"] = "false";
+  props["enable.partition.eof"] = "false";
+  return props;
+}
+
 }  // namespace streamrec

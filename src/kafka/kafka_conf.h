@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "streamrec/config.h"
 #include "streamrec/status.h"
 
 namespace streamrec {
@@ -26,6 +27,14 @@ constexpr int64_t kPrefetchRecordsPerMb = 2048;
 // queued.max.messages.kbytes (record payload) and queued.min.messages (records; librdkafka stops
 // fetching for a partition once the consumer's queue holds this many, despite the name).
 std::map<std::string, std::string> PrefetchProperties(int max_prefetch_mb);
+
+// Properties of a consumer that only reads assigned partitions (never joins a group, never
+// commits): the changelog reader, the standby tailer, the model feed. kafka.brokers and the
+// kafka.consumer properties (security among them), then client.id `client_id`, group.id
+// kafka.group_id + `group_suffix` (librdkafka wants one), commits and partition EOF off.
+std::map<std::string, std::string> AssignOnlyConsumerProperties(const KafkaConfig& kafka,
+                                                                const std::string& client_id,
+                                                                const std::string& group_suffix);
 
 // "key=value, ..." with secret values replaced by "***", for logs.
 std::string RedactedProperties(const std::map<std::string, std::string>& properties);

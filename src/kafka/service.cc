@@ -17,6 +17,7 @@
 #include "http/http_api.h"
 #include "json_writer.h"
 #include "kafka/changelog_restore.h"
+#include "kafka/model_feed.h"
 #include "kafka/standby.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/outbox_publisher.h"
@@ -66,6 +67,9 @@ class ServiceImpl : public Service,
     http_.reset();
     exposer_.reset();
     standby_.reset();  // its thread writes the store
+    model_feed_.reset();  // its thread offers models to the segmenter
+    if (model_producer_ != nullptr) model_producer_->flush(kDropInFlightTimeoutMs);
+    model_producer_.reset();
     if (scan_thread_.joinable()) scan_thread_.join();
     // After SimulateCrash the consumer is destroyed without close() (librdkafka's C++
     // destructor does not close): no commit, no LeaveGroup, as if the process died.
@@ -139,6 +143,11 @@ class ServiceImpl : public Service,
   StatusOr<bool> MaybeRestore(uint32_t partition);
   Status StartServers();
   std::vector<uint32_t> KnownPartitions();
+  // kafka.model_topic: this instance fits the shared model while it owns partition 0.
+  void UpdateRefitter();
+  // kafka.model_topic (each loop turn): publishes the versions fitted here, adopts a newer one
+  // read from the topic.
+  void PublishAndAdoptModels();
 
   ServiceOptions options_;
   const KafkaConfig& kafka() const { return options_.config.kafka; }
@@ -177,6 +186,12 @@ class ServiceImpl : public Service,
   uint64_t restored_partitions_ = 0, restored_records_ = 0, restored_from_standby_ = 0;
   // Standby copies of the partitions other instances own (kafka.standby_replicas).
   std::unique_ptr<StandbyReplicas> standby_;
+  // One segment model for all instances (kafka.model_topic): the versions this instance reads,
+  // and those it fitted while it owned partition 0, to publish (service thread).
+  std::unique_ptr<ModelFeed> model_feed_;
+  std::unique_ptr<RdKafka::Producer> model_producer_;
+  std::vector<v1::SegmentModel> fitted_models_;
+  uint64_t models_published_ = 0;
   std::atomic<bool> crash_{false};
 
   mutable std::mutex stats_mu_;
@@ -334,6 +349,25 @@ Status ServiceImpl::Init() {
   log_->Info("kafka consumer: " + RedactedProperties(consumer_props));
   log_->Info("kafka producer: " + RedactedProperties(producer_props));
   STREAMREC_RETURN_IF_ERROR(publisher_->Recover());
+  if (!kafka().model_topic.empty()) {
+    if (kmeans_ == nullptr) {
+      return Status::InvalidArgument("kafka.model_topic shares a K-Means model: it needs "
+                                     "segments.method kmeans, not '" + config.segments.method + "'");
+    }
+    kmeans_->SetRefitter(false);  // until the group assigns partition 0 here
+    kmeans_->set_on_fitted([this](const v1::SegmentModel& m) { fitted_models_.push_back(m); });
+    std::map<std::string, std::string> props = {{"bootstrap.servers", kafka().brokers},
+                                                {"client.id", "streamrec-models"},
+                                                {"enable.idempotence", "true"}};
+    for (const auto& [k, v] : kafka().producer) props[k] = v;
+    auto mconf = MakeKafkaConf(props, "model producer");
+    if (!mconf.ok()) return mconf.status();
+    model_producer_.reset(RdKafka::Producer::create(mconf->get(), error));
+    if (!model_producer_) return Status::InvalidArgument("cannot create the model producer: " + error);
+    auto feed = ModelFeed::Start(kafka(), kmeans_, log_);
+    if (!feed.ok()) return feed.status();
+    model_feed_ = std::move(feed).value();
+  }
   if (kafka().standby_replicas) {
     // Tails nothing until the first assignment says which partitions are this instance's.
     auto standby = StandbyReplicas::Start(kafka(), store_.get(), log_);
@@ -523,11 +557,57 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
     log_->Info(std::string(cooperative ? "cooperative" : "eager") + " revocation: -[" + list +
                "] after finishing their batch" + (err == RdKafka::ERR__REVOKE_PARTITIONS ? "" : " (" + RdKafka::err2str(err) + ")"));
   }
+  UpdateRefitter();
   {
     std::lock_guard<std::mutex> lock(api_mu_);
     partitions_dirty_ = true;
   }
   UpdateStats();
+}
+
+void ServiceImpl::UpdateRefitter() {
+  if (model_feed_ == nullptr) return;
+  const bool leader = std::find(assigned_.begin(), assigned_.end(), 0) != assigned_.end();
+  if (leader == kmeans_->refitter()) return;
+  kmeans_->SetRefitter(leader);
+  log_->Info(leader ? "segment model: partition 0 is assigned here: this instance fits the "
+                      "model for all and publishes it to '" + kafka().model_topic + "'"
+                    : "segment model: partition 0 went elsewhere: this instance adopts the "
+                      "model published to '" + kafka().model_topic + "'");
+}
+
+void ServiceImpl::PublishAndAdoptModels() {
+  if (model_feed_ == nullptr) return;
+  model_producer_->poll(0);
+  for (const v1::SegmentModel& m : fitted_models_) {
+    if (!kmeans_->refitter() || m.version() <= model_feed_->latest_version()) continue;
+    const std::string value = EncodeState(m);
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.SegmentModel");
+    RdKafka::ErrorCode err = model_producer_->produce(
+        kafka().model_topic, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+        value.size(), kSegmentModelKey, sizeof(kSegmentModelKey) - 1, 0, headers, nullptr);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      delete headers;
+      log_->Warn("segment model v" + std::to_string(m.version()) + " not published to '" +
+                 kafka().model_topic + "': " + RdKafka::err2str(err));
+      continue;
+    }
+    ++models_published_;
+    log_->Info("segment model v" + std::to_string(m.version()) + " published to '" +
+               kafka().model_topic + "'");
+  }
+  fitted_models_.clear();
+  // A version read from the topic newer than ours: in use from now, stored at once.
+  if (storage_error_.ok() && kmeans_->AdoptOffered()) {
+    WriteSet writes;
+    segmenter_->AppendWrites(&writes);
+    Status s = store_->Write(writes);
+    if (!s.ok()) {
+      log_->Warn("segment model v" + std::to_string(kmeans_->model_version()) +
+                 " adopted but not stored yet (" + s.message() + "); the next batch stores it");
+    }
+  }
 }
 
 Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
@@ -709,6 +789,13 @@ void ServiceImpl::UpdateStats() {
   stats_.restored_partitions = restored_partitions_;
   stats_.restored_records = restored_records_;
   stats_.restored_from_standby = restored_from_standby_;
+  if (kmeans_ != nullptr) {
+    stats_.segment_model_version = kmeans_->model_version();
+    stats_.segment_refits = kmeans_->refits();
+    stats_.segment_models_adopted = kmeans_->adopted();
+    stats_.segment_refitter = kmeans_->refitter();
+  }
+  stats_.segment_models_published = models_published_;
   if (standby_ != nullptr) {
     const StandbyStats standby = standby_->stats();
     stats_.standby_records = standby.records;
@@ -804,6 +891,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     // prompt for anyone waiting on them.
     int64_t after = options_.clock->NowMicros();
     if (after - last_stats_us >= 10000) {
+      PublishAndAdoptModels();
       UpdateStats();
       last_stats_us = after;
     }
@@ -1228,6 +1316,10 @@ HttpReply ServiceImpl::Model() {
 }
 
 HttpReply ServiceImpl::Refit() {
+  if (model_feed_ != nullptr && !kmeans_->refitter()) {
+    return {409, JsonError("this instance adopts the segment model published to '" +
+                           kafka().model_topic + "': ask the instance that owns input partition 0")};
+  }
   if (!segmenter_->RequestRefit()) {
     return {409, JsonError("no segment model to re-fit yet (segments.method '" +
                            options_.config.segments.method +

@@ -352,14 +352,8 @@ StatusOr<std::unique_ptr<StandbyReplicas>> StandbyReplicas::Start(const KafkaCon
   if (kafka.changelog_topic.empty()) {
     return Status::InvalidArgument("kafka.standby_replicas needs kafka.changelog_topic");
   }
-  std::map<std::string, std::string> props = {{"bootstrap.servers", kafka.brokers}};
-  for (const auto& [k, v] : kafka.consumer) props[k] = v;  // security settings among them
-  props["client.id"] = "streamrec-standby";
-  props["group.id"] = kafka.group_id + "-standby";  // never joined: assign() only
-  props["enable.auto.commit"] = "false";
-  props["enable.auto.offset.store"] = "false";
+  auto props = AssignOnlyConsumerProperties(kafka, "streamrec-standby", "-standby");
   props["auto.offset.reset"] = "earliest";
-  props["enable.partition.eof"] = "false";
   auto conf = MakeKafkaConf(props, "standby replicas");
   if (!conf.ok()) return conf.status();
   std::string error;

@@ -1,0 +1,103 @@
+#include "kafka/model_feed.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "kafka/kafka_conf.h"
+#include "streamrec/features.h"
+
+namespace streamrec {
+
+namespace {
+
+class ModelFeedImpl : public ModelFeed {
+ public:
+  ModelFeedImpl(std::string topic, KMeansSegmenter* segmenter, std::shared_ptr<Logger> log,
+                std::unique_ptr<RdKafka::KafkaConsumer> consumer)
+      : topic_(std::move(topic)),
+        segmenter_(segmenter),
+        log_(std::move(log)),
+        consumer_(std::move(consumer)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ModelFeedImpl() override {
+    stop_.store(true);
+    thread_.join();
+    consumer_->close();
+  }
+
+  uint64_t latest_version() const override { return latest_.load(); }
+  uint64_t records() const override { return records_.load(); }
+  uint64_t refused() const override { return refused_.load(); }
+
+ private:
+  void Loop() {
+    uint64_t errors = 0;
+    while (!stop_.load()) {
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(100));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT || msg->err() == RdKafka::ERR__PARTITION_EOF) {
+        continue;
+      }
+      const std::string where =
+          "model topic '" + topic_ + "' offset " + std::to_string(msg->offset());
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        if (++errors <= 10 || errors % 1000 == 0) log_->Warn("model topic '" + topic_ + "': " + msg->errstr());
+        continue;
+      }
+      ++records_;
+      const std::string key = msg->key() != nullptr ? *msg->key() : std::string();
+      if (key != kSegmentModelKey || msg->payload() == nullptr) continue;  // another model kind
+      v1::SegmentModel model;
+      Status s = DecodeState(
+          std::string_view(static_cast<const char*>(msg->payload()), msg->len()), &model);
+      if (s.ok()) s = segmenter_->OfferModel(model);
+      if (!s.ok()) {
+        ++refused_;
+        log_->Warn(where + ": " + s.message());
+        continue;
+      }
+      uint64_t latest = latest_.load();
+      while (model.version() > latest && !latest_.compare_exchange_weak(latest, model.version())) {
+      }
+    }
+  }
+
+  const std::string topic_;
+  KMeansSegmenter* const segmenter_;
+  std::shared_ptr<Logger> log_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> latest_{0}, records_{0}, refused_{0};
+  std::thread thread_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ModelFeed>> ModelFeed::Start(const KafkaConfig& kafka,
+                                                      KMeansSegmenter* segmenter,
+                                                      std::shared_ptr<Logger> log) {
+  if (kafka.model_topic.empty()) return Status::InvalidArgument("kafka.model_topic is empty");
+  auto conf = MakeKafkaConf(AssignOnlyConsumerProperties(kafka, "streamrec-models", "-models"),
+                            "model feed");
+  if (!conf.ok()) return conf.status();
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) return Status::InvalidArgument("model feed: cannot create a consumer: " + error);
+  std::vector<RdKafka::TopicPartition*> assignment = {
+      RdKafka::TopicPartition::create(kafka.model_topic, 0, RdKafka::Topic::OFFSET_BEGINNING)};
+  RdKafka::ErrorCode err = consumer->assign(assignment);
+  RdKafka::TopicPartition::destroy(assignment);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return Status::IOError("model topic '" + kafka.model_topic + "': cannot assign: " +
+                           RdKafka::err2str(err));
+  }
+  return std::unique_ptr<ModelFeed>(
+      new ModelFeedImpl(kafka.model_topic, segmenter, std::move(log), std::move(consumer)));
+}
+
+}  // namespace streamrec
