@@ -15,7 +15,16 @@ built=$(date +%s)
 
 log="$(mktemp "${TMPDIR:-/tmp}/streamrec-asan-ctest.XXXXXX")"
 status=0
-ctest --preset asan "$@" 2>&1 | tee "$log" || status=$?
+# The two quality checks on the whole shared data set (a full Online Retail replay, an evaluation
+# slice run twice) take 6 and 3 minutes here under the sanitizers (Eigen's kernels are not inlined
+# under UBSan) against 10 and 40 s in the default build, which runs them; their code paths
+# (replay, K-Means, evaluation) run under the sanitizers in the smaller tests. STREAMREC_ASAN_ALL=1
+# runs them too.
+exclude=()
+if [ "${STREAMREC_ASAN_ALL:-0}" != 1 ]; then
+  exclude=(-E 'KMeansSegmenterTest\.OnlineRetailReplayGivesPlausibleNamedSegments|EvaluationSharedDataTest\.BaselinesOnASliceAreSaneAndDeterministic')
+fi
+ctest --preset asan "${exclude[@]}" "$@" 2>&1 | tee "$log" || status=$?
 done_at=$(date +%s)
 result="$(grep -E 'tests passed|tests failed' "$log" | tail -1 || true)"
 rm -f "$log"

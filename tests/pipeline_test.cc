@@ -893,6 +893,12 @@ TEST(PipelineChangelogTest, LoaderReplacesThePartitionAndNamesBadRecords) {
   Status bad = loader.Add(41, "c1", &garbage);
   EXPECT_TRUE(bad.IsCorruption()) << bad.ToString();
   EXPECT_NE(bad.message().find("offset 41"), std::string::npos) << bad.ToString();
+  // A state cut short (its last field incomplete) is refused too.
+  const std::string state = StatesOf(changelog).front().value;
+  std::string_view truncated(state.data(), state.size() - 1);
+  Status cut = loader.Add(43, "c1", &truncated);
+  EXPECT_TRUE(cut.IsCorruption()) << cut.ToString();
+  EXPECT_NE(cut.message().find("offset 43"), std::string::npos) << cut.ToString();
   Status keyless = loader.Add(42, "", &garbage);
   EXPECT_NE(keyless.message().find("without a key at offset 42"), std::string::npos)
       << keyless.ToString();

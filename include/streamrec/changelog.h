@@ -88,7 +88,6 @@ class ChangelogLoader {
   v1::SourcePosition position_;
   bool position_found_ = false;
   uint64_t restored_through_ = 0;
-  v1::CustomerState scratch_;
   uint64_t records_ = 0, states_ = 0, lists_ = 0, positions_ = 0;
 };
 

@@ -750,7 +750,10 @@ void ServiceImpl::TryResumeStorage() {
       log_->Warn("state store still refuses writes (" + s.message() + "); retry " +
                  std::to_string(storage_retries_));
     }
-    if (!s.IsIOError()) fatal_ = s;
+    // An I/O error is the fault itself; Busy is a store that could not reopen while a reader
+    // (a segment scan, a background fit) held a snapshot: both are tried again. Anything else
+    // (a corrupt store) stops the service.
+    if (!s.IsIOError() && !s.IsBusy()) fatal_ = s;
     return;
   }
   log_->Info("state store takes writes again after " +
