@@ -994,6 +994,9 @@ void ServiceImpl::UpdateMetrics(bool force) {
   metrics_->SetStoreProperties(store_->Properties());
   const SegmenterStats segmenter = segmenter_->stats();
   metrics_->SetSegmenterStats(segmenter);
+  if (model_feed_ != nullptr) {
+    metrics_->SetSharedModel(kmeans_->refitter(), models_published_, kmeans_->adopted());
+  }
   const uint64_t als_version = recommender_->model_version();
   metrics_->SetAlsStats(als_version, recommender_->refit_stats());
   {

@@ -280,6 +280,19 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                              .Help("Wall clock (Unix seconds) of the last re-fit installed")
                              .Register(registry)
                              .Add({});
+  shared_model_fitter_ = &BuildGauge()
+                              .Name("streamrec_segment_model_fitter")
+                              .Help("1 when this instance fits the segment model for all "
+                                    "instances (it owns input partition 0; kafka.model_topic)")
+                              .Register(registry)
+                              .Add({});
+  auto& shared_models = BuildCounter()
+                            .Name("streamrec_segment_models_shared_total")
+                            .Help("Segment model versions published to kafka.model_topic by this "
+                                  "instance, or adopted from it")
+                            .Register(registry);
+  shared_published_ = &shared_models.Add({{"direction", "published"}});
+  shared_adopted_ = &shared_models.Add({{"direction", "adopted"}});
   transitions_family_ = &BuildCounter()
                              .Name("streamrec_segment_transitions_total")
                              .Help("Customers moving between segments (from \"none\" when "
@@ -485,6 +498,12 @@ void ServiceMetrics::SetSegmenterStats(const SegmenterStats& s) {
   segment_refit_objective_->Set(s.refit_objective);
   segment_online_objective_->Set(s.online_objective);
   if (s.last_refit_unix_ms > 0) segment_last_refit_->Set(s.last_refit_unix_ms / 1000.0);
+}
+
+void ServiceMetrics::SetSharedModel(bool fitter, uint64_t published, uint64_t adopted) {
+  shared_model_fitter_->Set(fitter ? 1 : 0);
+  Advance(shared_published_, published, &shared_published_total_);
+  Advance(shared_adopted_, adopted, &shared_adopted_total_);
 }
 
 void ServiceMetrics::SetAlsStats(uint64_t version, const ModelRefitStats& s) {

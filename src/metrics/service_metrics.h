@@ -73,6 +73,9 @@ class ServiceMetrics {
   void SetStoreProperties(const std::map<std::string, uint64_t>& properties);
   void SetSegmenterStats(const SegmenterStats& stats);
   void SetAlsStats(uint64_t version, const ModelRefitStats& stats);
+  // kafka.model_topic: whether this instance fits the shared segment model, and the versions it
+  // published and adopted so far (running totals).
+  void SetSharedModel(bool fitter, uint64_t published, uint64_t adopted);
   // Segment sizes and revenue from a scan; segments no longer present are dropped.
   void SetSegmentProfiles(const std::vector<SegmentProfile>& profiles);
   // A query API request answered with `code`; `route` is the pattern (bounded).
@@ -141,6 +144,10 @@ class ServiceMetrics {
   prometheus::Gauge* segment_refit_objective_;
   prometheus::Gauge* segment_online_objective_;
   prometheus::Gauge* segment_last_refit_;
+  prometheus::Gauge* shared_model_fitter_;
+  prometheus::Counter* shared_published_;
+  prometheus::Counter* shared_adopted_;
+  uint64_t shared_published_total_ = 0, shared_adopted_total_ = 0;
   prometheus::Family<prometheus::Counter>* transitions_family_;
   std::map<std::vector<std::string>, prometheus::Counter*> transitions_;
 
