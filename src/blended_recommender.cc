@@ -349,7 +349,7 @@ class BlendedRecommenderImpl final : public Recommender {
                     WriteSet* writes) override {
     StopBackgroundFit();  // this fit is newer than one in flight
     refit_pending_ = false;
-    if (!UsesAls()) return Status::OK();
+    if (!UsesAls() || !refitter_) return Status::OK();
     auto fit = FitAlsOnCustomers(store, batch, als_options_, als_.get(),
                                  options_.als_warm_iterations, options_.als_max_customers,
                                  refit_.log_ids);
@@ -370,11 +370,66 @@ class BlendedRecommenderImpl final : public Recommender {
     }
     if (!UsesAls()) return Status::OK();
     InstallFinishedFit(writes);
+    if (!refitter_) return Status::OK();  // the refitter's versions come through AdoptOffered
     if (refit_due || refit_pending_) StartBackgroundFit(store, batch, refit_due, writes);
     return Status::OK();
   }
 
   uint64_t model_version() const override { return als_version_; }
+
+  void SetModelRefitter(bool refitter) override {
+    if (refitter == refitter_) return;
+    refitter_ = refitter;
+    if (!refitter) {
+      StopBackgroundFit();  // its result would be dropped anyway
+      refit_pending_ = false;
+    }
+  }
+
+  void set_on_model_fitted(
+      std::function<void(uint64_t version, const std::string& encoded)> on_fitted) override {
+    on_fitted_ = std::move(on_fitted);
+  }
+
+  Status OfferModel(uint64_t version, std::string encoded) override {
+    auto model = AlsModel::Decode(encoded);
+    if (!model.ok()) {
+      return Status::InvalidArgument("ALS model v" + std::to_string(version) +
+                                     " does not decode: " + model.status().message());
+    }
+    std::lock_guard<std::mutex> lock(offered_mu_);
+    if (offered_ && offered_->version > version) return Status::OK();
+    offered_ = Offered{version, std::make_shared<const AlsModel>(std::move(model).value()),
+                       std::move(encoded), ++offers_};
+    return Status::OK();
+  }
+
+  bool AdoptOffered(WriteSet* writes) override {
+    std::optional<Offered> offered;
+    {
+      std::lock_guard<std::mutex> lock(offered_mu_);
+      if (!offered_ || offered_->seq == adopted_seq_) return false;
+      // A follower also takes another fit of the version it has (two owners of partition 0 in
+      // turn may each have fitted it); the refitter only a newer one.
+      const bool newer = offered_->version > als_version_ ||
+                         (!refitter_ && offered_->version == als_version_);
+      if (!newer) return false;
+      offered = offered_;
+      adopted_seq_ = offered_->seq;
+    }
+    als_ = std::move(offered->model);
+    als_version_ = offered->version;
+    writes->Put(Column::kModel, kAlsModelKey, std::move(offered->encoded));
+    writes->Put(Column::kModel, kAlsVersionKey, std::to_string(als_version_));
+    if (refit_due_stored_ && !refitter_) {
+      writes->Delete(Column::kModel, kAlsRefitDueKey);
+      refit_due_stored_ = false;
+    }
+    ++adopted_;
+    return true;
+  }
+
+  uint64_t models_adopted() const override { return adopted_; }
 
   bool WaitForBackgroundRefit(int64_t timeout_ms) override {
     std::unique_lock<std::mutex> lock(fit_mu_);
@@ -612,6 +667,7 @@ class BlendedRecommenderImpl final : public Recommender {
     ++als_version_;
     ++refit_stats_.installed;
     refit_stats_.last_seconds = fit.seconds;
+    if (on_fitted_) on_fitted_(als_version_, fit.encoded);
     writes->Put(Column::kModel, kAlsModelKey, std::move(fit.encoded));
     writes->Put(Column::kModel, kAlsVersionKey, std::to_string(als_version_));
     if (refit_due_stored_ && !refit_pending_) {
@@ -629,6 +685,7 @@ class BlendedRecommenderImpl final : public Recommender {
       done.swap(fit_finished_);
     }
     if (!done) return;
+    if (!refitter_) return;  // fitted before this instance stopped fitting for all: dropped
     if (!done->status.ok()) {
       ++refit_stats_.failed;
       refit_.logger->Error("ALS background re-fit failed: " + done->status.ToString() +
@@ -732,6 +789,21 @@ class BlendedRecommenderImpl final : public Recommender {
 
   RecommenderOptions options_;
   AlsRefitOptions refit_;
+  // One model for several instances: whether this instance fits (consumer thread), the versions
+  // it fitted go to on_fitted_, and the newest version offered from elsewhere.
+  bool refitter_ = true;
+  std::function<void(uint64_t, const std::string&)> on_fitted_;
+  struct Offered {
+    uint64_t version = 0;
+    std::shared_ptr<const AlsModel> model;
+    std::string encoded;
+    uint64_t seq = 0;  // which offer
+  };
+  std::mutex offered_mu_;
+  std::optional<Offered> offered_;  // guarded by offered_mu_
+  uint64_t offers_ = 0;             // guarded by offered_mu_
+  uint64_t adopted_seq_ = 0;        // guarded by offered_mu_
+  uint64_t adopted_ = 0;
   AlsOptions als_options_ = AlsOptionsFrom(options_);
   // The model in use and its version (consumer thread).
   std::shared_ptr<const AlsModel> als_;

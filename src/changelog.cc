@@ -85,6 +85,22 @@ Status ChangelogLoader::Add(uint64_t offset, std::string_view key,
     }
     return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
   }
+  if (key.substr(0, kChangelogItemPrefix.size()) == kChangelogItemPrefix) {
+    ++items_;
+    std::string item_key = PartitionKey(partition_, key.substr(kChangelogItemPrefix.size()));
+    if (value == nullptr) {
+      batch_.Delete(Column::kItems, std::move(item_key));
+    } else {
+      ItemStats stats;
+      Status s = DecodeState(*value, &stats);
+      if (!s.ok()) {
+        return Status::Corruption("changelog item statistics at offset " +
+                                  std::to_string(offset) + ": " + s.message());
+      }
+      batch_.Put(Column::kItems, std::move(item_key), std::string(*value));
+    }
+    return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
+  }
   ++states_;
   std::string customer_key = PartitionKey(partition_, key);
   if (value == nullptr) {
@@ -160,6 +176,7 @@ Status ChangelogLoader::BeginOnce() {
   batch_.DeleteRange(Column::kCustomers, PartitionPrefix(partition_),
                      PartitionPrefix(partition_ + 1));
   batch_.DeleteRange(Column::kLists, PartitionPrefix(partition_), PartitionPrefix(partition_ + 1));
+  batch_.DeleteRange(Column::kItems, PartitionPrefix(partition_), PartitionPrefix(partition_ + 1));
   return Status::OK();
 }
 

@@ -575,10 +575,16 @@ const std::vector<KeySpec>& Schema() {
                         "changelog's tail",
                         [](Config& c) -> bool& { return c.kafka.standby_replicas; }));
     s.push_back(StringKey("kafka.model_topic",
-                          "one segment model for all instances: the owner of input partition 0 "
-                          "fits it and publishes it here (1 partition, compacted), the others "
-                          "adopt it; empty: each instance fits its own",
+                          "one segment model and one ALS model for all instances: the owner of "
+                          "input partition 0 fits them and publishes them here (1 partition, "
+                          "compacted), the others adopt them; empty: each instance fits its own",
                           [](Config& c) -> std::string& { return c.kafka.model_topic; }));
+    s.push_back(StringKey("kafka.item_stats_topic",
+                          "global item statistics: each instance publishes its partitions' item "
+                          "statistics here (partitioned like the input, compacted, key = item) "
+                          "and sums the others' with its own; empty: each instance counts the "
+                          "partitions it processed",
+                          [](Config& c) -> std::string& { return c.kafka.item_stats_topic; }));
     s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
                           [](Config& c) -> std::string& { return c.kafka.output_format; },
                           {"protobuf", "json"}));

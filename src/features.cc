@@ -169,6 +169,28 @@ void ApplyItemEvent(const FeatureOptions& options, const PurchaseEvent& event, b
   if (new_buyer) stats->set_customers(stats->customers() + 1);
 }
 
+void MergeItemStats(const FeatureOptions& options, const ItemStats& part, ItemStats* total) {
+  if (part.count() == 0) return;
+  if (total->count() == 0) {
+    std::string id = total->item_id();
+    *total = part;
+    if (!id.empty()) total->set_item_id(std::move(id));
+    return;
+  }
+  const int64_t last = std::max(total->last_time_ms(), part.last_time_ms());
+  const double half_life = options.item_half_life_days;
+  total->set_decayed_count(
+      total->decayed_count() * DecayFactor(last - total->last_time_ms(), half_life) +
+      part.decayed_count() * DecayFactor(last - part.last_time_ms(), half_life));
+  if (part.last_time_ms() > total->last_time_ms()) total->set_last_price(part.last_price());
+  total->set_first_time_ms(std::min(total->first_time_ms(), part.first_time_ms()));
+  total->set_last_time_ms(last);
+  total->set_count(total->count() + part.count());
+  total->set_quantity(total->quantity() + part.quantity());
+  total->set_revenue(total->revenue() + part.revenue());
+  total->set_customers(total->customers() + part.customers());
+}
+
 double DecayedSpendAt(const CustomerState& state, int64_t now_ms, double half_life_days) {
   return state.decayed_spend() * DecayFactor(now_ms - state.last_time_ms(), half_life_days);
 }

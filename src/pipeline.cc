@@ -58,17 +58,89 @@ Status Pipeline::RebuildRecommenderIndex() {
 }
 
 Status Pipeline::LoadItems() {
-  items_.clear();
+  local_items_.clear();
   Status decode_status;
   STREAMREC_RETURN_IF_ERROR(
       store_->Scan(Column::kItems, "", [&](std::string_view key, std::string_view value) {
         ItemStats stats;
         decode_status = DecodeState(value, &stats);
-        if (!decode_status.ok()) return false;
-        items_.emplace(std::string(key), std::move(stats));
+        if (!decode_status.ok()) {
+          decode_status = Status::Corruption(
+              "item statistics of partition " + std::to_string(PartitionOfKey(key)) + " item '" +
+              std::string(key.substr(std::min<size_t>(4, key.size()))) +
+              "': " + decode_status.message());
+          return false;
+        }
+        local_items_[PartitionOfKey(key)].emplace(stats.item_id(), std::move(stats));
         return true;
       }));
-  return decode_status;
+  if (!decode_status.ok()) return decode_status;
+  MergeAllItems();
+  return Status::OK();
+}
+
+void Pipeline::MergeItem(const std::string& item_id) {
+  // The contributions in partition order, so that every instance sums them alike.
+  std::vector<std::pair<uint32_t, const ItemStats*>> parts;
+  for (const PartitionItems* source : {&local_items_, &remote_items_}) {
+    const bool local = source == &local_items_;
+    for (const auto& [p, items] : *source) {
+      if (UsesLocalItems(p) != local) continue;
+      auto it = items.find(item_id);
+      if (it != items.end()) parts.emplace_back(p, &it->second);
+    }
+  }
+  std::sort(parts.begin(), parts.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  ItemStats total;
+  for (const auto& part : parts) MergeItemStats(options_.features, *part.second, &total);
+  auto it = items_.find(item_id);
+  if (it != items_.end()) {
+    item_purchases_ -= it->second.count();
+    item_buyers_ -= it->second.customers();
+  }
+  if (total.count() == 0) {
+    if (it != items_.end()) items_.erase(it);
+    return;
+  }
+  item_purchases_ += total.count();
+  item_buyers_ += total.customers();
+  total.set_item_id(item_id);
+  if (it != items_.end()) {
+    it->second = std::move(total);
+  } else {
+    items_.emplace(item_id, std::move(total));
+  }
+}
+
+void Pipeline::MergeAllItems() {
+  items_.clear();
+  item_purchases_ = item_buyers_ = 0;
+  std::unordered_set<std::string> ids;
+  for (const PartitionItems* source : {&local_items_, &remote_items_}) {
+    for (const auto& [p, items] : *source) {
+      for (const auto& [id, stats] : items) ids.insert(id);
+    }
+  }
+  for (const std::string& id : ids) MergeItem(id);
+}
+
+const ItemStats* Pipeline::PartitionItemStats(uint32_t partition, std::string_view item_id) const {
+  auto p = local_items_.find(partition);
+  if (p == local_items_.end()) return nullptr;
+  auto it = p->second.find(std::string(item_id));
+  return it == p->second.end() ? nullptr : &it->second;
+}
+
+void Pipeline::SetOwnedPartitions(const std::set<uint32_t>& partitions) {
+  if (owned_.has_value() && *owned_ == partitions) return;
+  owned_ = partitions;
+  MergeAllItems();
+}
+
+void Pipeline::ApplyRemoteItemStats(uint32_t partition, const ItemStats& stats) {
+  remote_items_[partition][stats.item_id()] = stats;
+  if (!UsesLocalItems(partition)) MergeItem(stats.item_id());
 }
 
 StatusOr<v1::SourcePosition> Pipeline::Position(uint32_t partition) {
@@ -221,6 +293,8 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     old_cluster[c] = states[c].cluster();
     old_segment[c] = states[c].segment();
   }
+  // The partition's own item statistics (item_stats() sums them with the other partitions').
+  std::unordered_map<std::string, ItemStats>& partition_items = local_items_[partition];
   std::vector<ItemStats*> dirty_items;
   std::unordered_set<const ItemStats*> dirty_seen;
   int64_t watermark = position.watermark_ms();
@@ -251,12 +325,13 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     const CatalogItem* item = catalog_ != nullptr ? catalog_->Find(e.item_id) : nullptr;
     bool new_buyer = FindItem(state, e.item_id) == nullptr;
     ApplyEvent(options_.features, e, item, &state);
-    auto [it, inserted] = items_.try_emplace(e.item_id);
+    auto [it, inserted] = partition_items.try_emplace(e.item_id);
     if (inserted) it->second.set_item_id(e.item_id);
     if (dirty_seen.insert(&it->second).second) dirty_items.push_back(&it->second);
     ApplyItemEvent(options_.features, e, new_buyer, &it->second);
     watermark = std::max(watermark, e.event_time_ms);
   }
+  for (const ItemStats* stats : dirty_items) MergeItem(stats->item_id());
   // By the group and the segment the customer was in at the purchase (segments are assigned
   // below).
   for (size_t c = 0; c < states.size(); ++c) {
@@ -349,7 +424,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       RefreshStaleLists(partition, watermark, skip, &position, &writes, &outbox_seq, result);
   if (!refreshed.ok()) return forget(refreshed);
   for (const ItemStats* stats : dirty_items) {
-    writes.Put(Column::kItems, stats->item_id(), EncodeState(*stats));
+    writes.Put(Column::kItems, PartitionKey(partition, stats->item_id()), EncodeState(*stats));
   }
 
   // A SegmentChange for each stored customer the segmenter relabelled (a re-fit's reassignment,
@@ -416,6 +491,26 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       auto seq = next_sequence(partitions[c]);
       if (!seq.ok()) return forget(seq.status());
       PutOutbox(partitions[c], *seq, std::move(changelog[c]), &writes);
+    }
+  }
+  // The partition's item statistics the batch changed: to the changelog (restored with the
+  // partition) and to the other instances.
+  for (const ItemStats* stats : dirty_items) {
+    if (!options_.changelog && !options_.share_item_stats) break;
+    const std::string encoded = EncodeState(*stats);
+    if (options_.changelog) {
+      v1::OutboxRecord record;
+      record.set_topic_kind("changelog");
+      record.set_key(kChangelogItemPrefix + stats->item_id());
+      record.set_changelog_item(encoded);
+      PutOutbox(partition, outbox_seq++, std::move(record), &writes);
+    }
+    if (options_.share_item_stats) {
+      v1::OutboxRecord record;
+      record.set_topic_kind("item-stats");
+      record.set_key(stats->item_id());
+      record.set_shared_item_stats(encoded);
+      PutOutbox(partition, outbox_seq++, std::move(record), &writes);
     }
   }
   for (const auto& [p, other] : other_positions) {
@@ -485,6 +580,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
 Status Pipeline::PartitionsReplaced(const std::vector<uint32_t>& partitions) {
   if (partitions.empty()) return Status::OK();
   for (uint32_t p : partitions) ForgetPosition(p);
+  STREAMREC_RETURN_IF_ERROR(LoadItems());
   return RebuildRecommenderIndex();
 }
 

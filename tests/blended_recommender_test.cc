@@ -162,6 +162,85 @@ TEST(BlendedRecommenderRefitTest, SynchronousByDefault) {
   EXPECT_EQ(r->refit_stats().started, 0u);
 }
 
+// One ALS model for several instances (kafka.model_topic): the refitter hands every version it
+// fits to on_model_fitted; a follower never fits, adopts what it is offered (newer versions, or
+// another fit of its own version) and stores it; the refitter adopts only newer versions.
+TEST(BlendedRecommenderRefitTest, FollowerAdoptsTheRefittersAlsVersionsAndNeverFits) {
+  auto store = NewMemStateStore();
+  ASSERT_NO_FATAL_FAILURE(Store(store.get(), TwoTastes()));
+  ASSERT_OK_AND_ASSIGN(refitter, NewBlendedRecommender(AlsOnly(), nullptr));
+  std::vector<std::pair<uint64_t, std::string>> fitted;
+  refitter->set_on_model_fitted([&](uint64_t version, const std::string& encoded) {
+    fitted.emplace_back(version, encoded);
+  });
+  WriteSet w1;
+  ASSERT_OK(refitter->UpdateModel(store.get(), {}, true, &w1));
+  ASSERT_EQ(fitted.size(), 1u);
+  EXPECT_EQ(fitted[0].first, 1u);
+  EXPECT_EQ(fitted[0].second, ModelWrite(w1, "als")) << "the encoding the store holds";
+
+  auto follower_store = NewMemStateStore();
+  ASSERT_NO_FATAL_FAILURE(Store(follower_store.get(), TwoTastes()));
+  ASSERT_OK_AND_ASSIGN(follower, NewBlendedRecommender(AlsOnly(), nullptr, Background()));
+  follower->SetModelRefitter(false);
+  WriteSet none;
+  ASSERT_OK(follower->UpdateModel(follower_store.get(), {}, true, &none));
+  EXPECT_TRUE(follower->WaitForBackgroundRefit(kWaitMs));
+  EXPECT_TRUE(none.empty()) << "a follower neither fits nor stores a trigger";
+  EXPECT_EQ(follower->refit_stats().started, 0u);
+  EXPECT_EQ(follower->model_version(), 0u);
+  EXPECT_FALSE(follower->AdoptOffered(&none)) << "nothing offered yet";
+
+  Status bad = follower->OfferModel(7, "not a model");
+  EXPECT_TRUE(bad.IsInvalidArgument()) << bad.ToString();
+  EXPECT_NE(bad.message().find("ALS model v7"), std::string::npos) << bad.ToString();
+  ASSERT_OK(follower->OfferModel(1, fitted[0].second));
+  WriteSet adopted;
+  ASSERT_TRUE(follower->AdoptOffered(&adopted));
+  EXPECT_EQ(follower->model_version(), 1u);
+  EXPECT_EQ(follower->models_adopted(), 1u);
+  EXPECT_EQ(ModelWrite(adopted, "als"), fitted[0].second);
+  EXPECT_EQ(ModelWrite(adopted, "als_version"), "1");
+  WriteSet again;
+  EXPECT_FALSE(follower->AdoptOffered(&again)) << "the same offer is adopted once";
+  ASSERT_OK(follower_store->Write(adopted));
+
+  // The follower's lists use the adopted model: the same as the refitter's.
+  const CustomerState me = Customer("me", {"b1", "b2"});
+  ItemStatsTable stats;
+  std::vector<Recommendation> want, got;
+  for (const CustomerState& c : TwoTastes()) {
+    refitter->ObserveChange(nullptr, c);
+    follower->ObserveChange(nullptr, c);
+  }
+  refitter->BeginBatch(stats, kT0);
+  refitter->Recommend(me, &want);
+  follower->BeginBatch(stats, kT0);
+  follower->Recommend(me, &got);
+  ASSERT_FALSE(want.empty());
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i].item_id, want[i].item_id);
+
+  // Kept across a restart.
+  ASSERT_OK_AND_ASSIGN(restarted, NewBlendedRecommender(AlsOnly(), nullptr));
+  ASSERT_OK(restarted->LoadModel(follower_store.get()));
+  EXPECT_EQ(restarted->model_version(), 1u);
+
+  // Versions only go forward; the refitter never takes its own version back.
+  ASSERT_OK(follower->OfferModel(0, fitted[0].second));
+  EXPECT_FALSE(follower->AdoptOffered(&again));
+  ASSERT_OK(refitter->OfferModel(1, fitted[0].second));
+  EXPECT_FALSE(refitter->AdoptOffered(&again));
+  EXPECT_TRUE(again.empty());
+  // Promoted, the follower fits, numbering after the version it adopted.
+  follower->SetModelRefitter(true);
+  WriteSet own;
+  ASSERT_OK(follower->UpdateModel(follower_store.get(), {}, true, &own));
+  ASSERT_TRUE(follower->WaitForBackgroundRefit(kWaitMs));
+  ASSERT_OK(follower->UpdateModel(follower_store.get(), {}, false, &own));
+  EXPECT_EQ(follower->model_version(), 2u);
+}
+
 TEST(BlendedRecommenderRefitTest, FitsASampleOfCustomersThatDependsOnlyOnWhoTheyAre) {
   // 16 stored customers, a cap of 6: the fit reads the 6 whose ids hash lowest.
   RecommenderOptions capped = AlsOnly();

@@ -851,8 +851,9 @@ TEST_F(KafkaServiceTest, StandbyCopiesTurnAFailoverIntoATailRestore) {
   EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
 }
 
-// kafka.model_topic: the owner of partition 0 fits the segment model for all and publishes each
-// version; the other instance never fits and adopts them. Both end on the same version.
+// kafka.model_topic: the owner of partition 0 fits the segment model and the ALS model for all
+// and publishes each version; the other instance never fits and adopts them. Both end on the
+// same versions.
 TEST_F(KafkaServiceTest, OneSegmentModelForAllInstances) {
   ASSERT_OK(cluster_->CreateTopic("one-model-models", 1));
   TempDir dir;
@@ -883,10 +884,12 @@ TEST_F(KafkaServiceTest, OneSegmentModelForAllInstances) {
         sa = a->stats();
         return sa.applied + sb.applied >= feed.events.size() && idle(sa) && idle(sb) &&
                sa.segment_model_version > 0 &&
-               sa.segment_model_version == sb.segment_model_version;
+               sa.segment_model_version == sb.segment_model_version &&
+               sa.als_model_version > 0 && sa.als_model_version == sb.als_model_version;
       },
       kWaitMs))
-      << "A at v" << sa.segment_model_version << ", B at v" << sb.segment_model_version;
+      << "A at v" << sa.segment_model_version << ", B at v" << sb.segment_model_version
+      << "; ALS: A at v" << sa.als_model_version << ", B at v" << sb.als_model_version;
   a.RequestStop();
   b.RequestStop();
   EXPECT_OK(a.Stop());
@@ -896,6 +899,60 @@ TEST_F(KafkaServiceTest, OneSegmentModelForAllInstances) {
   EXPECT_GT(sa.segment_models_published + sb.segment_models_published, 1u)
       << "the owner of partition 0 re-fitted and published as the stream went on";
   EXPECT_GT(sb.segment_models_adopted, 0u) << "B started without a model and adopted one";
+  // The ALS model goes the same way: fitted by the owner of partition 0, adopted by the other.
+  EXPECT_GT(sa.als_models_published + sb.als_models_published, 0u);
+  const ServiceStats& follower = sa.segment_refitter ? sb : sa;
+  EXPECT_GT(follower.als_models_adopted, 0u) << "the instance not fitting at the end adopted";
+}
+
+// kafka.item_stats_topic: each instance publishes its partitions' item statistics and sums the
+// others'. A processes the first half alone; B joins, takes some partitions over (their item
+// statistics come with the changelog restore) and the rest of the stream is split between them.
+// Both end counting every purchase of the stream once — not only those of their own partitions.
+TEST_F(KafkaServiceTest, GlobalItemStatisticsCountEveryPartitionOnEveryInstance) {
+  ASSERT_OK(cluster_->CreateTopic("items-changelog", kPartitions));
+  ASSERT_OK(cluster_->CreateTopic("items-stats", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  const uint64_t n = feed.events.size();
+  auto options = [&](const std::string& state) {
+    ServiceOptions o = Options(dir.File(state), "items", feed, "items-changelog");
+    o.config.kafka.item_stats_topic = "items-stats";
+    return o;
+  };
+  Running a(options("a"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, n / 2));
+  Running b(options("b"));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+                         kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, n / 2, n));
+  auto idle = [](const ServiceStats& s) {
+    return s.in_flight == 0 && s.delivered >= s.outbox_written && s.item_stats_lag == 0;
+  };
+  ServiceStats sa, sb;
+  EXPECT_TRUE(b->WaitFor(
+      [&](const ServiceStats& s) {
+        sb = s;
+        sa = a->stats();
+        return sa.applied + sb.applied >= n && idle(sa) && idle(sb) &&
+               sa.item_stats_purchases == n && sb.item_stats_purchases == n;
+      },
+      kWaitMs))
+      << "purchases counted: A " << sa.item_stats_purchases << ", B " << sb.item_stats_purchases
+      << " of " << n << "; A applied " << sa.applied << ", B " << sb.applied;
+  a.RequestStop();
+  b.RequestStop();
+  EXPECT_OK(a.Stop());
+  EXPECT_OK(b.Stop());
+  EXPECT_FALSE(sa.assigned.empty());
+  EXPECT_FALSE(sb.assigned.empty());
+  EXPECT_LT(sb.events, n) << "B processed part of the stream only";
+  EXPECT_GT(sb.item_stats_remote_records, 0u) << "B summed A's partitions from the topic";
+  EXPECT_GT(sa.item_stats_remote_records, 0u);
+  EXPECT_EQ(sa.item_stats_buyers, sb.item_stats_buyers) << "the same (customer, item) pairs";
+  EXPECT_EQ(sa.item_stats_refused + sb.item_stats_refused, 0u);
 }
 
 // An instance killed right after committing a batch, before any of its output went out, leaves

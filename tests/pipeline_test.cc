@@ -34,12 +34,16 @@ class Harness {
   }
 
   Status Run(const std::vector<std::string>& lines, uint64_t first_offset, BatchResult* result) {
+    return RunIn(0, lines, first_offset, result);
+  }
+  Status RunIn(uint32_t partition, const std::vector<std::string>& lines, uint64_t first_offset,
+               BatchResult* result) {
     lines_ = lines;
     std::vector<SourceRecord> records;
     for (size_t i = 0; i < lines_.size(); ++i) {
       records.push_back(SourceRecord{first_offset + i, {}, lines_[i]});
     }
-    return pipeline_->ProcessBatch(0, records, decoder_.get(), result);
+    return pipeline_->ProcessBatch(partition, records, decoder_.get(), result);
   }
 
   std::vector<v1::OutboxRecord> Drain() {
@@ -433,6 +437,78 @@ TEST(PipelineTest, FailedWriteLeavesNoTraceAndRetrySucceeds) {
   EXPECT_EQ(h.pipeline().item_stats().at("B").count(), 2u);
 }
 
+// Item statistics are partition state: each partition stores its own, and item_stats() sums
+// them. An instance that owns some partitions sums the others' from what their owners publish
+// (ApplyRemoteItemStats): the same totals as one pipeline that saw every purchase.
+TEST(PipelineTest, ItemStatisticsArePartitionStateSummedOverPartitions) {
+  const std::vector<std::string> p0 = {"c1,A,2011-01-01 10:00:00,1,2.0,2.0,",
+                                       "c2,B,2011-01-02 10:00:00,2,3.0,6.0,"};
+  const std::vector<std::string> p1 = {"c3,A,2011-01-20 10:00:00,3,2.5,7.5,",
+                                       "c4,A,2011-01-03 10:00:00,1,2.0,2.0,",
+                                       "c3,A,2011-01-21 10:00:00,1,2.5,2.5,"};
+  Harness one;  // every purchase in one partition
+  std::vector<std::string> all = p0;
+  all.insert(all.end(), p1.begin(), p1.end());
+  BatchResult r;
+  ASSERT_OK(one.Run(all, 0, &r));
+  Harness two;  // the same purchases in partitions 0 and 1
+  ASSERT_OK(two.RunIn(0, p0, 0, &r));
+  ASSERT_OK(two.RunIn(1, p1, 0, &r));
+  std::string value;
+  ASSERT_OK(two.store()->Get(Column::kItems, PartitionKey(0, "A"), &value));
+  ASSERT_OK(two.store()->Get(Column::kItems, PartitionKey(1, "A"), &value));
+  EXPECT_TRUE(two.store()->Get(Column::kItems, PartitionKey(1, "B"), &value).IsNotFound());
+  ASSERT_NE(two.pipeline().PartitionItemStats(1, "A"), nullptr);
+  EXPECT_EQ(two.pipeline().PartitionItemStats(1, "A")->count(), 3u);
+
+  auto expect_same = [](const ItemStats& got, const ItemStats& want) {
+    EXPECT_EQ(got.item_id(), want.item_id());
+    EXPECT_EQ(got.count(), want.count());
+    EXPECT_EQ(got.customers(), want.customers());
+    EXPECT_DOUBLE_EQ(got.quantity(), want.quantity());
+    EXPECT_DOUBLE_EQ(got.revenue(), want.revenue());
+    EXPECT_EQ(got.first_time_ms(), want.first_time_ms());
+    EXPECT_EQ(got.last_time_ms(), want.last_time_ms());
+    EXPECT_NEAR(got.decayed_count(), want.decayed_count(), 1e-12);
+    EXPECT_DOUBLE_EQ(got.last_price(), want.last_price());
+  };
+  const ItemStats& want_a = one.pipeline().item_stats().at("A");
+  EXPECT_EQ(want_a.count(), 4u);
+  EXPECT_EQ(want_a.customers(), 3u);
+  expect_same(two.pipeline().item_stats().at("A"), want_a);
+  expect_same(two.pipeline().item_stats().at("B"), one.pipeline().item_stats().at("B"));
+  EXPECT_EQ(two.pipeline().item_purchases(), 5u);
+  EXPECT_EQ(two.pipeline().item_buyers(), 4u);
+
+  // A store reopened sums the same.
+  Harness reopened(two.store());
+  expect_same(reopened.pipeline().item_stats().at("A"), want_a);
+
+  // An instance owning partition 0 only, told partition 1's statistics by their owner.
+  Harness mine;
+  mine.pipeline().SetOwnedPartitions({0});
+  ASSERT_OK(mine.RunIn(0, p0, 0, &r));
+  EXPECT_EQ(mine.pipeline().item_stats().at("A").count(), 1u);
+  mine.pipeline().ApplyRemoteItemStats(1, *two.pipeline().PartitionItemStats(1, "A"));
+  expect_same(mine.pipeline().item_stats().at("A"), want_a);
+  // Cumulative records: one received twice counts once.
+  mine.pipeline().ApplyRemoteItemStats(1, *two.pipeline().PartitionItemStats(1, "A"));
+  expect_same(mine.pipeline().item_stats().at("A"), want_a);
+  EXPECT_EQ(mine.pipeline().item_purchases(), 5u);
+  // A record of an owned partition (its own, come back from the topic) is not used: the store
+  // is newer.
+  ItemStats stale = *two.pipeline().PartitionItemStats(0, "A");
+  stale.set_count(100);
+  mine.pipeline().ApplyRemoteItemStats(0, stale);
+  expect_same(mine.pipeline().item_stats().at("A"), want_a);
+  // Partition 0 handed over: from now on its owner's records count, not the store's.
+  mine.pipeline().SetOwnedPartitions({});
+  EXPECT_EQ(mine.pipeline().item_stats().at("A").count(), 103u);
+  EXPECT_EQ(mine.pipeline().item_stats().count("B"), 0u) << "no record of partition 0's B yet";
+  mine.pipeline().SetOwnedPartitions({0});
+  expect_same(mine.pipeline().item_stats().at("A"), want_a);
+}
+
 TEST(PipelineTest, StateCacheServesRepeatCustomersAndChangesNothing) {
   const std::vector<std::vector<std::string>> batches = {
       {"c1,A,2011-01-01 10:00:00,1,1,1,", "c2,B,2011-01-01 10:00:00,1,1,1,"},
@@ -725,6 +801,9 @@ std::vector<ChangelogEntry> ChangelogOf(const std::vector<v1::OutboxRecord>& rec
     } else if (r.payload_case() == v1::OutboxRecord::kChangelogList) {
       EXPECT_EQ(r.key().rfind(kChangelogListPrefix, 0), 0u) << r.key();
       out.push_back({r.key(), r.changelog_list()});
+    } else if (r.payload_case() == v1::OutboxRecord::kChangelogItem) {
+      EXPECT_EQ(r.key().rfind(kChangelogItemPrefix, 0), 0u) << r.key();
+      out.push_back({r.key(), r.changelog_item()});
     } else {
       EXPECT_EQ(r.payload_case(), v1::OutboxRecord::kChangelogPosition);
       EXPECT_EQ(r.key(), kChangelogPositionKey);
@@ -734,24 +813,31 @@ std::vector<ChangelogEntry> ChangelogOf(const std::vector<v1::OutboxRecord>& rec
   return out;
 }
 
-// The changelog's state records alone.
+// The changelog's state and position records alone (no lists, no item statistics).
 std::vector<ChangelogEntry> StatesOf(const std::vector<ChangelogEntry>& changelog) {
   std::vector<ChangelogEntry> out;
   for (const ChangelogEntry& e : changelog) {
-    if (e.key.rfind(kChangelogListPrefix, 0) != 0) out.push_back(e);
+    if (e.key.rfind(kChangelogListPrefix, 0) != 0 && e.key.rfind(kChangelogItemPrefix, 0) != 0) {
+      out.push_back(e);
+    }
   }
+  return out;
+}
+
+// Every (key, value) of a column.
+std::map<std::string, std::string> StoredColumn(StateStore* store, Column column) {
+  std::map<std::string, std::string> out;
+  Status s = store->Scan(column, "", [&](std::string_view key, std::string_view value) {
+    out.emplace(std::string(key), std::string(value));
+    return true;
+  });
+  EXPECT_OK(s);
   return out;
 }
 
 // Every (key, value) of the lists column.
 std::map<std::string, std::string> StoredLists(StateStore* store) {
-  std::map<std::string, std::string> lists;
-  Status s = store->Scan(Column::kLists, "", [&](std::string_view key, std::string_view value) {
-    lists.emplace(std::string(key), std::string(value));
-    return true;
-  });
-  EXPECT_OK(s);
-  return lists;
+  return StoredColumn(store, Column::kLists);
 }
 
 Status Load(StateStore* store, const std::vector<ChangelogEntry>& changelog) {
@@ -786,6 +872,15 @@ TEST(PipelineChangelogTest, EveryStateWrittenThenThePositionGoToTheOutbox) {
   }
   EXPECT_EQ(lists, StoredLists(h.store())) << "c1's and c2's lists, as stored";
   EXPECT_EQ(lists.size(), 2u);
+  // The partition's statistics of the items the batch touched, as stored, before the position.
+  std::map<std::string, std::string> items;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i].key.rfind(kChangelogItemPrefix, 0) != 0) continue;
+    items.emplace(PartitionKey(0, all[i].key.substr(kChangelogItemPrefix.size())), all[i].value);
+    EXPECT_EQ(all.back().key, kChangelogPositionKey);
+  }
+  EXPECT_EQ(items, StoredColumn(h.store(), Column::kItems)) << "items A and B of partition 0";
+  EXPECT_EQ(items.size(), 2u);
   std::vector<ChangelogEntry> changelog = StatesOf(all);
   ASSERT_EQ(changelog.size(), 3u) << "c1, c2, then the position";
   std::set<std::string> customers;
@@ -884,6 +979,12 @@ TEST(PipelineChangelogTest, LoaderReplacesThePartitionAndNamesBadRecords) {
   EXPECT_EQ(StoredLists(other.store()), StoredLists(writer.store()))
       << "the lists column is restored too (what the query API serves)";
   EXPECT_EQ(StoredLists(other.store()).size(), 2u);
+  EXPECT_EQ(StoredColumn(other.store(), Column::kItems), StoredColumn(writer.store(), Column::kItems))
+      << "the partition's item statistics are replaced too (c4's purchase of B is gone)";
+  other.pipeline().ForgetPosition(0);
+  ASSERT_OK(other.pipeline().PartitionsReplaced({0}));
+  EXPECT_EQ(other.pipeline().item_stats().at("B").count(), 2u) << "c2's and c1's, not c4's";
+  EXPECT_EQ(other.pipeline().item_purchases(), 3u);
 
   auto store = NewMemStateStore();
   ChangelogLoader loader(store.get(), "file", 0);
@@ -899,6 +1000,10 @@ TEST(PipelineChangelogTest, LoaderReplacesThePartitionAndNamesBadRecords) {
   Status cut = loader.Add(43, "c1", &truncated);
   EXPECT_TRUE(cut.IsCorruption()) << cut.ToString();
   EXPECT_NE(cut.message().find("offset 43"), std::string::npos) << cut.ToString();
+  Status bad_item = loader.Add(44, kChangelogItemPrefix + "A", &garbage);
+  EXPECT_TRUE(bad_item.IsCorruption()) << bad_item.ToString();
+  EXPECT_NE(bad_item.message().find("item statistics at offset 44"), std::string::npos)
+      << bad_item.ToString();
   Status keyless = loader.Add(42, "", &garbage);
   EXPECT_NE(keyless.message().find("without a key at offset 42"), std::string::npos)
       << keyless.ToString();

@@ -10,6 +10,7 @@
 // Every wait is on a condition (a log line, the output topic, the group's committed offsets)
 // with a deadline. STREAMREC_SCALE_OUT_EVENTS sets the stream's length (9000).
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <librdkafka/rdkafkacpp.h>
 #include <poll.h>
 
@@ -18,6 +19,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -101,6 +103,25 @@ class GroupProgress {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
 };
 
+// The value of the unlabelled sample `name` on the /metrics page of the `streamrec run` process
+// whose log is `log` ("metrics: http://127.0.0.1:PORT/metrics"); -1 when it cannot be read.
+double ScrapeMetric(const std::string& log, const std::string& name) {
+  const std::string marker = "metrics: http://127.0.0.1:";
+  const size_t at = log.find(marker);
+  if (at == std::string::npos) return -1;
+  const int port = std::atoi(log.c_str() + at + marker.size());
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  auto res = client.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  std::istringstream in(res->body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::strtod(line.c_str() + name.size() + 1, nullptr);
+  }
+  return -1;
+}
+
 TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState) {
   TempDir dir;
   TelcoGeneratorOptions feed_options;
@@ -124,7 +145,8 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
                      "catalog:\n  path: " + catalog + "\n"
                      "pipeline:\n  batch_size: 300\n"
                      "kafka:\n  group_id: " + std::string(kGroup) + "\n"
-                     "  changelog_topic: changelog\n  model_topic: models\n  max_batch_ms: 50\n"
+                     "  changelog_topic: changelog\n  model_topic: models\n"
+                     "  item_stats_topic: item-stats\n  max_batch_ms: 50\n"
                      "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
                      "metrics:\n  listen: \"127.0.0.1:0\"\n"
                      "http:\n  listen: \"127.0.0.1:0\"\n");
@@ -207,6 +229,18 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
     EXPECT_TRUE(WaitForLog(*p, v + "published", 1) || WaitForLog(*p, v + "adopted", kStepWaitMs))
         << "an instance never used v" << newest << "\n" << p->Output();
   }
+  // Both count every purchase of the stream in their item statistics: their own partitions'
+  // from their stores, the other's from the item-stats topic.
+  double purchases_a = -1, purchases_c = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStepWaitMs);
+  while (std::chrono::steady_clock::now() < deadline) {
+    purchases_a = ScrapeMetric(a->Output(), "streamrec_item_stats_purchases");
+    purchases_c = ScrapeMetric(c->Output(), "streamrec_item_stats_purchases");
+    if (purchases_a == events.size() && purchases_c == events.size()) break;
+    ::poll(nullptr, 0, 100);  // gauges are refreshed once a second: ask again shortly
+  }
+  EXPECT_EQ(purchases_a, events.size()) << "A's item statistics";
+  EXPECT_EQ(purchases_c, events.size()) << "C's item statistics";
   a->Signal(SIGTERM);
   c->Signal(SIGTERM);
   for (BackgroundProcess* p : {a.get(), c.get()}) {
@@ -255,10 +289,11 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
     }
   }
   std::printf("scale-out: %zu events, %llu committed list versions, %llu output records, "
-              "segment model v%llu on both running instances\n",
+              "segment model v%llu and %.0f purchases in the item statistics of both running "
+              "instances\n",
               events.size(), static_cast<unsigned long long>(committed),
               static_cast<unsigned long long>(tail.records()),
-              static_cast<unsigned long long>(newest));
+              static_cast<unsigned long long>(newest), purchases_c);
   EXPECT_GT(committed, 0u);
   EXPECT_EQ(missing, 0u) << "committed list versions not on the output topic";
   EXPECT_EQ(tail.conflicts(), 0u) << "a version published with two contents";

@@ -7,6 +7,7 @@
 // partition from such records, read in order from the start of a changelog partition:
 //   - every customer's latest state (a compacted topic keeps only that);
 //   - every customer's latest list (the lists column: what the query API serves);
+//   - the partition's latest statistics of every item its customers bought (the items column);
 //   - the latest position, so consumption resumes where the restored states leave off.
 // States produced after the latest position (a batch whose position record never made it: its
 // writer died in between) may reflect records past that position. Each state carries the offset
@@ -32,9 +33,11 @@ namespace streamrec {
 inline const std::string kChangelogPositionKey = std::string("\0streamrec.position", 19);
 // A customer's list is keyed this prefix + the customer id (its state: the customer id alone).
 inline const std::string kChangelogListPrefix = std::string("\0streamrec.list:", 16);
+// The partition's statistics of one item (an encoded ItemStats) are keyed this prefix + item id.
+inline const std::string kChangelogItemPrefix = std::string("\0streamrec.item:", 16);
 
 // Loads one changelog partition into `store` as input partition `partition` of source
-// `source_name`. The first Add (or Finish) removes the partition's stored customers and lists:
+// `source_name`. The first Add (or Finish) removes the partition's stored customers, lists and item statistics:
 // the changelog holds every customer the partition ever wrote. The partition's outbox is kept
 // (records not yet published go out as usual); the restored position's outbox sequence
 // continues after them. Store writes skip the write-ahead log, except the first, which marks the
@@ -69,6 +72,7 @@ class ChangelogLoader {
   uint64_t records() const { return records_; }
   uint64_t states() const { return states_; }
   uint64_t lists() const { return lists_; }
+  uint64_t items() const { return items_; }
   uint64_t positions() const { return positions_; }
   // After Finish: the position stored.
   const v1::SourcePosition& position() const { return position_; }
@@ -88,7 +92,7 @@ class ChangelogLoader {
   v1::SourcePosition position_;
   bool position_found_ = false;
   uint64_t restored_through_ = 0;
-  uint64_t records_ = 0, states_ = 0, lists_ = 0, positions_ = 0;
+  uint64_t records_ = 0, states_ = 0, lists_ = 0, items_ = 0, positions_ = 0;
 };
 
 }  // namespace streamrec

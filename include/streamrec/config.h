@@ -121,10 +121,15 @@ struct KafkaConfig {
   // Keep warm copies of every partition this instance does not own by tailing their changelog
   // partitions (needs changelog_topic): a failover then reads only the changelog's tail.
   bool standby_replicas = false;
-  // One segment model for all instances: the owner of input partition 0 fits it and publishes
-  // every version here (one partition, compacted); the others adopt it. Empty: every instance
-  // fits its own.
+  // One segment model and one ALS model for all instances: the owner of input partition 0 fits
+  // them and publishes every version here (one partition, compacted); the others adopt them.
+  // Empty: every instance fits its own.
   std::string model_topic;
+  // Global item statistics: every instance publishes its partitions' statistics of the items
+  // they touch here (partitioned like the input, compacted, key = item id) and sums every other
+  // partition's latest record with its own. Empty: each instance's item statistics cover the
+  // partitions it processed.
+  std::string item_stats_topic;
   // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
   std::string output_format = "protobuf";
   // partition.assignment.strategy of the consumer group.

@@ -49,6 +49,14 @@ void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const
 void ApplyItemEvent(const FeatureOptions& options, const PurchaseEvent& event, bool new_buyer,
                     ItemStats* stats);
 
+// Adds the statistics of one item over some purchases (`part`, e.g. one input partition's) to
+// `total` (the same item over other purchases): counts, quantities, revenue and buyers add up
+// (a customer lives in one partition, so buyers of different partitions are distinct); the
+// decayed counts are decayed to the later of the two last times and added; the last price is
+// the one seen last (`total`'s on a tie). Folding the partitions of an item in one order gives
+// the statistics of all its purchases, up to floating-point rounding of the decayed count.
+void MergeItemStats(const FeatureOptions& options, const ItemStats& part, ItemStats* total);
+
 // Exponential decay factor for `elapsed_ms` of event time at the given half-life (1 for <= 0).
 double DecayFactor(int64_t elapsed_ms, double half_life_days);
 

@@ -11,6 +11,8 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -53,7 +55,14 @@ struct PipelineOptions {
   // kafka.changelog_topic), every customer state a batch writes and, after them, the position
   // of the batch's partition: a partition's state can then be restored from the changelog
   // (streamrec/changelog.h) on another instance.
+  // With it, the partition's statistics of every item the batch touched go to the changelog
+  // too (key kChangelogItemPrefix + item id), so a restore brings them back with the partition.
   bool changelog = false;
+  // Also queue the batch's item statistics of its partition as records of topic kind
+  // "item-stats" (key = item id, produced to partition p of kafka.item_stats_topic): the other
+  // instances sum them with their own (ApplyRemoteItemStats), so popularity reflects every
+  // partition.
+  bool share_item_stats = false;
   // Stamped on every position the pipeline writes (SourcePosition.writer_id): StoreId.
   uint64_t writer_id = 0;
 };
@@ -165,13 +174,42 @@ class Pipeline {
   // customers once (a scan of every stored customer).
   Status PartitionsReplaced(const std::vector<uint32_t>& partitions);
 
+  // The item statistics the recommender reads: for every item, the sum (MergeItemStats, in
+  // partition order) of its statistics over the partitions that count — every partition in the
+  // store, or, once SetOwnedPartitions was called, the owned partitions from the store and every
+  // other partition from what ApplyRemoteItemStats received.
   const ItemStatsTable& item_stats() const { return items_; }
+  // Purchase lines and (customer, item) buyers item_stats() counts, summed over items: with
+  // global item statistics every instance of a group converges to the same totals, those of
+  // the whole stream.
+  uint64_t item_purchases() const { return item_purchases_; }
+  uint64_t item_buyers() const { return item_buyers_; }
+  // The statistics partition `partition` stores for `item_id` (nullptr: none).
+  const ItemStats* PartitionItemStats(uint32_t partition, std::string_view item_id) const;
+
+  // Scale-out (several instances, kafka.item_stats_topic): the partitions this instance owns.
+  // Their item statistics come from the store; every other partition's from the latest
+  // ApplyRemoteItemStats. Until the first call, every partition in the store counts (one
+  // instance, a file replay).
+  void SetOwnedPartitions(const std::set<uint32_t>& partitions);
+  // Another instance's statistics of one item in `partition` (the latest it committed,
+  // cumulative: receiving a record twice, or an older one after a newer, changes nothing that
+  // the next record does not mend). Records of owned partitions are kept but not used while
+  // the partition is owned: its own store is newer.
+  void ApplyRemoteItemStats(uint32_t partition, const ItemStats& stats);
   const PipelineOptions& options() const { return options_; }
 
  private:
   // Hands every stored customer to the recommender's index (after Open and a failed write).
   Status RebuildRecommenderIndex();
   Status LoadItems();
+  // Whether partition p's item statistics come from the store (else from remote_items_).
+  bool UsesLocalItems(uint32_t partition) const {
+    return !owned_.has_value() || owned_->count(partition) > 0;
+  }
+  // items_[item_id] = the sum over the partitions that count (erased when none has the item).
+  void MergeItem(const std::string& item_id);
+  void MergeAllItems();
   // Puts `record` in the outbox at (partition, sequence) and keeps it for BatchResult::outbox.
   void PutOutbox(uint32_t partition, uint64_t sequence, v1::OutboxRecord record, WriteSet* writes);
   // Records `list`, just computed for `state`; when it differs from the published one, bumps
@@ -196,7 +234,14 @@ class Pipeline {
   const Catalog* catalog_;
   Segmenter* segmenter_;
   Recommender* recommender_;
-  ItemStatsTable items_;
+  ItemStatsTable items_;  // merged (item_stats())
+  // Per partition, item -> statistics: from the store (kItems, PartitionKey(p, item)), and
+  // from other instances (ApplyRemoteItemStats).
+  using PartitionItems = std::map<uint32_t, std::unordered_map<std::string, ItemStats>>;
+  PartitionItems local_items_;
+  PartitionItems remote_items_;
+  std::optional<std::set<uint32_t>> owned_;
+  uint64_t item_purchases_ = 0, item_buyers_ = 0;  // summed over items_
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
   // The state cache: key -> (state, position in lru_); lru_ front = most recently written.
   // A batch takes its customers out and puts them back after its write succeeded; a cached

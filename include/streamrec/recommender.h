@@ -7,6 +7,7 @@
 #define STREAMREC_RECOMMENDER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -173,6 +174,34 @@ class Recommender {
   }
   // Counters of the re-fits so far. REQUIRES: the consumer thread.
   virtual ModelRefitStats refit_stats() const { return {}; }
+
+  // --- One model for several instances (kafka.model_topic, docs/scale-out.md) ---
+  // Whether this instance fits the model (the default) or only adopts the versions another
+  // instance fits. A follower never fits (triggers are ignored, a background fit that finishes
+  // after the switch is dropped) and does not store triggers. Consumer thread.
+  virtual void SetModelRefitter(bool refitter) { (void)refitter; }
+  // Called on the consumer thread with every version fitted and installed here, and its encoding
+  // as stored (what OfferModel takes), so that it can be published.
+  virtual void set_on_model_fitted(
+      std::function<void(uint64_t version, const std::string& encoded)> on_fitted) {
+    (void)on_fitted;
+  }
+  // A version fitted elsewhere (any thread): kept when it decodes and is the newest offered.
+  // InvalidArgument when it does not decode (the message says why).
+  [[nodiscard]] virtual Status OfferModel(uint64_t version, std::string encoded) {
+    (void)version;
+    (void)encoded;
+    return Status::OK();
+  }
+  // Consumer thread: makes the newest version offered the model in use when it is newer than
+  // the one in use (or the same version fitted elsewhere, on a follower) and appends it to
+  // `writes`. Returns whether it did.
+  virtual bool AdoptOffered(WriteSet* writes) {
+    (void)writes;
+    return false;
+  }
+  // Versions adopted from OfferModel so far.
+  virtual uint64_t models_adopted() const { return 0; }
   // Called once per micro-batch with the statistics after the batch, at event time `now_ms`.
   virtual void BeginBatch(const ItemStatsTable& items, int64_t now_ms) = 0;
   // Appends the customer's list to *out (cleared first). Reads only what BeginBatch saw and

@@ -93,6 +93,20 @@ struct ServiceStats {
   uint64_t segment_models_adopted = 0;
   uint64_t segment_models_published = 0;
   bool segment_refitter = false;
+  // The recommender's ALS model: its version, and with kafka.model_topic the versions adopted
+  // from the topic and published to it (it is fitted where the segment model is).
+  uint64_t als_model_version = 0;
+  uint64_t als_models_adopted = 0;
+  uint64_t als_models_published = 0;
+  // Global item statistics (kafka.item_stats_topic): other partitions' item records read and
+  // summed into this instance's statistics, records refused, and records not yet read.
+  uint64_t item_stats_remote_records = 0;
+  uint64_t item_stats_refused = 0;
+  uint64_t item_stats_lag = 0;
+  // Purchase lines and (customer, item) buyers the item statistics in use count (over every
+  // partition with kafka.item_stats_topic, else over those processed here).
+  uint64_t item_stats_purchases = 0;
+  uint64_t item_stats_buyers = 0;
   uint64_t pauses = 0;             // times partitions were paused for backpressure
   uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
   uint64_t storage_retries = 0;    // resume attempts that found the store still failing

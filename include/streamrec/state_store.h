@@ -22,7 +22,7 @@ namespace streamrec {
 // first, so a partition's state can be scanned, dropped or handed over on its own.
 enum class Column : int {
   kCustomers = 0,  // PartitionKey(p, customer_id) -> CustomerState
-  kItems,          // item_id -> ItemStats (global)
+  kItems,          // PartitionKey(p, item_id) -> ItemStats of the partition's purchases
   kModel,          // model versions (global)
   kPositions,      // PositionKey(source, p) -> SourcePosition
   kOutbox,         // OutboxKey(p, seq) -> OutboxRecord
@@ -187,7 +187,8 @@ StatusOr<std::unique_ptr<StateStore>> OpenRocksStateStore(const StoreOptions& op
 std::unique_ptr<StateStore> NewMemStateStore();
 
 // The store format this build writes. Bump when an encoding changes incompatibly.
-constexpr uint32_t kStoreFormatVersion = 1;
+// 2: item statistics are kept per input partition (a version-1 store kept one global table).
+constexpr uint32_t kStoreFormatVersion = 2;
 // Stamps an empty store with kStoreFormatVersion, or checks the stamp of an existing one.
 Status CheckStoreFormat(StateStore* store, std::string_view where);
 

@@ -47,4 +47,38 @@ std::map<std::string, std::string> AssignOnlyConsumerProperties(const KafkaConfi
   return props;
 }
 
+std::map<std::string, std::string> ProducerProperties(const KafkaConfig& kafka,
+                                                      const std::string& client_id) {
+  std::map<std::string, std::string> props = {
+      {"bootstrap.servers", kafka.brokers},
+      {"client.id", client_id},
+      {"enable.idempotence", "true"},
+      {"linger.ms", "5"},
+      {"compression.type", "lz4"},
+  };
+  for (const auto& [k, v] : kafka.producer) props[k] = v;
+  return props;
+}
+
+StatusOr<uint32_t> TopicPartitionCount(RdKafka::Handle* handle, const std::string& topic,
+                                       int timeout_ms, const std::string& what) {
+  std::string error;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle, topic, nullptr, error));
+  if (!t) return Status::IOError(what + " '" + topic + "': " + error);
+  RdKafka::Metadata* raw = nullptr;
+  RdKafka::ErrorCode err = handle->metadata(false, t.get(), &raw, timeout_ms);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return Status::IOError(what + " '" + topic + "': no metadata: " + RdKafka::err2str(err));
+  }
+  uint32_t partitions = 0;
+  for (const RdKafka::TopicMetadata* m : *metadata->topics()) {
+    if (m->topic() == topic && m->err() == RdKafka::ERR_NO_ERROR) {
+      partitions = static_cast<uint32_t>(m->partitions()->size());
+    }
+  }
+  if (partitions == 0) return Status::NotFound(what + " '" + topic + "' has no partitions");
+  return partitions;
+}
+
 }  // namespace streamrec

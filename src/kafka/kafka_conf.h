@@ -28,6 +28,11 @@ constexpr int64_t kPrefetchRecordsPerMb = 2048;
 // fetching for a partition once the consumer's queue holds this many, despite the name).
 std::map<std::string, std::string> PrefetchProperties(int max_prefetch_mb);
 
+// Properties of an idempotent producer: kafka.brokers, client.id `client_id`, idempotence,
+// linger.ms 5, lz4 compression, then the kafka.producer properties (they win).
+std::map<std::string, std::string> ProducerProperties(const KafkaConfig& kafka,
+                                                      const std::string& client_id);
+
 // Properties of a consumer that only reads assigned partitions (never joins a group, never
 // commits): the changelog reader, the standby tailer, the model feed. kafka.brokers and the
 // kafka.consumer properties (security among them), then client.id `client_id`, group.id
@@ -35,6 +40,12 @@ std::map<std::string, std::string> PrefetchProperties(int max_prefetch_mb);
 std::map<std::string, std::string> AssignOnlyConsumerProperties(const KafkaConfig& kafka,
                                                                 const std::string& client_id,
                                                                 const std::string& group_suffix);
+
+// Partitions of `topic` as the cluster's metadata says (asked through `handle`, waiting at most
+// `timeout_ms`). NotFound when the topic has none; IOError naming `what` and the topic when the
+// metadata cannot be read.
+StatusOr<uint32_t> TopicPartitionCount(RdKafka::Handle* handle, const std::string& topic,
+                                       int timeout_ms, const std::string& what);
 
 // "key=value, ..." with secret values replaced by "***", for logs.
 std::string RedactedProperties(const std::map<std::string, std::string>& properties);

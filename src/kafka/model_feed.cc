@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <thread>
 #include <utility>
@@ -17,10 +18,11 @@ namespace {
 
 class ModelFeedImpl : public ModelFeed {
  public:
-  ModelFeedImpl(std::string topic, KMeansSegmenter* segmenter, std::shared_ptr<Logger> log,
-                std::unique_ptr<RdKafka::KafkaConsumer> consumer)
+  ModelFeedImpl(std::string topic, KMeansSegmenter* segmenter, Recommender* recommender,
+                std::shared_ptr<Logger> log, std::unique_ptr<RdKafka::KafkaConsumer> consumer)
       : topic_(std::move(topic)),
         segmenter_(segmenter),
+        recommender_(recommender),
         log_(std::move(log)),
         consumer_(std::move(consumer)) {
     thread_ = std::thread([this] { Loop(); });
@@ -32,6 +34,7 @@ class ModelFeedImpl : public ModelFeed {
   }
 
   uint64_t latest_version() const override { return latest_.load(); }
+  uint64_t latest_als_version() const override { return latest_als_.load(); }
   uint64_t records() const override { return records_.load(); }
   uint64_t refused() const override { return refused_.load(); }
 
@@ -51,6 +54,10 @@ class ModelFeedImpl : public ModelFeed {
       }
       ++records_;
       const std::string key = msg->key() != nullptr ? *msg->key() : std::string();
+      if (key == kAlsModelTopicKey && msg->payload() != nullptr) {
+        OfferAls(*msg, where);
+        continue;
+      }
       if (key != kSegmentModelKey || msg->payload() == nullptr) continue;  // another model kind
       v1::SegmentModel model;
       Status s = DecodeState(
@@ -67,12 +74,40 @@ class ModelFeedImpl : public ModelFeed {
     }
   }
 
+  void OfferAls(RdKafka::Message& msg, const std::string& where) {
+    if (recommender_ == nullptr) return;
+    uint64_t version = 0;
+    bool found = false;
+    if (RdKafka::Headers* headers = msg.headers(); headers != nullptr) {
+      for (const RdKafka::Headers::Header& h : headers->get(kModelVersionHeader)) {
+        if (h.value() == nullptr) continue;
+        const std::string text(static_cast<const char*>(h.value()), h.value_size());
+        char* end = nullptr;
+        version = std::strtoull(text.c_str(), &end, 10);
+        found = !text.empty() && end == text.c_str() + text.size() && version > 0;
+      }
+    }
+    Status s = found ? recommender_->OfferModel(
+                           version, std::string(static_cast<const char*>(msg.payload()), msg.len()))
+                     : Status::InvalidArgument(std::string("ALS model without a valid '") +
+                                               kModelVersionHeader + "' header");
+    if (!s.ok()) {
+      ++refused_;
+      log_->Warn(where + ": " + s.message());
+      return;
+    }
+    uint64_t latest = latest_als_.load();
+    while (version > latest && !latest_als_.compare_exchange_weak(latest, version)) {
+    }
+  }
+
   const std::string topic_;
   KMeansSegmenter* const segmenter_;
+  Recommender* const recommender_;
   std::shared_ptr<Logger> log_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> latest_{0}, records_{0}, refused_{0};
+  std::atomic<uint64_t> latest_{0}, latest_als_{0}, records_{0}, refused_{0};
   std::thread thread_;
 };
 
@@ -80,6 +115,7 @@ class ModelFeedImpl : public ModelFeed {
 
 StatusOr<std::unique_ptr<ModelFeed>> ModelFeed::Start(const KafkaConfig& kafka,
                                                       KMeansSegmenter* segmenter,
+                                                      Recommender* recommender,
                                                       std::shared_ptr<Logger> log) {
   if (kafka.model_topic.empty()) return Status::InvalidArgument("kafka.model_topic is empty");
   auto conf = MakeKafkaConf(AssignOnlyConsumerProperties(kafka, "streamrec-models", "-models"),
@@ -97,7 +133,8 @@ StatusOr<std::unique_ptr<ModelFeed>> ModelFeed::Start(const KafkaConfig& kafka,
                            RdKafka::err2str(err));
   }
   return std::unique_ptr<ModelFeed>(
-      new ModelFeedImpl(kafka.model_topic, segmenter, std::move(log), std::move(consumer)));
+      new ModelFeedImpl(kafka.model_topic, segmenter, recommender, std::move(log),
+                        std::move(consumer)));
 }
 
 }  // namespace streamrec

@@ -50,6 +50,11 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
       headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.SourcePosition");
       headers->add("schema-version", kSchemaVersion);
       break;
+    case v1::OutboxRecord::kChangelogItem:
+    case v1::OutboxRecord::kSharedItemStats:
+      headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.ItemStats");
+      headers->add("schema-version", kSchemaVersion);
+      break;
     case v1::OutboxRecord::PAYLOAD_NOT_SET:
       break;
   }
@@ -183,6 +188,16 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
       topic = &config_.changelog_topic;
       kafka_partition = static_cast<int32_t>(partition);
       value = EncodeState(record.changelog_position());
+      break;
+    case v1::OutboxRecord::kChangelogItem:
+      topic = &config_.changelog_topic;
+      kafka_partition = static_cast<int32_t>(partition);
+      value = record.changelog_item();
+      break;
+    case v1::OutboxRecord::kSharedItemStats:
+      topic = &config_.item_stats_topic;
+      kafka_partition = static_cast<int32_t>(partition);
+      value = record.shared_item_stats();
       break;
     case v1::OutboxRecord::PAYLOAD_NOT_SET:
       return Status::Corruption("outbox record without payload at partition " +

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <map>
+#include <set>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "http/http_api.h"
 #include "json_writer.h"
 #include "kafka/changelog_restore.h"
+#include "kafka/item_stats_feed.h"
 #include "kafka/model_feed.h"
 #include "kafka/standby.h"
 #include "kafka/kafka_conf.h"
@@ -68,6 +70,7 @@ class ServiceImpl : public Service,
     exposer_.reset();
     standby_.reset();  // its thread writes the store
     model_feed_.reset();  // its thread offers models to the segmenter
+    item_feed_.reset();
     if (model_producer_ != nullptr) model_producer_->flush(kDropInFlightTimeoutMs);
     model_producer_.reset();
     if (scan_thread_.joinable()) scan_thread_.join();
@@ -148,6 +151,11 @@ class ServiceImpl : public Service,
   // kafka.model_topic (each loop turn): publishes the versions fitted here, adopts a newer one
   // read from the topic.
   void PublishAndAdoptModels();
+  // kafka.item_stats_topic: the other instances' item statistics read since the last call go
+  // into the pipeline (each loop turn, consumer thread); after a rebalance the pipeline learns
+  // which partitions' statistics are its own.
+  void ApplyRemoteItemStats();
+  void UpdateOwnedItemStats();
 
   ServiceOptions options_;
   const KafkaConfig& kafka() const { return options_.config.kafka; }
@@ -191,6 +199,11 @@ class ServiceImpl : public Service,
   std::unique_ptr<ModelFeed> model_feed_;
   std::unique_ptr<RdKafka::Producer> model_producer_;
   std::vector<v1::SegmentModel> fitted_models_;
+  std::vector<std::pair<uint64_t, std::string>> fitted_als_;  // (version, encoded ALS model)
+  uint64_t als_models_published_ = 0;
+  // Global item statistics (kafka.item_stats_topic) and the records summed in so far.
+  std::unique_ptr<ItemStatsFeed> item_feed_;
+  uint64_t item_stats_remote_records_ = 0;
   uint64_t models_published_ = 0;
   std::atomic<bool> crash_{false};
 
@@ -234,9 +247,6 @@ class ServiceImpl : public Service,
 Status ServiceImpl::Init() {
   log_ = options_.logger ? options_.logger : NewNullLogger();
   const Config& config = options_.config;
-  if (kafka().standby_replicas && kafka().changelog_topic.empty()) {
-    return Status::InvalidArgument("kafka.standby_replicas needs kafka.changelog_topic");
-  }
   if (kafka().brokers.empty()) {
     return Status::InvalidArgument("kafka.brokers is not set (bootstrap servers, e.g. host:9092)");
   }
@@ -277,6 +287,7 @@ Status ServiceImpl::Init() {
       static_cast<size_t>(config.pipeline.state_cache_customers);
   pipeline_options.dead_letters = true;
   pipeline_options.changelog = !kafka().changelog_topic.empty();
+  pipeline_options.share_item_stats = !kafka().item_stats_topic.empty();
   auto store_id = StoreId(store_.get());
   if (!store_id.ok()) return store_id.status();
   store_id_ = *store_id;
@@ -298,14 +309,7 @@ Status ServiceImpl::Init() {
   });
 
   // Producer: idempotent; user properties win over ours.
-  std::map<std::string, std::string> producer_props = {
-      {"bootstrap.servers", kafka().brokers},
-      {"client.id", "streamrec"},
-      {"enable.idempotence", "true"},
-      {"linger.ms", "5"},
-      {"compression.type", "lz4"},
-  };
-  for (const auto& [k, v] : kafka().producer) producer_props[k] = v;
+  const std::map<std::string, std::string> producer_props = ProducerProperties(kafka(), "streamrec");
   auto pconf = MakeKafkaConf(producer_props, "producer");
   if (!pconf.ok()) return pconf.status();
   std::string error;
@@ -356,17 +360,30 @@ Status ServiceImpl::Init() {
     }
     kmeans_->SetRefitter(false);  // until the group assigns partition 0 here
     kmeans_->set_on_fitted([this](const v1::SegmentModel& m) { fitted_models_.push_back(m); });
-    std::map<std::string, std::string> props = {{"bootstrap.servers", kafka().brokers},
-                                                {"client.id", "streamrec-models"},
-                                                {"enable.idempotence", "true"}};
-    for (const auto& [k, v] : kafka().producer) props[k] = v;
+    // The ALS model too: fitted where the segment model is, adopted everywhere else.
+    recommender_->SetModelRefitter(false);
+    recommender_->set_on_model_fitted([this](uint64_t version, const std::string& encoded) {
+      fitted_als_.emplace_back(version, encoded);
+    });
+    // An ALS model is items x factors x 4 bytes (50,000 items x 32 factors: 6.4 MB), above
+    // the default record size limit: the topic's max.message.bytes must allow it too.
+    std::map<std::string, std::string> props = ProducerProperties(kafka(), "streamrec-models");
+    props.emplace("message.max.bytes", "200000000");  // unless kafka.producer sets it
     auto mconf = MakeKafkaConf(props, "model producer");
     if (!mconf.ok()) return mconf.status();
     model_producer_.reset(RdKafka::Producer::create(mconf->get(), error));
     if (!model_producer_) return Status::InvalidArgument("cannot create the model producer: " + error);
-    auto feed = ModelFeed::Start(kafka(), kmeans_, log_);
+    auto feed = ModelFeed::Start(kafka(), kmeans_, recommender_.get(), log_);
     if (!feed.ok()) return feed.status();
     model_feed_ = std::move(feed).value();
+  }
+  if (!kafka().item_stats_topic.empty()) {
+    // Until the first assignment no partition is this instance's: its stored statistics of
+    // partitions it processed before may be older than what their owners publish.
+    pipeline_->SetOwnedPartitions({});
+    auto feed = ItemStatsFeed::Start(kafka(), log_);
+    if (!feed.ok()) return feed.status();
+    item_feed_ = std::move(feed).value();
   }
   if (kafka().standby_replicas) {
     // Tails nothing until the first assignment says which partitions are this instance's.
@@ -558,6 +575,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
                "] after finishing their batch" + (err == RdKafka::ERR__REVOKE_PARTITIONS ? "" : " (" + RdKafka::err2str(err) + ")"));
   }
   UpdateRefitter();
+  UpdateOwnedItemStats();
   {
     std::lock_guard<std::mutex> lock(api_mu_);
     partitions_dirty_ = true;
@@ -570,10 +588,24 @@ void ServiceImpl::UpdateRefitter() {
   const bool leader = std::find(assigned_.begin(), assigned_.end(), 0) != assigned_.end();
   if (leader == kmeans_->refitter()) return;
   kmeans_->SetRefitter(leader);
+  recommender_->SetModelRefitter(leader);
   log_->Info(leader ? "segment model: partition 0 is assigned here: this instance fits the "
                       "model for all and publishes it to '" + kafka().model_topic + "'"
                     : "segment model: partition 0 went elsewhere: this instance adopts the "
                       "model published to '" + kafka().model_topic + "'");
+}
+
+void ServiceImpl::UpdateOwnedItemStats() {
+  if (item_feed_ == nullptr) return;
+  pipeline_->SetOwnedPartitions(std::set<uint32_t>(assigned_.begin(), assigned_.end()));
+}
+
+void ServiceImpl::ApplyRemoteItemStats() {
+  if (item_feed_ == nullptr) return;
+  item_stats_remote_records_ += item_feed_->Drain(
+      [&](uint32_t partition, const ItemStats& stats) {
+        pipeline_->ApplyRemoteItemStats(partition, stats);
+      });
 }
 
 void ServiceImpl::PublishAndAdoptModels() {
@@ -598,6 +630,34 @@ void ServiceImpl::PublishAndAdoptModels() {
                kafka().model_topic + "'");
   }
   fitted_models_.clear();
+  for (const auto& [version, encoded] : fitted_als_) {
+    if (!kmeans_->refitter() || version <= model_feed_->latest_als_version()) continue;
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    headers->add("content-type", "application/x-streamrec-als-model");
+    headers->add(kModelVersionHeader, std::to_string(version));
+    RdKafka::ErrorCode err = model_producer_->produce(
+        kafka().model_topic, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(encoded.data()),
+        encoded.size(), kAlsModelTopicKey, sizeof(kAlsModelTopicKey) - 1, 0, headers, nullptr);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      delete headers;
+      log_->Warn("ALS model v" + std::to_string(version) + " not published to '" +
+                 kafka().model_topic + "': " + RdKafka::err2str(err));
+      continue;
+    }
+    ++als_models_published_;
+    log_->Info("ALS model v" + std::to_string(version) + " published to '" + kafka().model_topic +
+               "' (" + std::to_string(encoded.size()) + " bytes)");
+  }
+  fitted_als_.clear();
+  if (storage_error_.ok()) {
+    WriteSet writes;
+    if (recommender_->AdoptOffered(&writes)) {
+      Status s = store_->Write(writes);
+      log_->Info("ALS model v" + std::to_string(recommender_->model_version()) + " adopted from '" +
+                 kafka().model_topic + "'" +
+                 (s.ok() ? std::string() : " (not stored: " + s.message() + ")"));
+    }
+  }
   // A version read from the topic newer than ours: in use from now, stored at once.
   if (storage_error_.ok() && kmeans_->AdoptOffered()) {
     WriteSet writes;
@@ -799,6 +859,16 @@ void ServiceImpl::UpdateStats() {
     stats_.segment_refitter = kmeans_->refitter();
   }
   stats_.segment_models_published = models_published_;
+  stats_.als_model_version = recommender_->model_version();
+  stats_.als_models_adopted = recommender_->models_adopted();
+  stats_.als_models_published = als_models_published_;
+  stats_.item_stats_purchases = pipeline_->item_purchases();
+  stats_.item_stats_buyers = pipeline_->item_buyers();
+  if (item_feed_ != nullptr) {
+    stats_.item_stats_remote_records = item_stats_remote_records_;
+    stats_.item_stats_refused = item_feed_->refused();
+    stats_.item_stats_lag = item_feed_->lag();
+  }
   if (standby_ != nullptr) {
     const StandbyStats standby = standby_->stats();
     stats_.standby_records = standby.records;
@@ -895,6 +965,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     int64_t after = options_.clock->NowMicros();
     if (after - last_stats_us >= 10000) {
       PublishAndAdoptModels();
+      ApplyRemoteItemStats();
       UpdateStats();
       last_stats_us = after;
     }
@@ -984,6 +1055,8 @@ void ServiceImpl::UpdateMetrics(bool force) {
     const StandbyStats standby = standby_->stats();
     metrics_->SetStandby(standby.records, standby.partitions, standby.lag);
   }
+  metrics_->SetItemStats(pipeline_->item_purchases(), item_stats_remote_records_,
+                         item_feed_ != nullptr ? item_feed_->lag() : 0);
   const uint64_t written = publisher_->recovered() + outbox_written_;
   const uint64_t delivered = publisher_->delivered();
   metrics_->SetOutboxPending(written > delivered ? written - delivered : 0);

@@ -207,22 +207,9 @@ class StandbyReplicasImpl : public StandbyReplicas {
     lock.unlock();
     Status s = [&]() -> Status {
       if (partitions_ == 0) {
-        RdKafka::Metadata* raw = nullptr;
-        std::string error;
-        std::unique_ptr<RdKafka::Topic> topic(
-            RdKafka::Topic::create(consumer_.get(), topic_, nullptr, error));
-        if (!topic) return Status::IOError("changelog '" + topic_ + "': " + error);
-        RdKafka::ErrorCode err = consumer_->metadata(false, topic.get(), &raw, kMetadataTimeoutMs);
-        std::unique_ptr<RdKafka::Metadata> metadata(raw);
-        if (err != RdKafka::ERR_NO_ERROR) {
-          return Status::IOError("changelog '" + topic_ + "': no metadata: " + RdKafka::err2str(err));
-        }
-        for (const RdKafka::TopicMetadata* t : *metadata->topics()) {
-          if (t->topic() == topic_ && t->err() == RdKafka::ERR_NO_ERROR) {
-            partitions_ = static_cast<uint32_t>(t->partitions()->size());
-          }
-        }
-        if (partitions_ == 0) return Status::NotFound("changelog '" + topic_ + "' has no partitions");
+        auto count = TopicPartitionCount(consumer_.get(), topic_, kMetadataTimeoutMs, "changelog");
+        if (!count.ok()) return count.status();
+        partitions_ = *count;
       }
       for (uint32_t p = 0; p < partitions_; ++p) {
         if (owned.count(p) != 0) continue;

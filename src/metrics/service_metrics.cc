@@ -136,6 +136,25 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                             "partitions: what a failover would read from Kafka")
                       .Register(registry)
                       .Add({});
+  item_stats_records_ = &BuildCounter()
+                            .Name("streamrec_item_stats_remote_records_total")
+                            .Help("Item statistics of partitions other instances own, read from "
+                                  "kafka.item_stats_topic and summed into this instance's")
+                            .Register(registry)
+                            .Add({});
+  item_stats_lag_ = &BuildGauge()
+                        .Name("streamrec_item_stats_lag_records")
+                        .Help("Records of kafka.item_stats_topic this instance has not read yet: "
+                              "how far behind its view of the other partitions' item statistics is")
+                        .Register(registry)
+                        .Add({});
+  item_stats_purchases_ = &BuildGauge()
+                             .Name("streamrec_item_stats_purchases")
+                             .Help("Purchase lines the item statistics in use count: every "
+                                   "partition's with kafka.item_stats_topic (the same on every "
+                                   "instance once caught up), else those processed here")
+                             .Register(registry)
+                             .Add({});
   prefetch_messages_ = &BuildGauge()
                             .Name("streamrec_consumer_prefetch_messages")
                             .Help("Input records fetched ahead of processing, queued in "
@@ -202,6 +221,7 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
   delivered_change_ = &delivered.Add({{"kind", "segment-change"}});
   delivered_dead_letter_ = &delivered.Add({{"kind", "dead-letter"}});
   delivered_changelog_ = &delivered.Add({{"kind", "changelog"}});
+  delivered_item_stats_ = &delivered.Add({{"kind", "item-stats"}});
   delivery_errors_ = &BuildCounter()
                           .Name("streamrec_output_delivery_errors_total")
                           .Help("Failed deliveries (each is produced again)")
@@ -417,7 +437,11 @@ void ServiceMetrics::RecordDelivered(const v1::OutboxRecord& record, int64_t now
     case v1::OutboxRecord::kChangelogState:
     case v1::OutboxRecord::kChangelogList:
     case v1::OutboxRecord::kChangelogPosition:
+    case v1::OutboxRecord::kChangelogItem:
       delivered_changelog_->Increment();
+      break;
+    case v1::OutboxRecord::kSharedItemStats:
+      delivered_item_stats_->Increment();
       break;
     default:
       break;
@@ -439,6 +463,15 @@ void ServiceMetrics::ForgetConsumerLag(int32_t partition) {
   if (it == lag_.end()) return;
   lag_family_->Remove(it->second);
   lag_.erase(it);
+}
+
+void ServiceMetrics::SetItemStats(uint64_t purchases, uint64_t remote_records, uint64_t lag) {
+  item_stats_purchases_->Set(static_cast<double>(purchases));
+  if (remote_records > item_stats_counted_) {
+    item_stats_records_->Increment(static_cast<double>(remote_records - item_stats_counted_));
+    item_stats_counted_ = remote_records;
+  }
+  item_stats_lag_->Set(static_cast<double>(lag));
 }
 
 void ServiceMetrics::SetStandby(uint64_t records, uint32_t partitions, uint64_t lag) {

@@ -58,6 +58,10 @@ class ServiceMetrics {
   // Standby replicas (kafka.standby_replicas): changelog records applied to the copies so far
   // (a running total), partitions tailed, and records the copies are behind the changelog.
   void SetStandby(uint64_t records, uint32_t partitions, uint64_t lag);
+  // Item statistics: purchase lines they count (every partition with kafka.item_stats_topic);
+  // other partitions' item records summed in so far (a running total) and records of that
+  // topic not read yet (0 without it).
+  void SetItemStats(uint64_t purchases, uint64_t remote_records, uint64_t lag);
   // Records fetched ahead of processing in librdkafka's queue, and their payload bytes.
   void SetConsumerPrefetch(uint64_t messages, uint64_t bytes) {
     prefetch_messages_->Set(static_cast<double>(messages));
@@ -112,6 +116,10 @@ class ServiceMetrics {
   uint64_t standby_counted_ = 0;
   prometheus::Gauge* standby_partitions_;
   prometheus::Gauge* standby_lag_;
+  prometheus::Counter* item_stats_records_;
+  uint64_t item_stats_counted_ = 0;
+  prometheus::Gauge* item_stats_lag_;
+  prometheus::Gauge* item_stats_purchases_;
   std::map<int32_t, prometheus::Gauge*> lag_;
   prometheus::Gauge* prefetch_messages_;
   prometheus::Gauge* prefetch_bytes_;
@@ -128,6 +136,7 @@ class ServiceMetrics {
   prometheus::Counter* delivered_change_;
   prometheus::Counter* delivered_dead_letter_;
   prometheus::Counter* delivered_changelog_;
+  prometheus::Counter* delivered_item_stats_;
   prometheus::Counter* delivery_errors_;
   prometheus::Counter* lists_published_;
   prometheus::Counter* lists_unchanged_;
