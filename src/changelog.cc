@@ -77,44 +77,30 @@ Status ChangelogLoader::Add(uint64_t offset, std::string_view key,
   }
   if (key.substr(0, kChangelogListPrefix.size()) == kChangelogListPrefix) {
     ++lists_;
-    std::string list_key = PartitionKey(partition_, key.substr(kChangelogListPrefix.size()));
-    if (value == nullptr) {
-      batch_.Delete(Column::kLists, std::move(list_key));
-    } else {
-      batch_.Put(Column::kLists, std::move(list_key), std::string(*value));
-    }
-    return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
+    return Apply(Column::kLists, key.substr(kChangelogListPrefix.size()), value);
   }
   if (key.substr(0, kChangelogItemPrefix.size()) == kChangelogItemPrefix) {
     ++items_;
-    std::string item_key = PartitionKey(partition_, key.substr(kChangelogItemPrefix.size()));
-    if (value == nullptr) {
-      batch_.Delete(Column::kItems, std::move(item_key));
-    } else {
+    if (value != nullptr) {
       ItemStats stats;
       Status s = DecodeState(*value, &stats);
       if (!s.ok()) {
         return Status::Corruption("changelog item statistics at offset " +
                                   std::to_string(offset) + ": " + s.message());
       }
-      batch_.Put(Column::kItems, std::move(item_key), std::string(*value));
     }
-    return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
+    return Apply(Column::kItems, key.substr(kChangelogItemPrefix.size()), value);
   }
   ++states_;
-  std::string customer_key = PartitionKey(partition_, key);
-  if (value == nullptr) {
-    batch_.Delete(Column::kCustomers, std::move(customer_key));
-  } else {
+  if (value != nullptr) {
     auto source_next_offset = EncodedSourceNextOffset(*value);
     if (!source_next_offset.ok()) {
       return Status::Corruption("changelog customer state at offset " + std::to_string(offset) +
                                 ": " + source_next_offset.status().message());
     }
     restored_through_ = std::max(restored_through_, *source_next_offset);
-    batch_.Put(Column::kCustomers, std::move(customer_key), std::string(*value));
   }
-  return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
+  return Apply(Column::kCustomers, key, value);
 }
 
 namespace {
@@ -165,6 +151,16 @@ StatusOr<bool> RestoreIncomplete(StateStore* store, std::string_view source_name
   if (s.IsNotFound()) return false;
   if (!s.ok()) return s;
   return true;
+}
+
+Status ChangelogLoader::Apply(Column column, std::string_view id, const std::string_view* value) {
+  std::string stored_key = PartitionKey(partition_, id);
+  if (value == nullptr) {
+    batch_.Delete(column, std::move(stored_key));
+  } else {
+    batch_.Put(column, std::move(stored_key), std::string(*value));
+  }
+  return batch_.size() >= batch_records_ ? WriteBatch() : Status::OK();
 }
 
 Status ChangelogLoader::BeginOnce() {

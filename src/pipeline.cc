@@ -423,8 +423,12 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   Status refreshed =
       RefreshStaleLists(partition, watermark, skip, &position, &writes, &outbox_seq, result);
   if (!refreshed.ok()) return forget(refreshed);
+  // Encoded once: stored, and (below) in the changelog and the item-stats records.
+  std::vector<std::string> encoded_items;
+  encoded_items.reserve(dirty_items.size());
   for (const ItemStats* stats : dirty_items) {
-    writes.Put(Column::kItems, PartitionKey(partition, stats->item_id()), EncodeState(*stats));
+    encoded_items.push_back(EncodeState(*stats));
+    writes.Put(Column::kItems, PartitionKey(partition, stats->item_id()), encoded_items.back());
   }
 
   // A SegmentChange for each stored customer the segmenter relabelled (a re-fit's reassignment,
@@ -495,9 +499,10 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   }
   // The partition's item statistics the batch changed: to the changelog (restored with the
   // partition) and to the other instances.
-  for (const ItemStats* stats : dirty_items) {
+  for (size_t i = 0; i < dirty_items.size(); ++i) {
     if (!options_.changelog && !options_.share_item_stats) break;
-    const std::string encoded = EncodeState(*stats);
+    const ItemStats* stats = dirty_items[i];
+    const std::string& encoded = encoded_items[i];
     if (options_.changelog) {
       v1::OutboxRecord record;
       record.set_topic_kind("changelog");

@@ -82,6 +82,9 @@ class ChangelogLoader {
   // and lists (once).
   Status BeginOnce();
   Status WriteBatch();
+  // Queues the put of `value` (null: the delete) at PartitionKey(partition, id) of `column`, and
+  // writes the batch when it is full.
+  Status Apply(Column column, std::string_view id, const std::string_view* value);
 
   StateStore* store_;
   std::string source_name_;

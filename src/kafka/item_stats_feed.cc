@@ -81,12 +81,14 @@ class ItemStatsFeedImpl : public ItemStatsFeed {
       ++records_;
       const uint32_t p = static_cast<uint32_t>(msg->partition());
       if (p < partitions_) next_[p].store(static_cast<uint64_t>(msg->offset()) + 1);
-      const std::string where = "item-stats topic '" + topic_ + "' partition " +
-                                std::to_string(p) + " offset " + std::to_string(msg->offset());
+      // Names the record in a warning (built only for one).
+      auto where = [&] {
+        return "item-stats topic '" + topic_ + "' partition " + std::to_string(p) + " offset " +
+               std::to_string(msg->offset());
+      };
       if (msg->key() == nullptr || msg->key()->empty() || msg->payload() == nullptr) {
         // A tombstone or a record without a key: nothing this build writes.
-        ++refused_;
-        if (refused_.load() <= 10) log_->Warn(where + ": a record without key or value, skipped");
+        if (++refused_ <= 10) log_->Warn(where() + ": a record without key or value, skipped");
         continue;
       }
       Status s = DecodeState(
@@ -96,10 +98,8 @@ class ItemStatsFeedImpl : public ItemStatsFeed {
                                stats.item_id() + "'");
       }
       if (!s.ok()) {
-        ++refused_;
-        if (refused_.load() <= 10 || refused_.load() % 1000 == 0) {
-          log_->Warn(where + ": " + s.message() + "; skipped");
-        }
+        const uint64_t refused = ++refused_;
+        if (refused <= 10 || refused % 1000 == 0) log_->Warn(where() + ": " + s.message() + "; skipped");
         continue;
       }
       std::lock_guard<std::mutex> lock(mu_);
@@ -126,16 +126,10 @@ StatusOr<std::unique_ptr<ItemStatsFeed>> ItemStatsFeed::Start(const KafkaConfig&
   if (kafka.item_stats_topic.empty()) {
     return Status::InvalidArgument("kafka.item_stats_topic is empty");
   }
-  auto conf = MakeKafkaConf(AssignOnlyConsumerProperties(kafka, "streamrec-item-stats",
-                                                         "-item-stats"),
-                            "item-stats feed");
-  if (!conf.ok()) return conf.status();
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
-      RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (!consumer) {
-    return Status::InvalidArgument("item-stats feed: cannot create a consumer: " + error);
-  }
+  auto created = NewKafkaConsumer(
+      AssignOnlyConsumerProperties(kafka, "streamrec-item-stats", "-item-stats"), "item-stats feed");
+  if (!created.ok()) return created.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(created).value();
   auto partitions = TopicPartitionCount(consumer.get(), kafka.item_stats_topic,
                                         kMetadataTimeoutMs, "item-stats topic");
   if (!partitions.ok()) return partitions.status();

@@ -19,6 +19,17 @@ StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(
   return conf;
 }
 
+StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewKafkaConsumer(
+    const std::map<std::string, std::string>& properties, const std::string& what) {
+  auto conf = MakeKafkaConf(properties, what);
+  if (!conf.ok()) return conf.status();
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) return Status::InvalidArgument(what + ": cannot create a consumer: " + error);
+  return consumer;
+}
+
 std::map<std::string, std::string> PrefetchProperties(int max_prefetch_mb) {
   const int64_t mb = std::max(1, max_prefetch_mb);
   return {{"queued.max.messages.kbytes", std::to_string(mb * 1024)},

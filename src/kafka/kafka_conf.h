@@ -47,6 +47,11 @@ std::map<std::string, std::string> AssignOnlyConsumerProperties(const KafkaConfi
 StatusOr<uint32_t> TopicPartitionCount(RdKafka::Handle* handle, const std::string& topic,
                                        int timeout_ms, const std::string& what);
 
+// A consumer with `properties` (MakeKafkaConf; `what` names it in errors: "<what>: cannot create
+// a consumer: ...").
+StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> NewKafkaConsumer(
+    const std::map<std::string, std::string>& properties, const std::string& what);
+
 // "key=value, ..." with secret values replaced by "***", for logs.
 std::string RedactedProperties(const std::map<std::string, std::string>& properties);
 

@@ -118,12 +118,10 @@ StatusOr<std::unique_ptr<ModelFeed>> ModelFeed::Start(const KafkaConfig& kafka,
                                                       Recommender* recommender,
                                                       std::shared_ptr<Logger> log) {
   if (kafka.model_topic.empty()) return Status::InvalidArgument("kafka.model_topic is empty");
-  auto conf = MakeKafkaConf(AssignOnlyConsumerProperties(kafka, "streamrec-models", "-models"),
-                            "model feed");
-  if (!conf.ok()) return conf.status();
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (!consumer) return Status::InvalidArgument("model feed: cannot create a consumer: " + error);
+  auto created = NewKafkaConsumer(
+      AssignOnlyConsumerProperties(kafka, "streamrec-models", "-models"), "model feed");
+  if (!created.ok()) return created.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(created).value();
   std::vector<RdKafka::TopicPartition*> assignment = {
       RdKafka::TopicPartition::create(kafka.model_topic, 0, RdKafka::Topic::OFFSET_BEGINNING)};
   RdKafka::ErrorCode err = consumer->assign(assignment);

@@ -151,6 +151,10 @@ class ServiceImpl : public Service,
   // kafka.model_topic (each loop turn): publishes the versions fitted here, adopts a newer one
   // read from the topic.
   void PublishAndAdoptModels();
+  // Produces one model record (key, value, `headers`, owned by the call) to the model topic;
+  // logs "<what> published to '<topic>'<detail>", or why not. Returns whether it was produced.
+  bool PublishModel(const std::string& key, const std::string& value, RdKafka::Headers* headers,
+                    const std::string& what, const std::string& detail);
   // kafka.item_stats_topic: the other instances' item statistics read since the last call go
   // into the pipeline (each loop turn, consumer thread); after a rebalance the pipeline learns
   // which partitions' statistics are its own.
@@ -608,26 +612,32 @@ void ServiceImpl::ApplyRemoteItemStats() {
       });
 }
 
+bool ServiceImpl::PublishModel(const std::string& key, const std::string& value,
+                               RdKafka::Headers* headers, const std::string& what,
+                               const std::string& detail) {
+  RdKafka::ErrorCode err = model_producer_->produce(
+      kafka().model_topic, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+      value.size(), key.data(), key.size(), 0, headers, nullptr);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    delete headers;
+    log_->Warn(what + " not published to '" + kafka().model_topic + "': " + RdKafka::err2str(err));
+    return false;
+  }
+  log_->Info(what + " published to '" + kafka().model_topic + "'" + detail);
+  return true;
+}
+
 void ServiceImpl::PublishAndAdoptModels() {
   if (model_feed_ == nullptr) return;
   model_producer_->poll(0);
   for (const v1::SegmentModel& m : fitted_models_) {
     if (!kmeans_->refitter() || m.version() <= model_feed_->latest_version()) continue;
-    const std::string value = EncodeState(m);
     RdKafka::Headers* headers = RdKafka::Headers::create();
     headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.SegmentModel");
-    RdKafka::ErrorCode err = model_producer_->produce(
-        kafka().model_topic, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-        value.size(), kSegmentModelKey, sizeof(kSegmentModelKey) - 1, 0, headers, nullptr);
-    if (err != RdKafka::ERR_NO_ERROR) {
-      delete headers;
-      log_->Warn("segment model v" + std::to_string(m.version()) + " not published to '" +
-                 kafka().model_topic + "': " + RdKafka::err2str(err));
-      continue;
+    if (PublishModel(kSegmentModelKey, EncodeState(m), headers,
+                     "segment model v" + std::to_string(m.version()), "")) {
+      ++models_published_;
     }
-    ++models_published_;
-    log_->Info("segment model v" + std::to_string(m.version()) + " published to '" +
-               kafka().model_topic + "'");
   }
   fitted_models_.clear();
   for (const auto& [version, encoded] : fitted_als_) {
@@ -635,18 +645,10 @@ void ServiceImpl::PublishAndAdoptModels() {
     RdKafka::Headers* headers = RdKafka::Headers::create();
     headers->add("content-type", "application/x-streamrec-als-model");
     headers->add(kModelVersionHeader, std::to_string(version));
-    RdKafka::ErrorCode err = model_producer_->produce(
-        kafka().model_topic, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(encoded.data()),
-        encoded.size(), kAlsModelTopicKey, sizeof(kAlsModelTopicKey) - 1, 0, headers, nullptr);
-    if (err != RdKafka::ERR_NO_ERROR) {
-      delete headers;
-      log_->Warn("ALS model v" + std::to_string(version) + " not published to '" +
-                 kafka().model_topic + "': " + RdKafka::err2str(err));
-      continue;
+    if (PublishModel(kAlsModelTopicKey, encoded, headers, "ALS model v" + std::to_string(version),
+                     " (" + std::to_string(encoded.size()) + " bytes)")) {
+      ++als_models_published_;
     }
-    ++als_models_published_;
-    log_->Info("ALS model v" + std::to_string(version) + " published to '" + kafka().model_topic +
-               "' (" + std::to_string(encoded.size()) + " bytes)");
   }
   fitted_als_.clear();
   if (storage_error_.ok()) {

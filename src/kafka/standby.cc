@@ -341,11 +341,9 @@ StatusOr<std::unique_ptr<StandbyReplicas>> StandbyReplicas::Start(const KafkaCon
   }
   auto props = AssignOnlyConsumerProperties(kafka, "streamrec-standby", "-standby");
   props["auto.offset.reset"] = "earliest";
-  auto conf = MakeKafkaConf(props, "standby replicas");
-  if (!conf.ok()) return conf.status();
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (!consumer) return Status::InvalidArgument("standby replicas: cannot create a consumer: " + error);
+  auto created = NewKafkaConsumer(props, "standby replicas");
+  if (!created.ok()) return created.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(created).value();
   return std::unique_ptr<StandbyReplicas>(
       new StandbyReplicasImpl(kafka, store, std::move(log), std::move(consumer)));
 }
