@@ -375,6 +375,14 @@ class BlendedRecommenderImpl final : public Recommender {
     return Status::OK();
   }
 
+  bool UpdateModelIdle(StateStore* store, WriteSet* writes) override {
+    if (!refit_.background || !UsesAls() || !refitter_) return false;
+    const uint64_t before = als_version_;
+    InstallFinishedFit(writes);
+    if (refit_pending_) StartBackgroundFit(store, {}, /*new_trigger=*/false, writes);
+    return als_version_ != before;
+  }
+
   uint64_t model_version() const override { return als_version_; }
 
   void SetModelRefitter(bool refitter) override {

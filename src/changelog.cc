@@ -56,6 +56,24 @@ ChangelogLoader::ChangelogLoader(StateStore* store, std::string source_name, uin
       partition_(partition),
       batch_records_(std::max<size_t>(1, batch_records)) {}
 
+void ChangelogLoader::NoteList(uint64_t offset, std::string_view key,
+                               const std::string_view* value) {
+  if (value == nullptr || key.substr(0, kChangelogListPrefix.size()) != kChangelogListPrefix) return;
+  if (published_mark_ >= 0 && offset < static_cast<uint64_t>(published_mark_)) return;
+  unpublished_.emplace_back(offset, std::string(*value));
+}
+
+std::vector<std::string> ChangelogLoader::TakeUnpublishedLists() {
+  std::vector<std::string> lists;
+  for (auto& [offset, list] : unpublished_) {
+    if (published_mark_ < 0 || offset >= static_cast<uint64_t>(published_mark_)) {
+      lists.push_back(std::move(list));
+    }
+  }
+  unpublished_.clear();
+  return lists;
+}
+
 Status ChangelogLoader::Add(uint64_t offset, std::string_view key,
                             const std::string_view* value) {
   STREAMREC_RETURN_IF_ERROR(BeginOnce());
@@ -75,8 +93,24 @@ Status ChangelogLoader::Add(uint64_t offset, std::string_view key,
     ++positions_;
     return Status::OK();
   }
+  if (key == kChangelogPublishedKey) {
+    if (value == nullptr) return Status::OK();
+    char* end = nullptr;
+    const std::string text(*value);
+    const long long mark = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || end != text.c_str() + text.size() || mark < 0) {
+      return Status::Corruption("changelog progress mark at offset " + std::to_string(offset) +
+                                ": '" + text + "' is not an offset");
+    }
+    published_mark_ = mark;
+    while (!unpublished_.empty() && unpublished_.front().first < static_cast<uint64_t>(mark)) {
+      unpublished_.pop_front();
+    }
+    return Status::OK();
+  }
   if (key.substr(0, kChangelogListPrefix.size()) == kChangelogListPrefix) {
     ++lists_;
+    if (collect_lists_) NoteList(offset, key, value);
     return Apply(Column::kLists, key.substr(kChangelogListPrefix.size()), value);
   }
   if (key.substr(0, kChangelogItemPrefix.size()) == kChangelogItemPrefix) {

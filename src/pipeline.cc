@@ -542,6 +542,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   }
   writes.Put(Column::kPositions, PositionKey(options_.source_name, partition),
              EncodeState(position));
+  WriteOutbox(&writes);
   // The segmenter's own writes (model versions, stored customers it re-scored) go first: a
   // customer of this batch is written again by the batch with its fresh state, and in a write
   // set the later put of a key wins.
@@ -613,8 +614,25 @@ void Pipeline::CachePut(const std::string& key, CustomerState state) {
 
 void Pipeline::PutOutbox(uint32_t partition, uint64_t sequence, v1::OutboxRecord record,
                          WriteSet* writes) {
-  writes->Put(Column::kOutbox, OutboxKey(partition, sequence), EncodeState(record));
+  (void)writes;  // WriteOutbox, once the batch's records are all queued
   outbox_.push_back(OutboxEntry{partition, sequence, std::move(record)});
+}
+
+void Pipeline::WriteOutbox(WriteSet* writes) {
+  // Each partition's records, changelog first (a stable sort keeps the order within each
+  // kind), take that partition's sequences in ascending order.
+  std::map<uint32_t, std::vector<uint64_t>> sequences;
+  for (const OutboxEntry& e : outbox_) sequences[e.partition].push_back(e.sequence);
+  for (auto& [p, seqs] : sequences) std::sort(seqs.begin(), seqs.end());
+  std::stable_sort(outbox_.begin(), outbox_.end(), [](const OutboxEntry& a, const OutboxEntry& b) {
+    if (a.partition != b.partition) return a.partition < b.partition;
+    return IsChangelogRecord(a.record) && !IsChangelogRecord(b.record);
+  });
+  std::map<uint32_t, size_t> next;
+  for (OutboxEntry& e : outbox_) {
+    e.sequence = sequences[e.partition][next[e.partition]++];
+    writes->Put(Column::kOutbox, OutboxKey(e.partition, e.sequence), EncodeState(e.record));
+  }
 }
 
 bool Pipeline::PublishList(uint32_t partition, int64_t watermark, int64_t source_time_ms,

@@ -960,27 +960,41 @@ TEST_F(KafkaServiceTest, GlobalItemStatisticsCountEveryPartitionOnEveryInstance)
 // over from the changelog (without that batch: it reads its input again, and may compute other
 // lists for the same versions). When the killed instance comes back, it must not publish what it
 // left: it restores the partitions the other one wrote and drops its leftovers. No list version
-// reaches the topic with two contents, and the state is a file replay's.
+// reaches the topic with two contents, every committed version is on it, and the state is a
+// file replay's.
 TEST_F(KafkaServiceTest, KilledInstanceLeftoversNeverFollowTheNewOwnersOutput) {
   ASSERT_OK(cluster_->CreateTopic("takeover-changelog", kPartitions));
   TempDir dir;
   Feed feed = MakeFeed(dir, 4000, 400);
+  const size_t published = 600;  // applied and delivered, changelog included, before the crash
   const size_t first = 2000;
-  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, first));
   auto options = [&](const std::string& state, const std::string& group) {
     return Options(dir.File(state), group, feed, "takeover-changelog");
   };
   {
     ServiceOptions o = options("a", "takeover-1");
     Service* self = nullptr;
-    o.fault_hook = [&](const std::string& point, uint64_t n) {
-      if (point == "commit" && n == 4) self->SimulateCrash();
+    std::atomic<bool> armed{false};
+    o.fault_hook = [&](const std::string& point, uint64_t) {
+      if (point == "commit" && armed.load()) self->SimulateCrash();
     };
     auto a = Service::Create(std::move(o));
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     self = a->get();
     std::atomic<bool> stop{false};
-    Status s = (*a)->Run(stop);
+    Status s;
+    std::thread runner([&] { s = (*a)->Run(stop); });
+    Produce(feed.events, 0, published);
+    const bool done = WaitDone(self, published);
+    EXPECT_TRUE(done) << "the first records were never applied and delivered";
+    // The next batch committed is the crash's: its output and changelog never leave.
+    armed.store(true);
+    if (done) Produce(feed.events, published, first);
+    const bool crashed =
+        done && self->WaitFor([](const ServiceStats& st) { return !st.running; }, kWaitMs);
+    if (!crashed) stop.store(true);
+    runner.join();
+    ASSERT_TRUE(done);
     EXPECT_TRUE(s.IsAborted()) << s.ToString();
   }
   // B, a new instance (a group of its own: no wait for the dead member's session), takes every

@@ -62,6 +62,7 @@ class OutboxPublisherTest : public ::testing::TestWithParam<bool> {
     for (const char* topic : {"recommendations", "segment-changes", "purchases-dlq"}) {
       ASSERT_OK(cluster_->CreateTopic(topic, 1));
     }
+    ASSERT_OK(cluster_->CreateTopic("changelog", 2));  // partitioned like the outbox
     OpenStore();
   }
   void TearDown() override { Stop(); }
@@ -87,6 +88,7 @@ class OutboxPublisherTest : public ::testing::TestWithParam<bool> {
              const std::map<std::string, std::string>& producer_properties = {}) {
     KafkaConfig config;
     config.brokers = cluster_->bootstrap();
+    config.changelog_topic = "changelog";
     publisher_ = std::make_unique<OutboxPublisher>(store(), config, NewNullLogger(), max_queued);
     reports_ = std::make_unique<testing::HeldDeliveryReports>(publisher_.get(), hold);
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
@@ -130,6 +132,19 @@ class OutboxPublisherTest : public ::testing::TestWithParam<bool> {
     }
     EXPECT_OK(store()->Write(writes));
     return entries;
+  }
+
+  // Writes a changelog record (a customer state) at `sequence` of `partition`'s outbox and
+  // returns it as a batch hands it over; its message key is "c-" + RecordKey.
+  OutboxEntry CommitChangelog(uint32_t partition, uint64_t sequence) {
+    v1::OutboxRecord record;
+    record.set_topic_kind("changelog");
+    record.set_key("c-" + RecordKey(partition, sequence));
+    record.set_changelog_state("state");
+    WriteSet writes;
+    writes.Put(Column::kOutbox, OutboxKey(partition, sequence), EncodeState(record));
+    EXPECT_OK(store()->Write(writes));
+    return OutboxEntry{partition, sequence, std::move(record)};
   }
 
   // The sequences in `partition`'s outbox.
@@ -311,6 +326,67 @@ TEST_P(OutboxPublisherTest, FailedDeliveryRewindsAndOutOfOrderAcksDeleteOnlyTheA
   EXPECT_TRUE(Stored(0).empty());
   EXPECT_EQ(publisher_->delivered(), 13u);
   EXPECT_EQ(publisher_->in_flight(), 0u);
+}
+
+// Changelog first: a list is produced only once every changelog record before it in its outbox
+// partition is acknowledged, so the output topic never runs ahead of the changelog (the
+// partition's next owner, restoring from the changelog, would compute those versions again). A
+// failed changelog record is produced again before the lists behind it. Changelog records never
+// wait, and other partitions are not held back.
+TEST_P(OutboxPublisherTest, ListsWaitUntilTheChangelogBeforeThemIsAcknowledged) {
+  Start(OutboxPublisher::kDefaultMaxQueued, /*hold=*/true);
+  // Partition 0, two batches: changelog 0, lists 1-3; changelog 4, list 5.
+  std::vector<OutboxEntry> entries;
+  entries.push_back(CommitChangelog(0, 0));
+  for (OutboxEntry& e : Commit(0, 1, 4)) entries.push_back(std::move(e));
+  entries.push_back(CommitChangelog(0, 4));
+  for (OutboxEntry& e : Commit(0, 5, 6)) entries.push_back(std::move(e));
+  publisher_->Enqueue(std::move(entries));
+  publisher_->Enqueue(Commit(1, 0, 3));  // another partition, without a changelog
+  ASSERT_TRUE(PumpUntil([&] { return reports_->held().size() == 4; }));
+  ASSERT_OK(publisher_->Pump());
+  EXPECT_EQ(publisher_->in_flight(), 4u) << "lists 1-3 wait for changelog 0";
+  EXPECT_TRUE(Produced(0).empty());
+  EXPECT_EQ(Produced(1), Range(0, 3));
+  EXPECT_GE(publisher_->barrier_waits(), 1u);
+
+  // Changelog 0 fails: produced again, and the lists still wait behind it.
+  Release(1, {0, 1, 2});
+  ASSERT_TRUE(reports_->ReleaseKey("c-" + RecordKey(0, 0), /*fail=*/true));
+  ASSERT_TRUE(PumpUntil([&] { return reports_->held().size() == 1; }));
+  EXPECT_EQ(reports_->held()[0].key, "c-" + RecordKey(0, 0));
+  ASSERT_OK(publisher_->Pump());
+  EXPECT_EQ(publisher_->in_flight(), 1u);
+  EXPECT_TRUE(Produced(0).empty());
+
+  // Acknowledged: lists 1-3 go, and changelog 4 with them (it waits for nothing); list 5 waits.
+  ASSERT_TRUE(reports_->ReleaseKey("c-" + RecordKey(0, 0)));
+  ASSERT_TRUE(PumpUntil([&] { return reports_->held().size() == 4; }));
+  ASSERT_OK(publisher_->Pump());
+  EXPECT_EQ(publisher_->in_flight(), 4u);
+  EXPECT_EQ(Produced(0), Range(1, 4));
+  Release(0, {1, 2, 3});
+  ASSERT_OK(publisher_->Pump());
+  EXPECT_EQ(publisher_->in_flight(), 1u) << "list acknowledgements lift nothing";
+  ASSERT_TRUE(reports_->ReleaseKey("c-" + RecordKey(0, 4)));
+  ASSERT_TRUE(PumpUntil([&] { return reports_->held().size() == 1; }));
+  EXPECT_EQ(reports_->held()[0].key, RecordKey(0, 5));
+  reports_->ReleaseAll();
+  ASSERT_TRUE(AllDelivered(9));
+  // In the order the producer reported them: each list after the last report of every
+  // changelog record before it.
+  std::map<std::string, size_t> first, last;
+  for (size_t i = 0; i < reports_->seen().size(); ++i) {
+    first.try_emplace(reports_->seen()[i].key, i);
+    last[reports_->seen()[i].key] = i;
+  }
+  for (uint64_t list : {1, 2, 3}) {
+    EXPECT_LT(last.at("c-" + RecordKey(0, 0)), first.at(RecordKey(0, list))) << list;
+  }
+  EXPECT_LT(last.at("c-" + RecordKey(0, 4)), first.at(RecordKey(0, 5)));
+  EXPECT_EQ(Produced(0), (std::vector<uint64_t>{1, 2, 3, 5}));
+  EXPECT_TRUE(Stored(0).empty());
+  EXPECT_EQ(publisher_->delivery_errors(), 1u);
 }
 
 TEST_P(OutboxPublisherTest, ShuffledAcknowledgementsKeepExactlyWhatFollowsTheFirstUnacknowledged) {

@@ -192,7 +192,7 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
 
   // C joins with an empty state directory: what it takes over comes from the changelog.
   auto c = start("c");
-  ASSERT_TRUE(WaitForLog(*c, " restored: ", kStepWaitMs)) << c->Output();
+  ASSERT_TRUE(WaitForLog(*c, " restored: ", kStepWaitMs)) << c->Output() << "\nA (killed):\n" << first_a_output;
   ASSERT_NO_FATAL_FAILURE(produce_up_to(3 * quarter));
   ASSERT_TRUE(tail.WaitForRecords(tail.records() + 100, kStepWaitMs));
 

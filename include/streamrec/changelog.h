@@ -19,8 +19,11 @@
 #define STREAMREC_CHANGELOG_H_
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "streamrec/state_store.h"
 #include "streamrec/status.h"
@@ -35,6 +38,27 @@ inline const std::string kChangelogPositionKey = std::string("\0streamrec.positi
 inline const std::string kChangelogListPrefix = std::string("\0streamrec.list:", 16);
 // The partition's statistics of one item (an encoded ItemStats) are keyed this prefix + item id.
 inline const std::string kChangelogItemPrefix = std::string("\0streamrec.item:", 16);
+// The publisher's progress marker (value: a decimal changelog offset X): every list the
+// partition's changelog holds below offset X is on the output topic. Lists at or after X may
+// not be (their writer may have died before they were acknowledged): an instance restoring the
+// partition publishes those again (ChangelogRestoreStats::unpublished_lists).
+inline const std::string kChangelogPublishedKey = std::string("\0streamrec.published", 20);
+
+// Whether `record` goes to the changelog topic (a state, a list, item statistics, a position).
+// In a batch's outbox the changelog records come first and the outputs (lists, segment changes,
+// dead letters) after them, and the publisher produces an output only once every changelog
+// record before it is acknowledged: the output topic never runs ahead of the changelog.
+inline bool IsChangelogRecord(const v1::OutboxRecord& record) {
+  switch (record.payload_case()) {
+    case v1::OutboxRecord::kChangelogState:
+    case v1::OutboxRecord::kChangelogList:
+    case v1::OutboxRecord::kChangelogPosition:
+    case v1::OutboxRecord::kChangelogItem:
+      return true;
+    default:
+      return false;
+  }
+}
 
 // Loads one changelog partition into `store` as input partition `partition` of source
 // `source_name`. The first Add (or Finish) removes the partition's stored customers, lists and item statistics:
@@ -69,6 +93,20 @@ class ChangelogLoader {
   // Writes what is left, flushes, stores the position. OK once.
   Status Finish();
 
+  // Lists that may never have reached the output topic: those read after the latest progress
+  // mark (kChangelogPublishedKey), each version as read, in changelog order. Collected from the
+  // records Add sees while `collect` is on (the default; off for a standby copy, which holds
+  // each key once, out of changelog order) and from NoteList.
+  void set_collect_lists(bool collect) { collect_lists_ = collect; }
+  // A record read only to find such lists (before the standby copy's offset): a list is noted,
+  // nothing is stored.
+  void NoteList(uint64_t offset, std::string_view key, const std::string_view* value);
+  // The progress mark read last (-1: none): lists below this changelog offset are published.
+  int64_t published_mark() const { return published_mark_; }
+  // Hands over the encoded RecommendationLists read at or after published_mark() (all of them
+  // when no mark was read).
+  std::vector<std::string> TakeUnpublishedLists();
+
   uint64_t records() const { return records_; }
   uint64_t states() const { return states_; }
   uint64_t lists() const { return lists_; }
@@ -95,6 +133,9 @@ class ChangelogLoader {
   v1::SourcePosition position_;
   bool position_found_ = false;
   uint64_t restored_through_ = 0;
+  bool collect_lists_ = true;
+  int64_t published_mark_ = -1;
+  std::deque<std::pair<uint64_t, std::string>> unpublished_;  // (offset, list), ascending
   uint64_t records_ = 0, states_ = 0, lists_ = 0, items_ = 0, positions_ = 0;
 };
 

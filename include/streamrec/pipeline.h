@@ -210,8 +210,12 @@ class Pipeline {
   // items_[item_id] = the sum over the partitions that count (erased when none has the item).
   void MergeItem(const std::string& item_id);
   void MergeAllItems();
-  // Puts `record` in the outbox at (partition, sequence) and keeps it for BatchResult::outbox.
+  // Queues `record` for the outbox at (partition, sequence); WriteOutbox writes the batch's.
   void PutOutbox(uint32_t partition, uint64_t sequence, v1::OutboxRecord record, WriteSet* writes);
+  // Puts the queued records in the outbox and keeps them for BatchResult::outbox. Within each
+  // partition the batch's sequences are kept, but the changelog records take the first ones and
+  // the rest follow in the order queued (IsChangelogRecord: the changelog goes first).
+  void WriteOutbox(WriteSet* writes);
   // Records `list`, just computed for `state`; when it differs from the published one, bumps
   // the list version and queues the list in the outbox. Returns whether it was published.
   // The published list also goes to the "lists" column (the query API reads it), and its items

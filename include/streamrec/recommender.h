@@ -161,6 +161,16 @@ class Recommender {
                                            bool refit_due, WriteSet* writes) {
     return refit_due ? RefitModel(store, batch, writes) : Status::OK();
   }
+  // Between micro-batches (the service, when no batch came for a while): what UpdateModel does
+  // without a batch — installs a background fit that finished and appends it to `writes` (the
+  // caller writes them at once), and starts the fit a remembered trigger asks for, on a snapshot
+  // of `store`. So a fit that ends after the last record of a quiet stream is used, stored and
+  // published without waiting for the next purchase. Returns whether a model was installed.
+  [[nodiscard]] virtual bool UpdateModelIdle(StateStore* store, WriteSet* writes) {
+    (void)store;
+    (void)writes;
+    return false;
+  }
   // Version of the model in use: 0 before the first fit, +1 at every fit installed; stored with
   // the model. A list remembers the version it was computed under, and the pipeline's freshness
   // sweep recomputes lists computed under an older one.

@@ -80,6 +80,9 @@ struct ServiceStats {
   uint64_t restored_partitions = 0;  // partitions restored from the changelog by this run
   uint64_t restored_records = 0;     // changelog records those restores read from Kafka
   uint64_t restored_from_standby = 0;  // records those restores took from standby copies
+  // Lists those restores found after the changelog's progress mark (their writer may have died
+  // before they reached the output topic), published again.
+  uint64_t republished_lists = 0;
   // Standby replicas (kafka.standby_replicas): records applied to the copies, partitions
   // tailed, records the copies are behind, and whether every tailed copy reached the end.
   uint64_t standby_records = 0;

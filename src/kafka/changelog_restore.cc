@@ -154,12 +154,26 @@ StatusOr<ChangelogRestoreStats> RestoreFromChangelog(const KafkaConfig& kafka,
     if (!copied.ok()) return copied.status();
     if (*copied > reader.low() && *copied <= reader.high()) {
       // The copy is the changelog up to *copied, compacted: each key once, in key order.
+      loader.set_collect_lists(false);  // out of changelog order: the mark cannot place them
       Status s = ScanStandbyCopy(store, p, [&](std::string_view key, std::string_view value) {
         ++stats.standby_records;
         return loader.Add(*copied - 1, key, &value);
       });
       if (!s.ok()) return s.WithContext("standby copy of partition " + std::to_string(p));
+      loader.set_collect_lists(true);
       from = *copied;
+      // The lists between the copy's progress mark and its end may be unpublished: read again,
+      // only to find them (the copy has the states).
+      const int64_t mark = loader.published_mark();
+      const uint64_t notes_from =
+          mark >= 0 ? std::clamp<uint64_t>(static_cast<uint64_t>(mark), reader.low(), from)
+                    : reader.low();
+      s = reader.Read(notes_from, from, deadline,
+                      [&](uint64_t offset, std::string_view key, const std::string_view* value) {
+                        loader.NoteList(offset, key, value);
+                        return Status::OK();
+                      });
+      if (!s.ok()) return s;
     }
   }
   stats.begin_offset = from;
@@ -183,6 +197,7 @@ StatusOr<ChangelogRestoreStats> RestoreFromChangelog(const KafkaConfig& kafka,
   stats.positions = loader.positions();
   stats.restored = true;
   stats.position = loader.position();
+  stats.unpublished_lists = loader.TakeUnpublishedLists();
   stats.seconds = SecondsSince(start);
   return stats;
 }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "streamrec/config.h"
 #include "streamrec/state_store.h"
@@ -41,6 +42,10 @@ struct ChangelogRestoreStats {
   bool restored = false;         // false: the changelog partition was empty, the store untouched
   v1::SourcePosition position;   // the position stored (next_offset 0 when none was found)
   double seconds = 0;
+  // Encoded RecommendationLists the changelog holds after its latest progress mark: their
+  // writer may have died before they reached the output topic. The caller publishes them again
+  // (same version, same content: at worst a duplicate a consumer drops).
+  std::vector<std::string> unpublished_lists;
 };
 
 // Replaces the state of input partition `options.partition` in `store` with what the changelog

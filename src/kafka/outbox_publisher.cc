@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "streamrec/changelog.h"
 #include "streamrec/features.h"
 #include "streamrec/pipeline.h"
 
@@ -59,6 +60,19 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
       break;
   }
   return headers;
+}
+
+// The outputs, which wait for the changelog records before them: lists, segment changes, dead
+// letters. (Shared item statistics are neither output nor changelog: they never wait.)
+bool IsOutput(const v1::OutboxRecord& record) {
+  switch (record.payload_case()) {
+    case v1::OutboxRecord::kList:
+    case v1::OutboxRecord::kSegmentChange:
+    case v1::OutboxRecord::kDeadLetter:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -152,8 +166,15 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
     state->cursor = sequence + 1;
     return Status::OK();
   }
+  if (state->changelog_in_flight > 0 && IsOutput(*record_ptr)) {
+    state->waiting = true;  // dr_cb lifts it with the last changelog record's report
+    ++barrier_waits_;
+    return Status::OK();
+  }
   // The record moves into the message's opaque (for on_delivered); back when not produced.
-  auto pending = std::make_unique<Pending>(Pending{partition, sequence, std::move(*record_ptr)});
+  const bool changelog = IsChangelogRecord(*record_ptr);
+  auto pending =
+      std::make_unique<Pending>(Pending{partition, sequence, std::move(*record_ptr), changelog});
   const v1::OutboxRecord& record = pending->record;
   const std::string* topic = &config_.output_topic;
   // Changelog records go to the partition of the input partition whose state they carry (the
@@ -236,6 +257,7 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
   }
   pending.release();  // owned by the message until its delivery report
   ++in_flight_;
+  if (changelog) ++state->changelog_in_flight;
   // The record's place in the acknowledgement window (it is there already when produced again).
   if (sequence >= state->acked_base && sequence - state->acked_base >= state->acked.size()) {
     state->acked.resize(sequence - state->acked_base + 1, 0);
@@ -272,9 +294,18 @@ void OutboxPublisher::dr_cb(RdKafka::Message& message) {
   if (!pending) return;
   --in_flight_;
   PartitionState& state = partitions_[pending->partition];
+  if (pending->changelog && state.changelog_in_flight > 0 && --state.changelog_in_flight == 0) {
+    state.waiting = false;
+  }
   if (message.err() == RdKafka::ERR_NO_ERROR) {
     ++delivered_;
     MarkAcknowledged(&state, pending->sequence, pending->sequence + 1);
+    if (pending->record.payload_case() == v1::OutboxRecord::kChangelogPosition &&
+        message.offset() >= 0) {
+      // Positions are acknowledged in changelog order (one topic partition, one producer).
+      state.positions.emplace_back(pending->record.changelog_position().outbox_seq(),
+                                   message.offset() + 1);
+    }
     if (on_delivered_) on_delivered_(pending->record);
     return;
   }
@@ -289,6 +320,23 @@ void OutboxPublisher::dr_cb(RdKafka::Message& message) {
                   std::to_string(pending->partition) + " sequence " +
                   std::to_string(pending->sequence) + "; it will be produced again");
   }
+}
+
+void OutboxPublisher::MarkPublished(uint32_t partition, PartitionState* state) {
+  int64_t mark = -1;
+  while (!state->positions.empty() && state->positions.front().first <= state->acked_base) {
+    mark = state->positions.front().second;  // the batch is acknowledged whole, lists included
+    state->positions.pop_front();
+  }
+  if (mark <= state->published_mark) return;
+  const std::string value = std::to_string(mark);
+  const RdKafka::ErrorCode err = producer_->produce(
+      config_.changelog_topic, static_cast<int32_t>(partition), RdKafka::Producer::RK_MSG_COPY,
+      const_cast<char*>(value.data()), value.size(), kChangelogPublishedKey.data(),
+      kChangelogPublishedKey.size(), 0, nullptr);
+  if (err != RdKafka::ERR_NO_ERROR) return;  // the next batch's mark says more
+  state->published_mark = mark;
+  ++published_marks_;
 }
 
 Status OutboxPublisher::ApplyDeletes(bool retry_now) {
@@ -351,7 +399,7 @@ Status OutboxPublisher::ProduceFromStore(uint32_t partition, PartitionState* sta
     MarkAcknowledged(state, state->cursor, sequence);
     state->cursor = sequence;
     STREAMREC_RETURN_IF_ERROR(ProduceNext(partition, state, sequence, &record, budget, queue_full));
-    if (*queue_full) return Status::OK();
+    if (*queue_full || state->waiting) return Status::OK();
   }
   *drained = batch.size() < want;
   return Status::OK();
@@ -362,7 +410,7 @@ Status OutboxPublisher::PumpPartition(uint32_t partition, PartitionState* state,
   if (Held(partition)) return Status::OK();
   const uint64_t limit = static_cast<uint64_t>(config_.max_in_flight);
   std::deque<OutboxEntry>& queue = state->queue;
-  while (*budget > 0 && in_flight_ < limit && !*queue_full) {
+  while (*budget > 0 && in_flight_ < limit && !*queue_full && !state->waiting) {
     while (!queue.empty() && queue.front().sequence < state->cursor) {  // read from the store
       queue.pop_front();
       --queued_;
@@ -370,7 +418,7 @@ Status OutboxPublisher::PumpPartition(uint32_t partition, PartitionState* state,
     if (!queue.empty() && queue.front().sequence == state->cursor) {
       STREAMREC_RETURN_IF_ERROR(
           ProduceNext(partition, state, state->cursor, &queue.front().record, budget, queue_full));
-      if (*queue_full) break;
+      if (*queue_full || state->waiting) break;
       queue.pop_front();
       --queued_;
       continue;
@@ -400,6 +448,9 @@ Status OutboxPublisher::Pump(size_t budget) {
     STREAMREC_RETURN_IF_ERROR(PumpPartition(partition, &state, &budget, &queue_full));
   }
   producer_->poll(0);
+  for (auto& [partition, state] : partitions_) {
+    if (!state.positions.empty()) MarkPublished(partition, &state);
+  }
   return ApplyDeletes();
 }
 

@@ -9,6 +9,14 @@
 // the partition's cursor so the record is produced again (records after it that Kafka already
 // acknowledged are skipped). After a restart everything still in the outbox, acknowledged or not,
 // is produced again (at least once, never skipped; list versions let consumers drop duplicates).
+// Changelog first: an output record (list, segment change, dead letter) is produced only once
+// every changelog record before it in its outbox partition is acknowledged. A batch's changelog
+// records precede its outputs in the outbox (Pipeline::WriteOutbox), so the output topic never
+// runs ahead of the changelog: an instance that takes a partition over from the changelog never
+// computes again a list version somebody already received. The other way round, lists the
+// changelog holds may be unpublished when their writer dies; the publisher marks its progress in
+// the changelog (kChangelogPublishedKey: every list below that changelog offset is on the output
+// topic), and the partition's next owner publishes the lists after the mark again.
 // Single-threaded: Pump() and Flush() run on the service thread, which also serves the delivery
 // reports (producer->poll()).
 #ifndef STREAMREC_SRC_KAFKA_OUTBOX_PUBLISHER_H_
@@ -96,6 +104,10 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   size_t queued() const { return queued_; }
   // Records read back from the store to be produced (the rest came by hand-over).
   uint64_t read_from_store() const { return read_from_store_; }
+  // Times an output waited for the changelog records before it to be acknowledged.
+  uint64_t barrier_waits() const { return barrier_waits_; }
+  // Progress marks produced to the changelog (kChangelogPublishedKey).
+  uint64_t published_marks() const { return published_marks_; }
 
   void dr_cb(RdKafka::Message& message) override;
 
@@ -104,6 +116,7 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
     uint32_t partition;
     uint64_t sequence;
     v1::OutboxRecord record;  // kept for on_delivered
+    bool changelog;           // counted in PartitionState::changelog_in_flight
   };
   // What the publisher knows of one outbox partition.
   struct PartitionState {
@@ -120,6 +133,16 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
     // The store may hold records at or after the cursor that are not in `queue` (beyond its
     // back, or anywhere when it is empty).
     bool dirty = false;
+    // Changelog records produced and not yet reported (changelog first).
+    uint64_t changelog_in_flight = 0;
+    // The record at the cursor is an output waiting for changelog_in_flight to reach 0: nothing
+    // more of the partition is produced until then.
+    bool waiting = false;
+    // Acknowledged position records not yet covered by the acknowledged prefix: (the batch's
+    // end sequence, the changelog offset after the record), ascending.
+    std::deque<std::pair<uint64_t, int64_t>> positions;
+    // The progress mark last produced to the changelog (-1: none yet).
+    int64_t published_mark = -1;
   };
   // Produces what `partition` has pending, within `*budget` and the in-flight limit.
   Status PumpPartition(uint32_t partition, PartitionState* state, size_t* budget, bool* queue_full);
@@ -129,13 +152,18 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
                           bool* queue_full, bool* drained);
   // Produces `*record` (moved from when produced), which is the one at the cursor, and advances
   // the cursor; or only advances it when Kafka acknowledged the record already (produced before
-  // a rewind). Leaves everything as it was when the producer's queue is full.
+  // a rewind). Leaves everything as it was when the producer's queue is full, or when the record
+  // is an output behind unacknowledged changelog records (then sets state->waiting).
   Status ProduceNext(uint32_t partition, PartitionState* state, uint64_t sequence,
                      v1::OutboxRecord* record, size_t* budget, bool* queue_full);
   // Marks the sequences [begin, end) acknowledged (or known to be absent from the outbox) and
   // moves acked_base over the contiguous prefix.
   static void MarkAcknowledged(PartitionState* state, uint64_t begin, uint64_t end);
   static bool Acknowledged(const PartitionState& state, uint64_t sequence);
+  // Produces a progress mark to `partition`'s changelog when a batch whose position record is
+  // acknowledged is now acknowledged whole (fire and forget: a lost mark only makes the next
+  // owner publish more lists again).
+  void MarkPublished(uint32_t partition, PartitionState* state);
   // Deletes the acknowledged prefix of each partition's outbox. A failure is counted and logged,
   // not returned; the next attempt waits kDeleteRetryPause unless `retry_now`.
   Status ApplyDeletes(bool retry_now = false);
@@ -155,6 +183,8 @@ class OutboxPublisher : public RdKafka::DeliveryReportCb {
   size_t max_queued_;
   size_t queued_ = 0;
   uint64_t read_from_store_ = 0;
+  uint64_t barrier_waits_ = 0;
+  uint64_t published_marks_ = 0;
   uint64_t in_flight_ = 0;
   uint64_t delivered_ = 0;
   uint64_t delivery_errors_ = 0;

@@ -144,6 +144,9 @@ class ServiceImpl : public Service,
   // (the service is not ready). An error is fatal only when the local state is partial. True
   // when the partition was restored.
   StatusOr<bool> MaybeRestore(uint32_t partition);
+  // Puts the lists the restore of `partition` found unpublished in its outbox (after
+  // OutboxPublisher::DropPartition), after the restored position's outbox sequence.
+  Status RepublishRestoredLists(uint32_t partition);
   Status StartServers();
   std::vector<uint32_t> KnownPartitions();
   // kafka.model_topic: this instance fits the shared model while it owns partition 0.
@@ -151,6 +154,9 @@ class ServiceImpl : public Service,
   // kafka.model_topic (each loop turn): publishes the versions fitted here, adopts a newer one
   // read from the topic.
   void PublishAndAdoptModels();
+  // A background ALS fit that finished since the last batch is installed and stored now, not at
+  // the next batch (Recommender::UpdateModelIdle).
+  void UpdateModelIdle();
   // Produces one model record (key, value, `headers`, owned by the call) to the model topic;
   // logs "<what> published to '<topic>'<detail>", or why not. Returns whether it was produced.
   bool PublishModel(const std::string& key, const std::string& value, RdKafka::Headers* headers,
@@ -196,6 +202,10 @@ class ServiceImpl : public Service,
   uint64_t store_id_ = 0;  // StoreId: the writer of our positions in the changelog
   std::string restore_why_;
   uint64_t restored_partitions_ = 0, restored_records_ = 0, restored_from_standby_ = 0;
+  uint64_t republished_lists_ = 0;
+  // The lists each restore found unpublished (ChangelogRestoreStats::unpublished_lists), until
+  // RepublishRestoredLists puts them in the partition's outbox.
+  std::map<uint32_t, std::vector<std::string>> unpublished_lists_;
   // Standby copies of the partitions other instances own (kafka.standby_replicas).
   std::unique_ptr<StandbyReplicas> standby_;
   // One segment model for all instances (kafka.model_topic): the versions this instance reads,
@@ -479,6 +489,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
         if (s.ok() && *restored) {
           replaced.push_back(p);
           s = publisher_->DropPartition(p);
+          if (s.ok()) s = RepublishRestoredLists(p);
         }
         if (!s.ok()) {
           fatal_ = s;
@@ -625,6 +636,19 @@ bool ServiceImpl::PublishModel(const std::string& key, const std::string& value,
   }
   log_->Info(what + " published to '" + kafka().model_topic + "'" + detail);
   return true;
+}
+
+void ServiceImpl::UpdateModelIdle() {
+  if (!storage_error_.ok()) return;
+  WriteSet writes;
+  const bool installed = recommender_->UpdateModelIdle(store_.get(), &writes);
+  if (writes.empty()) return;
+  Status s = store_->Write(writes);
+  if (!s.ok()) {
+    log_->Warn("ALS model v" + std::to_string(recommender_->model_version()) +
+               (installed ? " installed" : " trigger") + " not stored (" + s.message() +
+               "); a restart fits it again");
+  }
 }
 
 void ServiceImpl::PublishAndAdoptModels() {
@@ -854,6 +878,7 @@ void ServiceImpl::UpdateStats() {
   stats_.restored_partitions = restored_partitions_;
   stats_.restored_records = restored_records_;
   stats_.restored_from_standby = restored_from_standby_;
+  stats_.republished_lists = republished_lists_;
   if (kmeans_ != nullptr) {
     stats_.segment_model_version = kmeans_->model_version();
     stats_.segment_refits = kmeans_->refits();
@@ -966,6 +991,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     // prompt for anyone waiting on them.
     int64_t after = options_.clock->NowMicros();
     if (after - last_stats_us >= 10000) {
+      UpdateModelIdle();
       PublishAndAdoptModels();
       ApplyRemoteItemStats();
       UpdateStats();
@@ -1481,6 +1507,7 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
                                true);
   ++restored_partitions_;
   restored_records_ += stats->records;
+  unpublished_lists_[partition] = std::move(stats->unpublished_lists);
   restored_from_standby_ += stats->standby_records;
   log_->Info("changelog: " + name + " restored: " + std::to_string(stats->states) +
              " customer states, " + std::to_string(stats->lists) +
@@ -1489,6 +1516,40 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
              std::to_string(stats->seconds) + " s; resuming at input offset " +
              std::to_string(stats->position.next_offset()));
   return true;
+}
+
+Status ServiceImpl::RepublishRestoredLists(uint32_t partition) {
+  auto it = unpublished_lists_.find(partition);
+  if (it == unpublished_lists_.end()) return Status::OK();
+  std::vector<std::string> lists = std::move(it->second);
+  unpublished_lists_.erase(it);
+  if (lists.empty()) return Status::OK();
+  const std::string& source = pipeline_->options().source_name;
+  auto position = LoadPosition(store_.get(), source, partition);
+  if (!position.ok()) return position.status();
+  uint64_t sequence = position->outbox_seq();
+  WriteSet writes;
+  for (const std::string& encoded : lists) {
+    v1::OutboxRecord record;
+    record.set_topic_kind("recommendations");
+    Status s = DecodeState(encoded, record.mutable_list());
+    if (!s.ok()) {
+      return Status::Corruption("changelog partition " + std::to_string(partition) +
+                                ": a list after the progress mark does not decode: " +
+                                s.message());
+    }
+    record.set_key(record.list().customer_id());
+    writes.Put(Column::kOutbox, OutboxKey(partition, sequence++), EncodeState(record));
+  }
+  position->set_outbox_seq(sequence);
+  writes.Put(Column::kPositions, PositionKey(source, partition), EncodeState(*position));
+  STREAMREC_RETURN_IF_ERROR(store_->Write(writes));
+  republished_lists_ += lists.size();
+  outbox_written_ += lists.size();
+  log_->Info("changelog: partition " + std::to_string(partition) + ": " +
+             std::to_string(lists.size()) + " restored lists after the progress mark (their "
+             "writer may have died before publishing them) go to the output topic again");
+  return Status::OK();
 }
 
 bool ServiceImpl::Ready(std::string* why) {
