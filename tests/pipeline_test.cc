@@ -911,6 +911,101 @@ TEST(PipelineChangelogTest, EveryStateWrittenThenThePositionGoToTheOutbox) {
 // restored partition resumes at batch 1's position, with c1 (whose batch-2 state made it) ahead
 // of it. Batch 2 applied again changes only c2 and c3; c1's records are skipped. The state ends
 // equal to the writer's, and stays equal as both go on.
+// Changelog first: in each batch's outbox the changelog records take the first sequences and
+// the outputs follow, so the publisher can hold each output until the changelog before it is
+// acknowledged (the output topic never runs ahead of the changelog).
+TEST(PipelineChangelogTest, EachBatchsChangelogRecordsPrecedeItsOutputs) {
+  Harness h(nullptr, WithChangelog);
+  for (const auto* batch : {&kBatch1, &kBatch2, &kBatch3}) {
+    BatchResult r;
+    const uint64_t first = batch == &kBatch1 ? 0 : batch == &kBatch2 ? 3 : 6;
+    ASSERT_OK(h.Run(*batch, first, &r));
+    ASSERT_FALSE(r.outbox.empty());
+    size_t changelog = 0, outputs = 0;
+    for (size_t i = 0; i < r.outbox.size(); ++i) {
+      const OutboxEntry& e = r.outbox[i];
+      if (i > 0) {
+        EXPECT_EQ(e.sequence, r.outbox[i - 1].sequence + 1) << "one batch, one range";
+      }
+      if (IsChangelogRecord(e.record)) {
+        ++changelog;
+        EXPECT_EQ(outputs, 0u) << "changelog record at " << e.sequence << " after an output";
+      } else {
+        ++outputs;
+      }
+    }
+    EXPECT_GT(changelog, 0u);
+    EXPECT_GT(outputs, 0u) << "the batch's lists";
+    // As handed over, so stored.
+    std::vector<v1::OutboxRecord> stored = h.Drain();
+    ASSERT_EQ(stored.size(), r.outbox.size());
+    for (size_t i = 0; i < stored.size(); ++i) {
+      EXPECT_EQ(stored[i].SerializeAsString(), r.outbox[i].record.SerializeAsString()) << i;
+    }
+  }
+}
+
+// The publisher's progress marks: the lists after the latest mark may be unpublished (their
+// writer died first), and the loader hands them over, each version as read, in changelog order.
+TEST(PipelineChangelogTest, LoaderHandsOverTheListsAfterTheLatestProgressMark) {
+  auto list = [](const std::string& customer, uint64_t version) {
+    v1::RecommendationList l;
+    l.set_customer_id(customer);
+    l.set_version(version);
+    l.add_items()->set_item_id("A");
+    return EncodeState(l);
+  };
+  v1::SourcePosition position;
+  position.set_next_offset(3);
+  const std::string encoded_position = EncodeState(position);
+  const std::vector<ChangelogEntry> changelog = {
+      {kChangelogListPrefix + "c1", list("c1", 1)},  // 0: published (below the mark)
+      {kChangelogPositionKey, encoded_position},     // 1
+      {kChangelogListPrefix + "c2", list("c2", 1)},  // 2: at the mark
+      {kChangelogPublishedKey, "2"},                 // 3: lists below offset 2 are published
+      {kChangelogListPrefix + "c1", list("c1", 2)},  // 4
+      {kChangelogPositionKey, encoded_position},     // 5
+  };
+  auto unpublished = [&](size_t records, bool collect) {
+    auto store = NewMemStateStore();
+    ChangelogLoader loader(store.get(), "file", 0);
+    loader.set_collect_lists(collect);
+    for (size_t i = 0; i < records; ++i) {
+      std::string_view value = changelog[i].value;
+      EXPECT_OK(loader.Add(i, changelog[i].key, &value));
+    }
+    EXPECT_OK(loader.Finish());
+    std::vector<std::string> out;
+    for (const std::string& encoded : loader.TakeUnpublishedLists()) {
+      v1::RecommendationList l;
+      EXPECT_OK(DecodeState(encoded, &l));
+      out.push_back(l.customer_id() + " v" + std::to_string(l.version()));
+    }
+    return out;
+  };
+  EXPECT_EQ(unpublished(changelog.size(), true), (std::vector<std::string>{"c2 v1", "c1 v2"}));
+  EXPECT_EQ(unpublished(3, true), (std::vector<std::string>{"c1 v1", "c2 v1"}))
+      << "no mark yet: every list may be unpublished";
+  EXPECT_TRUE(unpublished(changelog.size(), false).empty()) << "a standby copy's are not placed";
+
+  // Only noting (before a standby copy's offset): the mark read from the copy places them.
+  auto store = NewMemStateStore();
+  ChangelogLoader loader(store.get(), "file", 0);
+  std::string_view mark = "2";
+  ASSERT_OK(loader.Add(9, kChangelogPublishedKey, &mark));
+  EXPECT_EQ(loader.published_mark(), 2);
+  for (size_t i = 0; i < changelog.size(); ++i) {
+    std::string_view value = changelog[i].value;
+    loader.NoteList(i, changelog[i].key, &value);
+  }
+  EXPECT_EQ(loader.TakeUnpublishedLists().size(), 2u);
+  std::string_view bad = "x2";
+  Status refused = loader.Add(12, kChangelogPublishedKey, &bad);
+  EXPECT_TRUE(refused.IsCorruption()) << refused.ToString();
+  EXPECT_NE(refused.message().find("progress mark at offset 12"), std::string::npos)
+      << refused.ToString();
+}
+
 TEST(PipelineChangelogTest, RestoreFromAPartialBatchNeitherLosesNorDoubleCounts) {
   Harness writer(nullptr, WithChangelog);
   BatchResult r;
