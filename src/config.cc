@@ -585,6 +585,17 @@ const std::vector<KeySpec>& Schema() {
                           "and sums the others' with its own; empty: each instance counts the "
                           "partitions it processed",
                           [](Config& c) -> std::string& { return c.kafka.item_stats_topic; }));
+    s.push_back(StringKey("kafka.sample_topic",
+                          "samples for the shared segment fits: each instance publishes the "
+                          "states of its customers in a uniform sample here (partitioned like "
+                          "the input, compacted, key = customer) and the instance that fits for "
+                          "all (kafka.model_topic) adds the other partitions' to its own; empty: "
+                          "it fits on the customers it holds",
+                          [](Config& c) -> std::string& { return c.kafka.sample_topic; }));
+    s.push_back(DoubleKey("kafka.sample_share",
+                          "share of the customers in that sample (by a hash of the id: the same "
+                          "customers on every instance and run)",
+                          [](Config& c) -> double& { return c.kafka.sample_share; }, 1e-6, 1.0));
     s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
                           [](Config& c) -> std::string& { return c.kafka.output_format; },
                           {"protobuf", "json"}));
@@ -847,6 +858,11 @@ Status Validate(const Config& c) {
     return Status::InvalidArgument("configuration key 'kafka.standby_replicas' is on but "
                                    "'kafka.changelog_topic' is not set: standby copies tail the "
                                    "changelog");
+  }
+  if (!c.kafka.sample_topic.empty() && c.kafka.model_topic.empty()) {
+    return Status::InvalidArgument("configuration key 'kafka.sample_topic' is set but "
+                                   "'kafka.model_topic' is not: samples feed the fit one "
+                                   "instance makes for all");
   }
   if (c.segments.k_min > c.segments.k_max) {
     return Status::InvalidArgument("configuration keys 'segments.k_min' (" +

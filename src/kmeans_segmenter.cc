@@ -181,7 +181,7 @@ void SegmentFitInput::Add(const FeatureSpec& spec, const CustomerState& state) {
   const size_t d = spec.dim();
   ++population;
   if (max_rows > 0) {
-    const double h = UniformHash(state.customer_id(), "segment-fit");
+    const double h = UniformHash(state.customer_id(), kSegmentFitSampleSalt);
     if (h >= threshold_) return;
     hash_.push_back(h);
     dim_ = d;
@@ -455,6 +455,13 @@ struct KMeansSegmenter::Impl {
   // Several instances, one model: whether this one fits; the newest version offered by another
   // (guarded by mu); versions adopted; what to call with each version fitted here.
   std::atomic<bool> refitter{true};
+  // kafka.sample_topic (set before the first batch): the other partitions' samples, and which
+  // partitions' stored customers a fit takes.
+  KMeansSegmenter::SampleSource shared_samples;
+  std::function<bool(uint32_t)> owned_partition;
+  bool FitsStoredKey(std::string_view key) const {
+    return !owned_partition || owned_partition(PartitionOfKey(key));
+  }
   std::shared_ptr<const SegmentModelVersion> offered;
   bool offer_new = false;  // offered since the last AdoptOffered (guarded by mu)
   std::atomic<uint64_t> adopted{0};
@@ -748,6 +755,7 @@ struct KMeansSegmenter::Impl {
       STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, options.log_ids, [&](std::string_view key,
                                                                          CustomerState& s) {
         if (in_batch.count(s.customer_id()) != 0) return true;
+        if (!FitsStoredKey(key)) return true;
         input->Add(spec, s);
         if (others != nullptr) others->emplace_back(std::string(key), s);
         return true;
@@ -757,6 +765,7 @@ struct KMeansSegmenter::Impl {
         if (in_batch.count(id) == 0) input->Add(spec, s);
       }
     }
+    if (shared_samples) shared_samples([&](const CustomerState& s) { input->Add(spec, s); });
     for (CustomerState* s : batch) input->Add(spec, *s);
     return Status::OK();
   }
@@ -826,10 +835,13 @@ struct KMeansSegmenter::Impl {
       // Nothing is reassigned here (the rescore sweep relabels stored customers as it goes),
       // so the fit needs only its training sample: memory stays bounded by it.
       input.max_rows = fit_options.sample_size;
-      Status s = ScanCustomers(store, options.log_ids, [&](std::string_view, CustomerState& state) {
-        input.Add(fit_options.spec, state);
+      Status s = ScanCustomers(store, options.log_ids, [&](std::string_view key, CustomerState& state) {
+        if (FitsStoredKey(key)) input.Add(fit_options.spec, state);
         return true;
       });
+      if (s.ok() && shared_samples) {
+        shared_samples([&](const CustomerState& state) { input.Add(fit_options.spec, state); });
+      }
       input.Finish();
       std::shared_ptr<const SegmentModelVersion> result;
       if (s.ok()) {
@@ -1103,6 +1115,12 @@ bool KMeansSegmenter::RequestRefit() {
 void KMeansSegmenter::SetRefitter(bool refitter) { impl_->refitter.store(refitter); }
 
 bool KMeansSegmenter::refitter() const { return impl_->refitter.load(); }
+
+void KMeansSegmenter::SetSharedSamples(SampleSource samples,
+                                       std::function<bool(uint32_t partition)> owned) {
+  impl_->shared_samples = std::move(samples);
+  impl_->owned_partition = std::move(owned);
+}
 
 void KMeansSegmenter::set_on_fitted(std::function<void(const v1::SegmentModel&)> on_fitted) {
   impl_->on_fitted = std::move(on_fitted);

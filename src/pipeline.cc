@@ -6,6 +6,8 @@
 #include <unordered_set>
 
 #include "json_writer.h"
+#include "streamrec/kmeans_segmenter.h"
+#include "streamrec/recommend_index.h"
 #include "streamrec/time_util.h"
 
 namespace streamrec {
@@ -413,7 +415,16 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     } else {
       ++result->lists_unchanged;
     }
-    writes.Put(Column::kCustomers, keys[c], EncodeState(state));
+    std::string encoded = EncodeState(state);
+    if (options_.sample_share > 0 &&
+        UniformHash(state.customer_id(), kSegmentFitSampleSalt) < options_.sample_share) {
+      v1::OutboxRecord record;
+      record.set_topic_kind("fit-sample");
+      record.set_key(state.customer_id());
+      record.set_fit_sample(encoded);
+      PutOutbox(partition, outbox_seq++, std::move(record), &writes);
+    }
+    writes.Put(Column::kCustomers, keys[c], std::move(encoded));
   }
   // Quiet customers' stale lists (skip the batch's own and those the segmenter rewrites).
   std::unordered_set<std::string_view>& skip = in_batch;

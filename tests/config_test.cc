@@ -233,6 +233,19 @@ TEST(ConfigTest, StandbyReplicasNeedAChangelog) {
   EXPECT_TRUE(on.kafka.standby_replicas);
 }
 
+TEST(ConfigTest, SampleTopicNeedsAModelTopicAndAShareInRange) {
+  ASSERT_OK_AND_ASSIGN(c, LoadConfig("", {}));
+  EXPECT_TRUE(c.kafka.sample_topic.empty());
+  EXPECT_DOUBLE_EQ(c.kafka.sample_share, 0.05);
+  ExpectError(LoadText("kafka:\n  sample_topic: s\n"), {"kafka.sample_topic", "kafka.model_topic"});
+  ExpectError(LoadText("kafka:\n  sample_topic: s\n  model_topic: m\n  sample_share: 1.5\n"),
+              {"kafka.sample_share", "1.5"});
+  ASSERT_OK_AND_ASSIGN(on, LoadText("kafka:\n  sample_topic: s\n  model_topic: m\n"
+                                    "  sample_share: 0.01\n"));
+  EXPECT_EQ(on.kafka.sample_topic, "s");
+  EXPECT_DOUBLE_EQ(on.kafka.sample_share, 0.01);
+}
+
 TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {
   TempDir dir;
   const std::string rules = dir.File("rules.csv");

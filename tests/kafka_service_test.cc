@@ -905,6 +905,83 @@ TEST_F(KafkaServiceTest, OneSegmentModelForAllInstances) {
   EXPECT_GT(follower.als_models_adopted, 0u) << "the instance not fitting at the end adopted";
 }
 
+// kafka.sample_topic: every instance publishes the states of its sampled customers (here all of
+// them: sample_share 1) and the instance that fits the segment model for all adds the other
+// partitions' samples to its own customers. After both hold every customer of the stream
+// between them, a re-fit asked of the fitting instance is fitted on all of them, not only on
+// those of its own partitions, and the other instance adopts it.
+TEST_F(KafkaServiceTest, SegmentFitForAllSeesEveryInstancesSample) {
+  ASSERT_OK(cluster_->CreateTopic("samples-models", 1));
+  ASSERT_OK(cluster_->CreateTopic("samples-samples", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  const size_t held_back = 100;  // produced after the re-fit is asked for: its batches fit
+  const size_t first = feed.events.size() - held_back;
+  std::set<std::string> customers;
+  for (size_t i = 0; i < first; ++i) customers.insert(feed.events[i].customer_id);
+  auto options = [&](const std::string& state) {
+    ServiceOptions o = Options(dir.File(state), "samples", feed);
+    o.config.kafka.model_topic = "samples-models";
+    o.config.kafka.sample_topic = "samples-samples";
+    o.config.kafka.sample_share = 1.0;
+    o.config.http.refit_token = "t0ken";
+    return o;
+  };
+  Running a(options("a"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, 2000));
+  Running b(options("b"));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+                            kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 2000, first));
+  // The fitting instance holds every customer: its own in its store, the rest as samples.
+  ServiceStats fitter;
+  Running* fitting = nullptr;
+  EXPECT_TRUE(b->WaitFor(
+      [&](const ServiceStats& sb) {
+        const ServiceStats sa = a->stats();
+        if (sa.applied + sb.applied < first || !sa.ready || !sb.ready) return false;
+        fitting = sa.segment_refitter ? &a : sb.segment_refitter ? &b : nullptr;
+        if (fitting == nullptr) return false;
+        fitter = fitting == &a ? sa : sb;
+        return fitter.customers + fitter.fit_samples_remote == customers.size();
+      },
+      kWaitMs))
+      << "the fitting instance holds " << fitter.customers << " customers and "
+      << fitter.fit_samples_remote << " samples of the others', of " << customers.size();
+  ASSERT_NE(fitting, nullptr);
+  EXPECT_LT(fitter.customers, customers.size()) << "the other instance holds some customers";
+  EXPECT_GT(fitter.fit_samples_remote, 0u);
+
+  httplib::Client api("127.0.0.1", fitter.http_port);
+  auto accepted = api.Post("/v1/refit", {{"Authorization", "Bearer t0ken"}}, "", "application/json");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 202) << accepted->body;
+  const uint64_t before = fitter.segment_model_version;
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, first, feed.events.size()));
+  ServiceStats refitted;
+  EXPECT_TRUE((*fitting)->WaitFor(
+      [&](const ServiceStats& s) {
+        refitted = s;
+        return s.segment_model_version > before;
+      },
+      kWaitMs))
+      << "no re-fit after v" << before;
+  EXPECT_GE(refitted.segment_fit_customers, customers.size())
+      << "fitted on its own " << refitted.customers << " customers only";
+  const uint64_t version = refitted.segment_model_version;
+  Running& other = fitting == &a ? b : a;
+  EXPECT_TRUE(other->WaitFor(
+      [&](const ServiceStats& s) { return s.segment_model_version >= version; }, kWaitMs))
+      << "the other instance never adopted v" << version;
+  EXPECT_EQ(refitted.fit_samples_refused, 0u);
+  a.RequestStop();
+  b.RequestStop();
+  EXPECT_OK(a.Stop());
+  EXPECT_OK(b.Stop());
+}
+
 // kafka.item_stats_topic: each instance publishes its partitions' item statistics and sums the
 // others'. A processes the first half alone; B joins, takes some partitions over (their item
 // statistics come with the changelog restore) and the rest of the stream is split between them.
@@ -1009,6 +1086,40 @@ TEST_F(KafkaServiceTest, KilledInstanceLeftoversNeverFollowTheNewOwnersOutput) {
   EXPECT_GT(a.restored_partitions, 0u);
   EXPECT_EQ(DigestOf(dir.File("a")), ReferenceDigest(dir, feed));
   ExpectCommittedVersionsPublishedOnce(dir.File("a"));
+}
+
+// The changelog ahead of the output topic: A is killed the moment a batch's position record is
+// acknowledged, so that batch's lists (which wait for it) never leave, and no progress mark
+// says they did. B restores the partitions from the changelog, finds those lists after the
+// latest mark and publishes them: every version in B's state is on the topic, none with two
+// contents.
+TEST_F(KafkaServiceTest, ListsTheChangelogHasAndTheOutputLacksArePublishedByTheNextOwner) {
+  ASSERT_OK(cluster_->CreateTopic("ahead-changelog", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, feed.events.size()));
+  {
+    ServiceOptions o = Options(dir.File("a"), "ahead-1", feed, "ahead-changelog");
+    Service* self = nullptr;
+    std::atomic<int> positions{0};
+    o.on_delivered = [&](const v1::OutboxRecord& record) {
+      if (record.payload_case() == v1::OutboxRecord::kChangelogPosition && ++positions == 3) {
+        self->SimulateCrash();
+      }
+    };
+    auto a = Service::Create(std::move(o));
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    self = a->get();
+    std::atomic<bool> stop{false};
+    Status s = (*a)->Run(stop);
+    EXPECT_TRUE(s.IsAborted()) << s.ToString();
+  }
+  ServiceStats b =
+      RunUntilApplied(Options(dir.File("b"), "ahead-2", feed, "ahead-changelog"), feed.events.size());
+  EXPECT_GT(b.restored_partitions, 0u);
+  EXPECT_GT(b.republished_lists, 0u) << "the killed batch's lists were after A's last mark";
+  EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
+  ExpectCommittedVersionsPublishedOnce(dir.File("b"));
 }
 
 TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {

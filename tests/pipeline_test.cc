@@ -7,6 +7,8 @@
 #include <set>
 
 #include "streamrec/blended_recommender.h"
+#include "streamrec/kmeans_segmenter.h"
+#include "streamrec/recommend_index.h"
 #include "testutil/fault_store.h"
 #include "testutil/test_util.h"
 
@@ -911,6 +913,35 @@ TEST(PipelineChangelogTest, EveryStateWrittenThenThePositionGoToTheOutbox) {
 // restored partition resumes at batch 1's position, with c1 (whose batch-2 state made it) ahead
 // of it. Batch 2 applied again changes only c2 and c3; c1's records are skipped. The state ends
 // equal to the writer's, and stays equal as both go on.
+// kafka.sample_topic: the state of every customer a batch writes whose id hashes below the share
+// goes to the outbox as a "fit-sample" record, as stored; the sample depends only on the id.
+TEST(PipelineTest, SampledCustomersStatesGoToTheOutboxForTheSharedFits) {
+  auto sampled = [](double share) {
+    Harness h(nullptr, [share](PipelineOptions* o) { o->sample_share = share; });
+    BatchResult r;
+    EXPECT_OK(h.Run(kBatch1, 0, &r));
+    EXPECT_OK(h.Run(kBatch2, 3, &r));
+    std::set<std::string> ids;
+    for (const v1::OutboxRecord& record : h.Drain()) {
+      if (record.payload_case() != v1::OutboxRecord::kFitSample) continue;
+      EXPECT_EQ(record.topic_kind(), "fit-sample");
+      CustomerState state;
+      EXPECT_OK(DecodeState(record.fit_sample(), &state));
+      EXPECT_EQ(state.customer_id(), record.key());
+      ids.insert(record.key());
+    }
+    // The last sample of each customer is its stored state.
+    return ids;
+  };
+  EXPECT_EQ(sampled(1.0), (std::set<std::string>{"c1", "c2", "c3"}));
+  EXPECT_TRUE(sampled(0.0).empty()) << "off";
+  std::set<std::string> expected;
+  for (const char* id : {"c1", "c2", "c3"}) {
+    if (UniformHash(id, kSegmentFitSampleSalt) < 0.5) expected.insert(id);
+  }
+  EXPECT_EQ(sampled(0.5), expected);
+}
+
 // Changelog first: in each batch's outbox the changelog records take the first sequences and
 // the outputs follow, so the publisher can hold each output until the changelog before it is
 // acknowledged (the output topic never runs ahead of the changelog).

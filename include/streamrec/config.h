@@ -130,6 +130,13 @@ struct KafkaConfig {
   // partition's latest record with its own. Empty: each instance's item statistics cover the
   // partitions it processed.
   std::string item_stats_topic;
+  // Samples for the shared fits: every instance publishes here the states of its customers in
+  // a uniform sample (those whose id hashes below sample_share; partitioned like the input,
+  // compacted, key = customer id) and the instance that fits the segment model for all
+  // (kafka.model_topic) adds the other partitions' samples to its own customers. Empty: the
+  // fitting instance fits on the customers it holds.
+  std::string sample_topic;
+  double sample_share = 0.05;
   // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
   std::string output_format = "protobuf";
   // partition.assignment.strategy of the consumer group.

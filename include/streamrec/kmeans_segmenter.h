@@ -97,6 +97,11 @@ struct SegmentFitOptions {
   static StatusOr<SegmentFitOptions> FromConfig(const SegmentsConfig& config);
 };
 
+// The salt of UniformHash(customer id, salt) (recommend_index.h) that orders customers for a
+// fit's bounded sample (SegmentFitInput::max_rows) and picks those of the shared sample
+// (kafka.sample_topic).
+inline constexpr char kSegmentFitSampleSalt[] = "segment-fit";
+
 // The customers a fit sees: raw vectors (original units) and RFM figures, in input order.
 struct SegmentFitInput {
   /// Event time the vectors are taken at.
@@ -202,6 +207,14 @@ class KMeansSegmenter : public Segmenter {
   // a follower is dropped. Thread-safe.
   void SetRefitter(bool refitter);
   bool refitter() const;
+  // The other instances' customers (kafka.sample_topic): `samples(add)` calls `add` with the
+  // sampled state of every customer of a partition this instance does not own, and every full
+  // fit adds them to the customers of the input partitions it owns (`owned(partition)`; those
+  // of partitions it processed before and lost are left out: their samples stand for them).
+  // Samples are trained on, not relabelled or stored. Both are called on the fitting thread.
+  // Set before the first batch.
+  using SampleSource = std::function<void(const std::function<void(const CustomerState&)>&)>;
+  void SetSharedSamples(SampleSource samples, std::function<bool(uint32_t partition)> owned);
   // Called on the consumer thread with every version this segmenter fits (not those it adopts),
   // to be published for the other instances.
   void set_on_fitted(std::function<void(const v1::SegmentModel& fitted)> on_fitted);

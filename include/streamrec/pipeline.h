@@ -63,6 +63,11 @@ struct PipelineOptions {
   // instances sum them with their own (ApplyRemoteItemStats), so popularity reflects every
   // partition.
   bool share_item_stats = false;
+  // > 0: also queue, as records of topic kind "fit-sample" (key = customer id, produced to
+  // partition p of kafka.sample_topic), the state of every customer the batch writes whose id
+  // hashes below this share (UniformHash(id, kSegmentFitSampleSalt): the customers a fit's own
+  // bounded sample prefers), for the instance that fits the segment model for all.
+  double sample_share = 0;
   // Stamped on every position the pipeline writes (SourcePosition.writer_id): StoreId.
   uint64_t writer_id = 0;
 };

@@ -110,6 +110,14 @@ struct ServiceStats {
   // partition with kafka.item_stats_topic, else over those processed here).
   uint64_t item_stats_purchases = 0;
   uint64_t item_stats_buyers = 0;
+  // Customers of the partitions assigned here (their stored positions' counts).
+  uint64_t customers = 0;
+  // Samples for the shared fits (kafka.sample_topic): customers of partitions other instances
+  // own held here, records refused; and the customers the current segment model was fitted on
+  // (SegmentModel.fit_points: this instance's own, plus those samples on the one that fits).
+  uint64_t fit_samples_remote = 0;
+  uint64_t fit_samples_refused = 0;
+  uint64_t segment_fit_customers = 0;
   uint64_t pauses = 0;             // times partitions were paused for backpressure
   uint64_t storage_errors = 0;     // store writes that failed (each pauses the input)
   uint64_t storage_retries = 0;    // resume attempts that found the store still failing

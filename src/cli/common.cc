@@ -52,8 +52,8 @@ Status CreateServiceTopics(MockKafkaCluster* cluster, const Config& config, int 
   if (!config.kafka.changelog_topic.empty()) {
     STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(config.kafka.changelog_topic, partitions));
   }
-  if (!config.kafka.item_stats_topic.empty()) {
-    STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(config.kafka.item_stats_topic, partitions));
+  for (const std::string* topic : {&config.kafka.item_stats_topic, &config.kafka.sample_topic}) {
+    if (!topic->empty()) STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(*topic, partitions));
   }
   if (!config.kafka.model_topic.empty()) {
     STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(config.kafka.model_topic, 1));

@@ -1,39 +1,28 @@
 #include "kafka/item_stats_feed.h"
 
-#include <librdkafka/rdkafkacpp.h>
-
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
-#include <vector>
 
-#include "kafka/kafka_conf.h"
+#include "kafka/topic_feed.h"
 
 namespace streamrec {
 
 namespace {
 
-constexpr int kMetadataTimeoutMs = 5000;
-
 class ItemStatsFeedImpl : public ItemStatsFeed {
  public:
-  ItemStatsFeedImpl(std::string topic, uint32_t partitions, std::shared_ptr<Logger> log,
-                    std::unique_ptr<RdKafka::KafkaConsumer> consumer)
-      : topic_(std::move(topic)),
-        partitions_(partitions),
-        log_(std::move(log)),
-        consumer_(std::move(consumer)),
-        next_(partitions) {
-    for (auto& n : next_) n.store(0);
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~ItemStatsFeedImpl() override {
-    stop_.store(true);
-    thread_.join();
-    consumer_->close();
+  Status Start(const KafkaConfig& kafka, std::shared_ptr<Logger> log) {
+    auto feed = TopicFeed::Start(
+        kafka, kafka.item_stats_topic, "item-stats topic",
+        [this](uint32_t p, std::string_view key, const std::string_view* value) {
+          return OnRecord(p, key, value);
+        },
+        std::move(log));
+    if (!feed.ok()) return feed.status();
+    feed_ = std::move(feed).value();
+    return Status::OK();
   }
 
   size_t Drain(const std::function<void(uint32_t, const ItemStats&)>& apply) override {
@@ -45,78 +34,30 @@ class ItemStatsFeedImpl : public ItemStatsFeed {
     for (const auto& [where, stats] : batch) apply(where.first, stats);
     return batch.size();
   }
-  uint64_t records() const override { return records_.load(); }
-  uint64_t refused() const override { return refused_.load(); }
-  uint32_t partitions() const override { return partitions_; }
-  uint64_t lag() const override {
-    uint64_t lag = 0;
-    for (uint32_t p = 0; p < partitions_; ++p) {
-      int64_t low = 0, high = 0;
-      if (consumer_->get_watermark_offsets(topic_, static_cast<int32_t>(p), &low, &high) !=
-              RdKafka::ERR_NO_ERROR ||
-          high < 0) {
-        continue;
-      }
-      const uint64_t next = std::max<uint64_t>(next_[p].load(), static_cast<uint64_t>(low));
-      if (static_cast<uint64_t>(high) > next) lag += static_cast<uint64_t>(high) - next;
-    }
-    return lag;
-  }
+  uint64_t records() const override { return feed_->records(); }
+  uint64_t refused() const override { return feed_->refused(); }
+  uint32_t partitions() const override { return feed_->partitions(); }
+  uint64_t lag() const override { return feed_->lag(); }
 
  private:
-  void Loop() {
-    uint64_t errors = 0;
+  // The feed's thread.
+  Status OnRecord(uint32_t p, std::string_view key, const std::string_view* value) {
+    // A tombstone or a record without a key: nothing this build writes.
+    if (key.empty() || value == nullptr) return Status::InvalidArgument("a record without key or value");
     ItemStats stats;
-    while (!stop_.load()) {
-      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(100));
-      if (msg->err() == RdKafka::ERR__TIMED_OUT || msg->err() == RdKafka::ERR__PARTITION_EOF) {
-        continue;
-      }
-      if (msg->err() != RdKafka::ERR_NO_ERROR) {
-        if (++errors <= 10 || errors % 1000 == 0) {
-          log_->Warn("item-stats topic '" + topic_ + "': " + msg->errstr());
-        }
-        continue;
-      }
-      ++records_;
-      const uint32_t p = static_cast<uint32_t>(msg->partition());
-      if (p < partitions_) next_[p].store(static_cast<uint64_t>(msg->offset()) + 1);
-      // Names the record in a warning (built only for one).
-      auto where = [&] {
-        return "item-stats topic '" + topic_ + "' partition " + std::to_string(p) + " offset " +
-               std::to_string(msg->offset());
-      };
-      if (msg->key() == nullptr || msg->key()->empty() || msg->payload() == nullptr) {
-        // A tombstone or a record without a key: nothing this build writes.
-        if (++refused_ <= 10) log_->Warn(where() + ": a record without key or value, skipped");
-        continue;
-      }
-      Status s = DecodeState(
-          std::string_view(static_cast<const char*>(msg->payload()), msg->len()), &stats);
-      if (s.ok() && stats.item_id() != *msg->key()) {
-        s = Status::Corruption("key '" + *msg->key() + "' holds the statistics of item '" +
-                               stats.item_id() + "'");
-      }
-      if (!s.ok()) {
-        const uint64_t refused = ++refused_;
-        if (refused <= 10 || refused % 1000 == 0) log_->Warn(where() + ": " + s.message() + "; skipped");
-        continue;
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_[{p, stats.item_id()}] = stats;
+    STREAMREC_RETURN_IF_ERROR(DecodeState(*value, &stats));
+    if (stats.item_id() != key) {
+      return Status::Corruption("key '" + std::string(key) + "' holds the statistics of item '" +
+                                stats.item_id() + "'");
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[{p, stats.item_id()}] = std::move(stats);
+    return Status::OK();
   }
 
-  const std::string topic_;
-  const uint32_t partitions_;
-  std::shared_ptr<Logger> log_;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
-  std::vector<std::atomic<uint64_t>> next_;  // per partition: the next offset to read
   std::mutex mu_;
   std::map<std::pair<uint32_t, std::string>, ItemStats> pending_;  // guarded by mu_
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> records_{0}, refused_{0};
-  std::thread thread_;
+  std::unique_ptr<TopicFeed> feed_;  // last: its thread stops first
 };
 
 }  // namespace
@@ -126,26 +67,9 @@ StatusOr<std::unique_ptr<ItemStatsFeed>> ItemStatsFeed::Start(const KafkaConfig&
   if (kafka.item_stats_topic.empty()) {
     return Status::InvalidArgument("kafka.item_stats_topic is empty");
   }
-  auto created = NewKafkaConsumer(
-      AssignOnlyConsumerProperties(kafka, "streamrec-item-stats", "-item-stats"), "item-stats feed");
-  if (!created.ok()) return created.status();
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer = std::move(created).value();
-  auto partitions = TopicPartitionCount(consumer.get(), kafka.item_stats_topic,
-                                        kMetadataTimeoutMs, "item-stats topic");
-  if (!partitions.ok()) return partitions.status();
-  std::vector<RdKafka::TopicPartition*> assignment;
-  for (uint32_t p = 0; p < *partitions; ++p) {
-    assignment.push_back(RdKafka::TopicPartition::create(
-        kafka.item_stats_topic, static_cast<int32_t>(p), RdKafka::Topic::OFFSET_BEGINNING));
-  }
-  RdKafka::ErrorCode err = consumer->assign(assignment);
-  RdKafka::TopicPartition::destroy(assignment);
-  if (err != RdKafka::ERR_NO_ERROR) {
-    return Status::IOError("item-stats topic '" + kafka.item_stats_topic +
-                           "': cannot assign: " + RdKafka::err2str(err));
-  }
-  return std::unique_ptr<ItemStatsFeed>(new ItemStatsFeedImpl(
-      kafka.item_stats_topic, *partitions, std::move(log), std::move(consumer)));
+  auto feed = std::make_unique<ItemStatsFeedImpl>();
+  STREAMREC_RETURN_IF_ERROR(feed->Start(kafka, std::move(log)));
+  return std::unique_ptr<ItemStatsFeed>(std::move(feed));
 }
 
 }  // namespace streamrec

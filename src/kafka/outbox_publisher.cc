@@ -39,6 +39,7 @@ RdKafka::Headers* MakeHeaders(const v1::OutboxRecord& record, const std::string&
       break;
     }
     case v1::OutboxRecord::kChangelogState:
+    case v1::OutboxRecord::kFitSample:
       // The store's encoding: a format-version byte, then the protobuf.
       headers->add("content-type", "application/x-streamrec-state; messageType=streamrec.v1.CustomerState");
       headers->add("schema-version", kSchemaVersion);
@@ -219,6 +220,11 @@ Status OutboxPublisher::ProduceNext(uint32_t partition, PartitionState* state, u
       topic = &config_.item_stats_topic;
       kafka_partition = static_cast<int32_t>(partition);
       value = record.shared_item_stats();
+      break;
+    case v1::OutboxRecord::kFitSample:
+      topic = &config_.sample_topic;
+      kafka_partition = static_cast<int32_t>(partition);
+      value = record.fit_sample();
       break;
     case v1::OutboxRecord::PAYLOAD_NOT_SET:
       return Status::Corruption("outbox record without payload at partition " +

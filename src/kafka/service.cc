@@ -19,6 +19,7 @@
 #include "json_writer.h"
 #include "kafka/changelog_restore.h"
 #include "kafka/item_stats_feed.h"
+#include "kafka/sample_feed.h"
 #include "kafka/model_feed.h"
 #include "kafka/standby.h"
 #include "kafka/kafka_conf.h"
@@ -163,9 +164,10 @@ class ServiceImpl : public Service,
                     const std::string& what, const std::string& detail);
   // kafka.item_stats_topic: the other instances' item statistics read since the last call go
   // into the pipeline (each loop turn, consumer thread); after a rebalance the pipeline learns
-  // which partitions' statistics are its own.
+  // which partitions' statistics are its own (UpdateOwnedFeeds, which also tells the sample
+  // feed whose samples the store has).
   void ApplyRemoteItemStats();
-  void UpdateOwnedItemStats();
+  void UpdateOwnedFeeds();
 
   ServiceOptions options_;
   const KafkaConfig& kafka() const { return options_.config.kafka; }
@@ -174,6 +176,9 @@ class ServiceImpl : public Service,
   std::unique_ptr<StateStore> store_;
   Catalog catalog_;
   std::unique_ptr<Decoder> decoder_;
+  // Samples of the other instances' customers for the shared fits (kafka.sample_topic): before
+  // the segmenter, whose background fits read it, so that it outlives them.
+  std::unique_ptr<SampleFeed> sample_feed_;
   std::unique_ptr<Segmenter> segmenter_;
   std::unique_ptr<Recommender> recommender_;
   std::unique_ptr<Pipeline> pipeline_;
@@ -302,6 +307,7 @@ Status ServiceImpl::Init() {
   pipeline_options.dead_letters = true;
   pipeline_options.changelog = !kafka().changelog_topic.empty();
   pipeline_options.share_item_stats = !kafka().item_stats_topic.empty();
+  pipeline_options.sample_share = kafka().sample_topic.empty() ? 0 : kafka().sample_share;
   auto store_id = StoreId(store_.get());
   if (!store_id.ok()) return store_id.status();
   store_id_ = *store_id;
@@ -390,6 +396,16 @@ Status ServiceImpl::Init() {
     auto feed = ModelFeed::Start(kafka(), kmeans_, recommender_.get(), log_);
     if (!feed.ok()) return feed.status();
     model_feed_ = std::move(feed).value();
+  }
+  if (!kafka().sample_topic.empty() && kmeans_ != nullptr) {
+    auto feed = SampleFeed::Start(kafka(), log_);
+    if (!feed.ok()) return feed.status();
+    sample_feed_ = std::move(feed).value();
+    sample_feed_->SetOwned({});  // until the first assignment
+    SampleFeed* samples = sample_feed_.get();
+    kmeans_->SetSharedSamples(
+        [samples](const std::function<void(const CustomerState&)>& add) { samples->ForEach(add); },
+        [samples](uint32_t partition) { return samples->Owns(partition); });
   }
   if (!kafka().item_stats_topic.empty()) {
     // Until the first assignment no partition is this instance's: its stored statistics of
@@ -590,7 +606,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
                "] after finishing their batch" + (err == RdKafka::ERR__REVOKE_PARTITIONS ? "" : " (" + RdKafka::err2str(err) + ")"));
   }
   UpdateRefitter();
-  UpdateOwnedItemStats();
+  UpdateOwnedFeeds();
   {
     std::lock_guard<std::mutex> lock(api_mu_);
     partitions_dirty_ = true;
@@ -610,9 +626,11 @@ void ServiceImpl::UpdateRefitter() {
                       "model published to '" + kafka().model_topic + "'");
 }
 
-void ServiceImpl::UpdateOwnedItemStats() {
+void ServiceImpl::UpdateOwnedFeeds() {
+  const std::set<uint32_t> owned(assigned_.begin(), assigned_.end());
+  if (sample_feed_ != nullptr) sample_feed_->SetOwned(owned);
   if (item_feed_ == nullptr) return;
-  pipeline_->SetOwnedPartitions(std::set<uint32_t>(assigned_.begin(), assigned_.end()));
+  pipeline_->SetOwnedPartitions(owned);
 }
 
 void ServiceImpl::ApplyRemoteItemStats() {
@@ -891,6 +909,19 @@ void ServiceImpl::UpdateStats() {
   stats_.als_models_published = als_models_published_;
   stats_.item_stats_purchases = pipeline_->item_purchases();
   stats_.item_stats_buyers = pipeline_->item_buyers();
+  stats_.customers = 0;
+  for (int32_t p : assigned_) {
+    auto position = pipeline_->Position(static_cast<uint32_t>(p));
+    if (position.ok()) stats_.customers += position->customers();
+  }
+  if (sample_feed_ != nullptr) {
+    stats_.fit_samples_remote = sample_feed_->remote();
+    stats_.fit_samples_refused = sample_feed_->refused();
+  }
+  if (kmeans_ != nullptr) {
+    auto model = kmeans_->model();
+    stats_.segment_fit_customers = model ? model->proto.fit_points() : 0;
+  }
   if (item_feed_ != nullptr) {
     stats_.item_stats_remote_records = item_stats_remote_records_;
     stats_.item_stats_refused = item_feed_->refused();
@@ -1085,6 +1116,7 @@ void ServiceImpl::UpdateMetrics(bool force) {
   }
   metrics_->SetItemStats(pipeline_->item_purchases(), item_stats_remote_records_,
                          item_feed_ != nullptr ? item_feed_->lag() : 0);
+  if (sample_feed_ != nullptr) metrics_->SetFitSamples(sample_feed_->remote(), sample_feed_->lag());
   const uint64_t written = publisher_->recovered() + outbox_written_;
   const uint64_t delivered = publisher_->delivered();
   metrics_->SetOutboxPending(written > delivered ? written - delivered : 0);

@@ -155,6 +155,18 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                                    "instance once caught up), else those processed here")
                              .Register(registry)
                              .Add({});
+  fit_samples_remote_ = &BuildGauge()
+                            .Name("streamrec_fit_samples_remote")
+                            .Help("Customers of partitions other instances own held from "
+                                  "kafka.sample_topic: what the segment fits made here add to "
+                                  "this instance's own customers")
+                            .Register(registry)
+                            .Add({});
+  fit_samples_lag_ = &BuildGauge()
+                         .Name("streamrec_fit_samples_lag_records")
+                         .Help("Records of kafka.sample_topic this instance has not read yet")
+                         .Register(registry)
+                         .Add({});
   prefetch_messages_ = &BuildGauge()
                             .Name("streamrec_consumer_prefetch_messages")
                             .Help("Input records fetched ahead of processing, queued in "
@@ -222,6 +234,7 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
   delivered_dead_letter_ = &delivered.Add({{"kind", "dead-letter"}});
   delivered_changelog_ = &delivered.Add({{"kind", "changelog"}});
   delivered_item_stats_ = &delivered.Add({{"kind", "item-stats"}});
+  delivered_fit_sample_ = &delivered.Add({{"kind", "fit-sample"}});
   delivery_errors_ = &BuildCounter()
                           .Name("streamrec_output_delivery_errors_total")
                           .Help("Failed deliveries (each is produced again)")
@@ -443,6 +456,9 @@ void ServiceMetrics::RecordDelivered(const v1::OutboxRecord& record, int64_t now
     case v1::OutboxRecord::kSharedItemStats:
       delivered_item_stats_->Increment();
       break;
+    case v1::OutboxRecord::kFitSample:
+      delivered_fit_sample_->Increment();
+      break;
     default:
       break;
   }
@@ -472,6 +488,11 @@ void ServiceMetrics::SetItemStats(uint64_t purchases, uint64_t remote_records, u
     item_stats_counted_ = remote_records;
   }
   item_stats_lag_->Set(static_cast<double>(lag));
+}
+
+void ServiceMetrics::SetFitSamples(uint64_t remote, uint64_t lag) {
+  fit_samples_remote_->Set(static_cast<double>(remote));
+  fit_samples_lag_->Set(static_cast<double>(lag));
 }
 
 void ServiceMetrics::SetStandby(uint64_t records, uint32_t partitions, uint64_t lag) {

@@ -62,6 +62,8 @@ class ServiceMetrics {
   // other partitions' item records summed in so far (a running total) and records of that
   // topic not read yet (0 without it).
   void SetItemStats(uint64_t purchases, uint64_t remote_records, uint64_t lag);
+  // kafka.sample_topic: samples of other partitions held, records not read yet.
+  void SetFitSamples(uint64_t remote, uint64_t lag);
   // Records fetched ahead of processing in librdkafka's queue, and their payload bytes.
   void SetConsumerPrefetch(uint64_t messages, uint64_t bytes) {
     prefetch_messages_->Set(static_cast<double>(messages));
@@ -137,6 +139,9 @@ class ServiceMetrics {
   prometheus::Counter* delivered_dead_letter_;
   prometheus::Counter* delivered_changelog_;
   prometheus::Counter* delivered_item_stats_;
+  prometheus::Counter* delivered_fit_sample_;
+  prometheus::Gauge* fit_samples_remote_;
+  prometheus::Gauge* fit_samples_lag_;
   prometheus::Counter* delivery_errors_;
   prometheus::Counter* lists_published_;
   prometheus::Counter* lists_unchanged_;
