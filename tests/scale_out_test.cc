@@ -146,7 +146,8 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
                      "pipeline:\n  batch_size: 300\n"
                      "kafka:\n  group_id: " + std::string(kGroup) + "\n"
                      "  changelog_topic: changelog\n  model_topic: models\n"
-                     "  item_stats_topic: item-stats\n  max_batch_ms: 50\n"
+                     "  item_stats_topic: item-stats\n  sample_topic: samples\n"
+                     "  sample_share: 0.5\n  max_batch_ms: 50\n"
                      "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
                      "metrics:\n  listen: \"127.0.0.1:0\"\n"
                      "http:\n  listen: \"127.0.0.1:0\"\n");
@@ -192,7 +193,8 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
 
   // C joins with an empty state directory: what it takes over comes from the changelog.
   auto c = start("c");
-  ASSERT_TRUE(WaitForLog(*c, " restored: ", kStepWaitMs)) << c->Output() << "\nA (killed):\n" << first_a_output;
+  ASSERT_TRUE(WaitForLog(*c, " restored: ", kStepWaitMs))
+      << c->Output() << "\nA (killed):\n" << first_a_output;
   ASSERT_NO_FATAL_FAILURE(produce_up_to(3 * quarter));
   ASSERT_TRUE(tail.WaitForRecords(tail.records() + 100, kStepWaitMs));
 
@@ -231,16 +233,24 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
   }
   // Both count every purchase of the stream in their item statistics: their own partitions'
   // from their stores, the other's from the item-stats topic.
-  double purchases_a = -1, purchases_c = -1;
+  // And each holds samples of the other's customers for the shared segment fit.
+  double purchases_a = -1, purchases_c = -1, samples_a = -1, samples_c = -1;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStepWaitMs);
   while (std::chrono::steady_clock::now() < deadline) {
     purchases_a = ScrapeMetric(a->Output(), "streamrec_item_stats_purchases");
     purchases_c = ScrapeMetric(c->Output(), "streamrec_item_stats_purchases");
-    if (purchases_a == events.size() && purchases_c == events.size()) break;
+    samples_a = ScrapeMetric(a->Output(), "streamrec_fit_samples_remote");
+    samples_c = ScrapeMetric(c->Output(), "streamrec_fit_samples_remote");
+    if (purchases_a == events.size() && purchases_c == events.size() && samples_a > 0 &&
+        samples_c > 0) {
+      break;
+    }
     ::poll(nullptr, 0, 100);  // gauges are refreshed once a second: ask again shortly
   }
   EXPECT_EQ(purchases_a, events.size()) << "A's item statistics";
   EXPECT_EQ(purchases_c, events.size()) << "C's item statistics";
+  EXPECT_GT(samples_a, 0) << "A holds no sample of C's customers";
+  EXPECT_GT(samples_c, 0) << "C holds no sample of A's customers";
   a->Signal(SIGTERM);
   c->Signal(SIGTERM);
   for (BackgroundProcess* p : {a.get(), c.get()}) {
