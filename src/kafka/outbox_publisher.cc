@@ -455,7 +455,8 @@ Status OutboxPublisher::Pump(size_t budget) {
   }
   producer_->poll(0);
   for (auto& [partition, state] : partitions_) {
-    if (!state.positions.empty()) MarkPublished(partition, &state);
+    // (Not for a partition gone elsewhere: its next owner writes the changelog now.)
+    if (!state.positions.empty() && !Held(partition)) MarkPublished(partition, &state);
   }
   return ApplyDeletes();
 }
