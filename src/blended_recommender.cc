@@ -168,10 +168,13 @@ struct AlsFitResult {
 // `max_customers` > 0 fits on the customers whose ids hash lowest, at most that many: the
 // model keeps only item factors (customers are folded in at list time), and a few hundred
 // thousand customers pin those down as well as all of them would, at a bounded cost.
+// `shared` (may be null): with several instances, the stored customers of the owned partitions
+// and the other partitions' samples instead of every stored customer.
 StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const CustomerState> batch,
                                          AlsOptions options, const AlsModel* warm,
                                          int warm_iterations, int64_t max_customers_option,
-                                         const CustomerIdsInLogs& log_ids) {
+                                         const CustomerIdsInLogs& log_ids,
+                                         const SharedFitSamples* shared) {
   const uint64_t max_customers = static_cast<uint64_t>(std::max<int64_t>(max_customers_option, 0));
   const auto start = std::chrono::steady_clock::now();
   // Customers by id (the batch's states win over the stored ones), items interned as seen.
@@ -223,13 +226,23 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
     if (max_customers > 0 && customers.size() > 2 * max_customers) keep_below(threshold / 2);
   };
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
+  const bool filtered = shared != nullptr && shared->owned;
+  const std::set<uint32_t> owned = filtered ? shared->owned() : std::set<uint32_t>();
   if (store != nullptr) {
-    STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, log_ids, [&](std::string_view,
+    STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, log_ids, [&](std::string_view key,
                                                                 CustomerState& state) {
-      if (in_batch.count(state.customer_id()) == 0) add(state);
+      if (in_batch.count(state.customer_id()) == 0 &&
+          (!filtered || owned.count(PartitionOfKey(key)) != 0)) {
+        add(state);
+      }
       return (customers.size() & 1023) != 0 || !cancelled();
     }));
     if (cancelled()) return Status::Aborted("ALS fit: cancelled while reading the customers");
+  }
+  if (shared != nullptr && shared->samples) {
+    shared->samples([&](const CustomerState& state) {
+      if (in_batch.count(state.customer_id()) == 0) add(state);
+    });
   }
   for (const CustomerState& c : batch) {
     if (!c.customer_id().empty()) add(c);  // (evaluation: slots of unseen customers are empty)
@@ -314,6 +327,12 @@ class BlendedRecommenderImpl final : public Recommender {
   }
   void ObserveRelabel(const CustomerState& state) override { index_.ObserveRelabel(state); }
   void ResetObserved() override { index_.Clear(); }
+  void SetRemoteCooccurrence(uint32_t partition, const CooccurrenceRow& row) override {
+    index_.SetRemoteRow(partition, row);
+  }
+  std::pair<uint64_t, uint64_t> cooccurrence_totals() const override {
+    return index_.CooccurrenceTotals();
+  }
 
   Status LoadModel(StateStore* store) override {
     als_.reset();
@@ -352,7 +371,7 @@ class BlendedRecommenderImpl final : public Recommender {
     if (!UsesAls() || !refitter_) return Status::OK();
     auto fit = FitAlsOnCustomers(store, batch, als_options_, als_.get(),
                                  options_.als_warm_iterations, options_.als_max_customers,
-                                 refit_.log_ids);
+                                 refit_.log_ids, SharedOrNull());
     if (!fit.ok()) return fit.status();
     if (fit->model) {
       Install(std::move(fit).value(), writes);
@@ -376,14 +395,20 @@ class BlendedRecommenderImpl final : public Recommender {
   }
 
   bool UpdateModelIdle(StateStore* store, WriteSet* writes) override {
-    if (!refit_.background || !UsesAls() || !refitter_) return false;
+    // Only a background fit can finish between batches: UpdateModel with no batch and no new
+    // trigger installs it and starts a pending one (its background branch never fails).
+    if (!refit_.background) return false;
     const uint64_t before = als_version_;
-    InstallFinishedFit(writes);
-    if (refit_pending_) StartBackgroundFit(store, {}, /*new_trigger=*/false, writes);
+    if (!UpdateModel(store, {}, /*refit_due=*/false, writes).ok()) return false;
     return als_version_ != before;
   }
 
   uint64_t model_version() const override { return als_version_; }
+
+  void SetSharedSamples(SharedFitSamples shared) override { shared_ = std::move(shared); }
+  const SharedFitSamples* SharedOrNull() const {
+    return shared_.samples || shared_.owned ? &shared_ : nullptr;
+  }
 
   void SetModelRefitter(bool refitter) override {
     if (refitter == refitter_) return;
@@ -675,6 +700,7 @@ class BlendedRecommenderImpl final : public Recommender {
     ++als_version_;
     ++refit_stats_.installed;
     refit_stats_.last_seconds = fit.seconds;
+    refit_stats_.last_customers = fit.customers;
     if (on_fitted_) on_fitted_(als_version_, fit.encoded);
     writes->Put(Column::kModel, kAlsModelKey, std::move(fit.encoded));
     writes->Put(Column::kModel, kAlsVersionKey, std::to_string(als_version_));
@@ -760,7 +786,7 @@ class BlendedRecommenderImpl final : public Recommender {
     } else {
       auto fit = FitAlsOnCustomers(snapshot.get(), batch, options, warm.get(),
                                    options_.als_warm_iterations, options_.als_max_customers,
-                                   refit_.log_ids);
+                                   refit_.log_ids, SharedOrNull());
       if (fit.ok()) {
         done.fit = std::move(fit).value();
       } else {
@@ -834,6 +860,7 @@ class BlendedRecommenderImpl final : public Recommender {
   std::optional<FinishedFit> fit_finished_;  // guarded by fit_mu_
   const Catalog* catalog_;
   RecommendIndex index_;
+  SharedFitSamples shared_;  // kafka.sample_topic (set before the first batch)
   std::vector<std::unique_ptr<Strategy>> strategies_;
   std::vector<double> default_weights_;
   std::unordered_map<std::string, std::vector<double>> segment_weights_;

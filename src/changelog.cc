@@ -64,12 +64,10 @@ void ChangelogLoader::NoteList(uint64_t offset, std::string_view key,
 }
 
 std::vector<std::string> ChangelogLoader::TakeUnpublishedLists() {
+  // Nothing below the latest mark is left: a mark drops the lists before it, NoteList refuses them.
   std::vector<std::string> lists;
-  for (auto& [offset, list] : unpublished_) {
-    if (published_mark_ < 0 || offset >= static_cast<uint64_t>(published_mark_)) {
-      lists.push_back(std::move(list));
-    }
-  }
+  lists.reserve(unpublished_.size());
+  for (auto& entry : unpublished_) lists.push_back(std::move(entry.second));
   unpublished_.clear();
   return lists;
 }

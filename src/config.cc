@@ -596,6 +596,21 @@ const std::vector<KeySpec>& Schema() {
                           "share of the customers in that sample (by a hash of the id: the same "
                           "customers on every instance and run)",
                           [](Config& c) -> double& { return c.kafka.sample_share; }, 1e-6, 1.0));
+    s.push_back(StringKey("kafka.cooccurrence_topic",
+                          "global co-occurrence: each instance publishes its partitions' "
+                          "co-occurrence rows here (partitioned like the input, compacted, key = "
+                          "item) and adds the others' to its own customers'; needs "
+                          "kafka.item_stats_topic; empty: each instance's covers the customers "
+                          "it holds",
+                          [](Config& c) -> std::string& { return c.kafka.cooccurrence_topic; }));
+    s.push_back(IntKey("kafka.cooccurrence_publish_ms",
+                       "changed co-occurrence rows are published at most this often (ms)",
+                       [](Config& c) -> int& { return c.kafka.cooccurrence_publish_ms; }, 10,
+                       3600000));
+    s.push_back(IntKey("kafka.cooccurrence_neighbours",
+                       "strongest neighbours a published co-occurrence row keeps (0 = all)",
+                       [](Config& c) -> int& { return c.kafka.cooccurrence_neighbours; }, 0,
+                       100000));
     s.push_back(StringKey("kafka.output_format", "value encoding of the output topics",
                           [](Config& c) -> std::string& { return c.kafka.output_format; },
                           {"protobuf", "json"}));
@@ -863,6 +878,11 @@ Status Validate(const Config& c) {
     return Status::InvalidArgument("configuration key 'kafka.sample_topic' is set but "
                                    "'kafka.model_topic' is not: samples feed the fit one "
                                    "instance makes for all");
+  }
+  if (!c.kafka.cooccurrence_topic.empty() && c.kafka.item_stats_topic.empty()) {
+    return Status::InvalidArgument("configuration key 'kafka.cooccurrence_topic' is set but "
+                                   "'kafka.item_stats_topic' is not: co-occurrence is normalised "
+                                   "by buyers, which the shared item statistics count");
   }
   if (c.segments.k_min > c.segments.k_max) {
     return Status::InvalidArgument("configuration keys 'segments.k_min' (" +

@@ -458,9 +458,14 @@ struct KMeansSegmenter::Impl {
   // kafka.sample_topic (set before the first batch): the other partitions' samples, and which
   // partitions' stored customers a fit takes.
   KMeansSegmenter::SampleSource shared_samples;
-  std::function<bool(uint32_t)> owned_partition;
-  bool FitsStoredKey(std::string_view key) const {
-    return !owned_partition || owned_partition(PartitionOfKey(key));
+  std::function<std::set<uint32_t>()> owned_partitions;
+  // Which stored customers a fit takes, decided once at its start (the owned set is asked for
+  // once, not per customer).
+  std::function<bool(std::string_view key)> StoredKeyFilter() const {
+    if (!owned_partitions) return [](std::string_view) { return true; };
+    return [owned = owned_partitions()](std::string_view key) {
+      return owned.count(PartitionOfKey(key)) != 0;
+    };
   }
   std::shared_ptr<const SegmentModelVersion> offered;
   bool offer_new = false;  // offered since the last AdoptOffered (guarded by mu)
@@ -752,10 +757,11 @@ struct KMeansSegmenter::Impl {
     std::unordered_set<std::string_view> in_batch;
     for (CustomerState* s : batch) in_batch.insert(s->customer_id());
     if (store != nullptr) {
+      const auto fits = StoredKeyFilter();
       STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, options.log_ids, [&](std::string_view key,
                                                                          CustomerState& s) {
         if (in_batch.count(s.customer_id()) != 0) return true;
-        if (!FitsStoredKey(key)) return true;
+        if (!fits(key)) return true;
         input->Add(spec, s);
         if (others != nullptr) others->emplace_back(std::string(key), s);
         return true;
@@ -835,8 +841,9 @@ struct KMeansSegmenter::Impl {
       // Nothing is reassigned here (the rescore sweep relabels stored customers as it goes),
       // so the fit needs only its training sample: memory stays bounded by it.
       input.max_rows = fit_options.sample_size;
+      const auto fits = StoredKeyFilter();
       Status s = ScanCustomers(store, options.log_ids, [&](std::string_view key, CustomerState& state) {
-        if (FitsStoredKey(key)) input.Add(fit_options.spec, state);
+        if (fits(key)) input.Add(fit_options.spec, state);
         return true;
       });
       if (s.ok() && shared_samples) {
@@ -1117,9 +1124,9 @@ void KMeansSegmenter::SetRefitter(bool refitter) { impl_->refitter.store(refitte
 bool KMeansSegmenter::refitter() const { return impl_->refitter.load(); }
 
 void KMeansSegmenter::SetSharedSamples(SampleSource samples,
-                                       std::function<bool(uint32_t partition)> owned) {
+                                       std::function<std::set<uint32_t>()> owned) {
   impl_->shared_samples = std::move(samples);
-  impl_->owned_partition = std::move(owned);
+  impl_->owned_partitions = std::move(owned);
 }
 
 void KMeansSegmenter::set_on_fitted(std::function<void(const v1::SegmentModel&)> on_fitted) {

@@ -53,10 +53,135 @@ Status Pipeline::Open() {
 Status Pipeline::RebuildRecommenderIndex() {
   if (!recommender_->ObservesCustomers()) return Status::OK();
   recommender_->ResetObserved();
-  return ScanCustomers(store_, options_.log_ids, [&](std::string_view, CustomerState& state) {
-    recommender_->ObserveChange(nullptr, state);
-    return true;
-  });
+  if (!options_.share_cooccurrence) {
+    return ScanCustomers(store_, options_.log_ids, [&](std::string_view, CustomerState& state) {
+      recommender_->ObserveChange(nullptr, state);
+      return true;
+    });
+  }
+  // Shared co-occurrence: the owned partitions' customers, each partition's in a shard too
+  // (every row of a rebuilt shard is compared with the topic's again), and the other
+  // partitions' rows.
+  cooccurrence_shards_.clear();
+  handed_out_.clear();
+  STREAMREC_RETURN_IF_ERROR(
+      ScanCustomers(store_, options_.log_ids, [&](std::string_view key, CustomerState& state) {
+        const uint32_t p = PartitionOfKey(key);
+        if (!UsesLocalItems(p)) return true;
+        recommender_->ObserveChange(nullptr, state);
+        CooccurrenceShard(p).ObserveChange(nullptr, state);
+        return true;
+      }));
+  cooccurrence_remote_rows_ = 0;
+  for (const auto& [p, rows] : cooccurrence_rows_) {
+    if (UsesLocalItems(p)) {
+      // A row the topic has that the rebuilt shard may not: compared (a tombstone) next time.
+      for (const auto& [item, encoded] : rows) cooccurrence_retry_.emplace(p, item);
+      continue;
+    }
+    for (const auto& [item, encoded] : rows) {
+      CooccurrenceRow row;
+      STREAMREC_RETURN_IF_ERROR(DecodeCooccurrenceRow(item, encoded, &row));  // checked before
+      recommender_->SetRemoteCooccurrence(p, row);
+      ++cooccurrence_remote_rows_;
+    }
+  }
+  return Status::OK();
+}
+
+RecommendIndex& Pipeline::CooccurrenceShard(uint32_t partition) {
+  auto it = cooccurrence_shards_.find(partition);
+  if (it == cooccurrence_shards_.end()) {
+    RecommendIndexOptions options;
+    options.exemplar_share = 0;  // co-occurrence only
+    options.track_changes = true;
+    it = cooccurrence_shards_.emplace(partition, RecommendIndex(options)).first;
+  }
+  return it->second;
+}
+
+Status Pipeline::ApplyRemoteCooccurrence(uint32_t partition, std::string_view item_id,
+                                         const std::string_view* encoded) {
+  CooccurrenceRow row;
+  row.item_id = std::string(item_id);
+  if (encoded != nullptr) {
+    Status s = DecodeCooccurrenceRow(item_id, *encoded, &row);
+    if (!s.ok()) {
+      return Status::Corruption("co-occurrence row of partition " + std::to_string(partition) +
+                                " item '" + std::string(item_id) + "': " + s.message());
+    }
+  }
+  // An owned partition's row handed out here is newer than anything the topic sends back (the
+  // feed may still be reading an older one of ours).
+  if (UsesLocalItems(partition) && handed_out_.count({partition, row.item_id}) > 0) {
+    return Status::OK();
+  }
+  auto& rows = cooccurrence_rows_[partition];
+  auto it = rows.find(row.item_id);
+  const bool had = it != rows.end();
+  if (encoded != nullptr) {
+    if (had) {
+      it->second = std::string(*encoded);
+    } else {
+      rows.emplace(row.item_id, std::string(*encoded));
+    }
+  } else if (had) {
+    rows.erase(it);
+  }
+  if (UsesLocalItems(partition) || !recommender_->ObservesCustomers()) return Status::OK();
+  recommender_->SetRemoteCooccurrence(partition, row);  // (no buyers: removes it)
+  if (had && encoded == nullptr) --cooccurrence_remote_rows_;
+  if (!had && encoded != nullptr) ++cooccurrence_remote_rows_;
+  return Status::OK();
+}
+
+std::vector<Pipeline::CooccurrenceUpdate> Pipeline::TakeCooccurrenceRows() {
+  std::vector<CooccurrenceUpdate> updates;
+  auto compare = [&](uint32_t p, const std::string& item_id,
+                     std::optional<std::string> encoded) {
+    auto& rows = cooccurrence_rows_[p];
+    auto it = rows.find(item_id);
+    if (encoded.has_value()) {
+      if (it != rows.end() && it->second == *encoded) return;
+      rows[item_id] = *encoded;
+    } else {
+      if (it == rows.end()) return;
+      rows.erase(it);
+    }
+    handed_out_.emplace(p, item_id);
+    updates.push_back(CooccurrenceUpdate{p, item_id, std::move(encoded)});
+  };
+  std::set<std::pair<uint32_t, std::string>> seen;
+  for (auto& [p, shard] : cooccurrence_shards_) {
+    if (!UsesLocalItems(p)) continue;  // (rebuilt away at the next rebuild)
+    for (uint32_t item : shard.TakeChangedItems()) {
+      CooccurrenceRow row = shard.Row(item, options_.cooccurrence_neighbours);
+      seen.emplace(p, row.item_id);
+      compare(p, row.item_id,
+              row.buyers > 0 ? std::optional<std::string>(EncodeCooccurrenceRow(row))
+                             : std::nullopt);
+    }
+  }
+  for (const auto& [p, item_id] : cooccurrence_retry_) {
+    if (seen.count({p, item_id}) > 0 || !UsesLocalItems(p)) continue;
+    auto shard = cooccurrence_shards_.find(p);
+    const uint32_t item = shard != cooccurrence_shards_.end() ? shard->second.Find(item_id) : kNoItem;
+    if (item == kNoItem) {
+      compare(p, item_id, std::nullopt);
+    } else {
+      compare(p, item_id,
+              EncodeCooccurrenceRow(shard->second.Row(item, options_.cooccurrence_neighbours)));
+    }
+  }
+  cooccurrence_retry_.clear();
+  return updates;
+}
+
+void Pipeline::CooccurrenceRowNotPublished(uint32_t partition, const std::string& item_id) {
+  // Whatever the topic has now, it is not what was handed out: unknown, so compared again.
+  auto rows = cooccurrence_rows_.find(partition);
+  if (rows != cooccurrence_rows_.end()) rows->second.erase(item_id);
+  cooccurrence_retry_.emplace(partition, item_id);
 }
 
 Status Pipeline::LoadItems() {
@@ -134,10 +259,11 @@ const ItemStats* Pipeline::PartitionItemStats(uint32_t partition, std::string_vi
   return it == p->second.end() ? nullptr : &it->second;
 }
 
-void Pipeline::SetOwnedPartitions(const std::set<uint32_t>& partitions) {
-  if (owned_.has_value() && *owned_ == partitions) return;
+Status Pipeline::SetOwnedPartitions(const std::set<uint32_t>& partitions) {
+  if (owned_.has_value() && *owned_ == partitions) return Status::OK();
   owned_ = partitions;
   MergeAllItems();
+  return options_.share_cooccurrence ? RebuildRecommenderIndex() : Status::OK();
 }
 
 void Pipeline::ApplyRemoteItemStats(uint32_t partition, const ItemStats& stats) {
@@ -371,6 +497,11 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
     }
     for (size_t c = 0; c < states.size(); ++c) {
       recommender_->ObserveChange(found[c] ? &before[c] : nullptr, states[c]);
+      // (A partition not owned here has no shard: its rows are its owner's to publish.)
+      if (options_.share_cooccurrence && UsesLocalItems(PartitionOfKey(keys[c]))) {
+        CooccurrenceShard(PartitionOfKey(keys[c])).ObserveChange(found[c] ? &before[c] : nullptr,
+                                                                 states[c]);
+      }
     }
   }
 

@@ -11,6 +11,45 @@ int64_t Cents(double amount) { return static_cast<int64_t>(std::llround(amount *
 
 }  // namespace
 
+std::string EncodeCooccurrenceRow(const CooccurrenceRow& row) {
+  v1::CooccurrenceRow message;
+  message.set_buyers(row.buyers);
+  message.mutable_neighbour()->Reserve(static_cast<int>(row.neighbours.size()));
+  message.mutable_count()->Reserve(static_cast<int>(row.neighbours.size()));
+  for (const auto& [id, n] : row.neighbours) {
+    message.add_neighbour(id);
+    message.add_count(n);
+  }
+  return message.SerializeAsString();
+}
+
+Status DecodeCooccurrenceRow(std::string_view item_id, std::string_view bytes,
+                             CooccurrenceRow* row) {
+  v1::CooccurrenceRow message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Corruption("cannot parse streamrec.v1.CooccurrenceRow (" +
+                              std::to_string(bytes.size()) + " bytes)");
+  }
+  if (message.count_size() != message.neighbour_size()) {
+    return Status::Corruption(std::to_string(message.neighbour_size()) + " neighbours but " +
+                              std::to_string(message.count_size()) + " counts");
+  }
+  row->item_id = std::string(item_id);
+  row->buyers = message.buyers();
+  row->neighbours.clear();
+  row->neighbours.reserve(message.neighbour_size());
+  for (int k = 0; k < message.neighbour_size(); ++k) {
+    const std::string& id = message.neighbour(k);
+    if (message.count(k) == 0) return Status::Corruption("neighbour '" + id + "' with count 0");
+    if (id == item_id) return Status::Corruption("the item is its own neighbour");
+    if (k > 0 && !(message.neighbour(k - 1) < id)) {
+      return Status::Corruption("neighbour '" + id + "' out of order or repeated");
+    }
+    row->neighbours.emplace_back(id, message.count(k));
+  }
+  return Status::OK();
+}
+
 double BottomKThreshold(std::vector<double> hashes, size_t k) {
   std::nth_element(hashes.begin(), hashes.begin() + static_cast<ptrdiff_t>(k), hashes.end());
   return hashes[k];
@@ -51,12 +90,15 @@ void RecommendIndex::Clear() {
   admit_below_ = options_.exemplar_share;
   by_hash_.clear();
   free_slots_.clear();
+  remote_.clear();
+  remote_row_count_ = 0;
+  changed_.clear();
 }
 
 uint32_t RecommendIndex::Find(std::string_view item_id) const {
   auto it = item_index_.find(std::string(item_id));
   // An item no customer holds any more is unknown, exactly as after a rebuild from the store.
-  if (it == item_index_.end() || items_[it->second].buyers == 0) return kNoItem;
+  if (it == item_index_.end() || buyers(it->second) == 0) return kNoItem;
   return it->second;
 }
 
@@ -71,12 +113,113 @@ uint32_t RecommendIndex::Intern(const std::string& item_id) {
 
 uint32_t RecommendIndex::cooccurrence(uint32_t a, uint32_t b) const {
   if (a >= items_.size() || b >= items_.size()) return 0;
-  const auto& m = items_[a].cooc;
-  auto it = std::lower_bound(m.begin(), m.end(), Neighbour{b, 0});
-  return it != m.end() && it->first == b ? it->second : 0;
+  uint32_t n = 0;
+  for (const auto* m : {&items_[a].cooc, &items_[a].remote_cooc}) {
+    auto it = std::lower_bound(m->begin(), m->end(), Neighbour{b, 0});
+    if (it != m->end() && it->first == b) n += it->second;
+  }
+  return n;
+}
+
+std::pair<uint64_t, uint64_t> RecommendIndex::CooccurrenceTotals() const {
+  uint64_t buyers_total = 0, pairs_total = 0;
+  for (uint32_t i = 0; i < items_.size(); ++i) {
+    buyers_total += buyers(i);
+    for (const auto* m : {&items_[i].cooc, &items_[i].remote_cooc}) {
+      for (const auto& [j, n] : *m) pairs_total += n;
+    }
+  }
+  return {buyers_total, pairs_total};
+}
+
+void RecommendIndex::MarkChanged(uint32_t item) {
+  if (!options_.track_changes || items_[item].changed) return;
+  items_[item].changed = true;
+  changed_.push_back(item);
+}
+
+std::vector<uint32_t> RecommendIndex::TakeChangedItems() {
+  std::vector<uint32_t> changed;
+  changed.swap(changed_);
+  for (uint32_t item : changed) items_[item].changed = false;
+  return changed;
+}
+
+CooccurrenceRow RecommendIndex::Row(uint32_t item, size_t max_neighbours) const {
+  CooccurrenceRow row;
+  const Item& it = items_[item];
+  row.item_id = it.id;
+  row.buyers = it.buyers;
+  std::vector<Neighbour> kept = it.cooc;
+  if (max_neighbours > 0 && kept.size() > max_neighbours) {
+    auto stronger = [&](const Neighbour& x, const Neighbour& y) {
+      if (x.second != y.second) return x.second > y.second;
+      return items_[x.first].id < items_[y.first].id;
+    };
+    std::nth_element(kept.begin(), kept.begin() + static_cast<ptrdiff_t>(max_neighbours),
+                     kept.end(), stronger);
+    kept.resize(max_neighbours);
+  }
+  row.neighbours.reserve(kept.size());
+  for (const auto& [j, n] : kept) row.neighbours.emplace_back(items_[j].id, n);
+  std::sort(row.neighbours.begin(), row.neighbours.end());
+  return row;
+}
+
+void RecommendIndex::SetRemoteRow(uint32_t partition, const CooccurrenceRow& row) {
+  RemoteRow fresh;
+  fresh.buyers = row.buyers;
+  if (row.buyers > 0) {
+    fresh.cooc.reserve(row.neighbours.size());
+    for (const auto& [id, n] : row.neighbours) {
+      if (n == 0 || id == row.item_id) continue;
+      fresh.cooc.emplace_back(Intern(id), n);
+    }
+    std::sort(fresh.cooc.begin(), fresh.cooc.end());
+  }
+  // (Intern grows items_: references into it are taken after the last one.)
+  const uint32_t item = Intern(row.item_id);
+  auto& rows = remote_[partition];
+  auto found = rows.find(item);
+  const RemoteRow* old = found != rows.end() ? &found->second : nullptr;
+  if (old == nullptr && fresh.buyers == 0) return;
+  // The item's remote sums: minus the old row, plus the new one, in one merge of sorted arrays.
+  Item& target = items_[item];
+  target.remote_buyers = target.remote_buyers - (old != nullptr ? old->buyers : 0) + fresh.buyers;
+  static const std::vector<Neighbour> kEmpty;
+  const std::vector<Neighbour>& sum = target.remote_cooc;
+  const std::vector<Neighbour>& minus = old != nullptr ? old->cooc : kEmpty;
+  const std::vector<Neighbour>& plus = fresh.cooc;
+  std::vector<Neighbour> merged;
+  merged.reserve(sum.size() + plus.size());
+  size_t s = 0, m = 0, p = 0;
+  while (s < sum.size() || p < plus.size()) {
+    uint32_t j = 0xffffffffu;
+    if (s < sum.size()) j = std::min(j, sum[s].first);
+    if (p < plus.size()) j = std::min(j, plus[p].first);
+    int64_t n = 0;
+    if (s < sum.size() && sum[s].first == j) n += sum[s++].second;
+    while (m < minus.size() && minus[m].first < j) ++m;
+    if (m < minus.size() && minus[m].first == j) n -= minus[m++].second;
+    if (p < plus.size() && plus[p].first == j) n += plus[p++].second;
+    if (n > 0) merged.emplace_back(j, static_cast<uint32_t>(n));
+  }
+  target.remote_cooc.swap(merged);
+  if (fresh.buyers == 0) {
+    rows.erase(found);
+    --remote_row_count_;
+    if (rows.empty()) remote_.erase(partition);
+  } else if (old != nullptr) {
+    found->second = std::move(fresh);
+  } else {
+    rows.emplace(item, std::move(fresh));
+    ++remote_row_count_;
+  }
 }
 
 void RecommendIndex::AddPair(uint32_t a, uint32_t b, int delta) {
+  MarkChanged(a);
+  MarkChanged(b);
   for (auto [x, y] : {std::pair{a, b}, std::pair{b, a}}) {
     auto& m = items_[x].cooc;
     auto it = std::lower_bound(m.begin(), m.end(), Neighbour{y, 0});
@@ -225,6 +368,7 @@ void RecommendIndex::ObserveChange(const CustomerState* before, const CustomerSt
     std::sort(removed.begin(), removed.end());
     for (uint32_t r : removed) {
       items_[r].buyers -= 1;
+      MarkChanged(r);
       for (uint32_t y : before_items) {
         if (y == r) continue;
         if (std::binary_search(removed.begin(), removed.end(), y) && y < r) continue;
@@ -236,6 +380,7 @@ void RecommendIndex::ObserveChange(const CustomerState* before, const CustomerSt
     std::sort(added.begin(), added.end());
     for (uint32_t a : added) {
       items_[a].buyers += 1;
+      MarkChanged(a);
       for (uint32_t y : after_items) {
         if (y == a) continue;
         if (std::binary_search(added.begin(), added.end(), y) && y < a) continue;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "file_io.h"
 #include "file_source.h"
@@ -171,6 +172,8 @@ StatusOr<ReplaySummary> RunReplay(const ReplayOptions& options, const Clock* clo
   auto digest = StateDigest(store.get());
   if (!digest.ok()) return digest.status();
   summary.state_digest = *digest;
+  std::tie(summary.cooccurrence_buyers, summary.cooccurrence_pairs) =
+      recommender->cooccurrence_totals();
   summary.wall_seconds = (clock->NowMicros() - start_us) / 1e6;
   summary.events_per_second =
       summary.wall_seconds > 0 ? summary.events_this_run / summary.wall_seconds : 0;

@@ -67,6 +67,7 @@ class CooccurrenceStrategy final : public Strategy {
     for (const Query& q : query_) {
       const double wi = q.weight / norm_a_[q.item];
       for (const auto& [j, nij] : index.neighbours(q.item)) sum[j] += wi * nij;
+      for (const auto& [j, nij] : index.remote_neighbours(q.item)) sum[j] += wi * nij;
     }
     best_.Reset(index, limit);
     for (uint32_t j = 0; j < n; ++j) {

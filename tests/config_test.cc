@@ -246,6 +246,21 @@ TEST(ConfigTest, SampleTopicNeedsAModelTopicAndAShareInRange) {
   EXPECT_DOUBLE_EQ(on.kafka.sample_share, 0.01);
 }
 
+TEST(ConfigTest, CooccurrenceTopicNeedsTheItemStatisticsTopic) {
+  ASSERT_OK_AND_ASSIGN(c, LoadConfig("", {}));
+  EXPECT_TRUE(c.kafka.cooccurrence_topic.empty());
+  EXPECT_EQ(c.kafka.cooccurrence_publish_ms, 2000);
+  EXPECT_EQ(c.kafka.cooccurrence_neighbours, 100);
+  ExpectError(LoadText("kafka:\n  cooccurrence_topic: co\n"),
+              {"kafka.cooccurrence_topic", "kafka.item_stats_topic"});
+  ExpectError(LoadText("kafka:\n  cooccurrence_publish_ms: 1\n"),
+              {"kafka.cooccurrence_publish_ms", "1"});
+  ASSERT_OK_AND_ASSIGN(on, LoadText("kafka:\n  cooccurrence_topic: co\n  item_stats_topic: is\n"
+                                    "  cooccurrence_neighbours: 0\n"));
+  EXPECT_EQ(on.kafka.cooccurrence_topic, "co");
+  EXPECT_EQ(on.kafka.cooccurrence_neighbours, 0);
+}
+
 TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {
   TempDir dir;
   const std::string rules = dir.File("rules.csv");

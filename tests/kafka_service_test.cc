@@ -909,8 +909,9 @@ TEST_F(KafkaServiceTest, OneSegmentModelForAllInstances) {
 // kafka.sample_topic: every instance publishes the states of its sampled customers (here all of
 // them: sample_share 1) and the instance that fits the segment model for all adds the other
 // partitions' samples to its own customers. After both hold every customer of the stream
-// between them, a re-fit asked of the fitting instance is fitted on all of them, not only on
-// those of its own partitions, and the other instance adopts it.
+// between them, a re-fit asked of the fitting instance — the segment model, and the ALS model
+// the new segment model triggers — is fitted on all of them, not only on those of its own
+// partitions, and the other instance adopts it.
 TEST_F(KafkaServiceTest, SegmentFitForAllSeesEveryInstancesSample) {
   ASSERT_OK(cluster_->CreateTopic("samples-models", 1));
   ASSERT_OK(cluster_->CreateTopic("samples-samples", kPartitions));
@@ -974,14 +975,17 @@ TEST_F(KafkaServiceTest, SegmentFitForAllSeesEveryInstancesSample) {
     done = (*fitting)->WaitFor(
         [&](const ServiceStats& s) {
           refitted = s;
+          // The ALS fit the new segment model triggers sees the samples too.
           return s.segment_model_version > before &&
-                 s.segment_fit_customers >= customers.size();
+                 s.segment_fit_customers >= customers.size() &&
+                 s.als_fit_customers >= customers.size();
         },
         2000);
   }
   EXPECT_TRUE(done) << "no re-fit after v" << before << " on every customer: v"
                     << refitted.segment_model_version << " fitted on "
-                    << refitted.segment_fit_customers << " (its own: " << refitted.customers
+                    << refitted.segment_fit_customers << ", ALS v" << refitted.als_model_version
+                    << " on " << refitted.als_fit_customers << " (its own: " << refitted.customers
                     << ")";
   const uint64_t version = refitted.segment_model_version;
   Running& other = fitting == &a ? b : a;
@@ -1043,6 +1047,68 @@ TEST_F(KafkaServiceTest, GlobalItemStatisticsCountEveryPartitionOnEveryInstance)
   EXPECT_GT(sa.item_stats_remote_records, 0u);
   EXPECT_EQ(sa.item_stats_buyers, sb.item_stats_buyers) << "the same (customer, item) pairs";
   EXPECT_EQ(sa.item_stats_refused + sb.item_stats_refused, 0u);
+}
+
+// kafka.cooccurrence_topic: each instance publishes its partitions' co-occurrence rows and adds
+// the other partitions' to its own customers'. A processes the first half alone; B joins and
+// takes partitions over (it publishes the rows of what it restored that the topic lacks) and
+// the rest is split. Both end with the co-occurrence one file replay of the stream has.
+TEST_F(KafkaServiceTest, GlobalCooccurrenceIsEveryPartitionsOnEveryInstance) {
+  ASSERT_OK(cluster_->CreateTopic("cooc-changelog", kPartitions));
+  ASSERT_OK(cluster_->CreateTopic("cooc-stats", kPartitions));
+  ASSERT_OK(cluster_->CreateTopic("cooc-rows", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 4000, 400);
+  const uint64_t n = feed.events.size();
+  ReplayOptions reference;
+  reference.config.state.path = dir.File("reference-state");
+  reference.config.catalog_path = feed.catalog;
+  reference.input_path = feed.csv;
+  ASSERT_OK_AND_ASSIGN(want, RunReplay(reference, SystemClock()));
+  ASSERT_GT(want.cooccurrence_pairs, 0u);
+  auto options = [&](const std::string& state) {
+    ServiceOptions o = Options(dir.File(state), "cooc", feed, "cooc-changelog");
+    o.config.kafka.item_stats_topic = "cooc-stats";
+    o.config.kafka.cooccurrence_topic = "cooc-rows";
+    o.config.kafka.cooccurrence_publish_ms = 50;
+    o.config.kafka.cooccurrence_neighbours = 0;  // uncut rows: the sums are exact
+    return o;
+  };
+  Running a(options("a"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, n / 2));
+  Running b(options("b"));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
+                         kWaitMs));
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, n / 2, n));
+  auto converged = [&](const ServiceStats& s) {
+    return s.in_flight == 0 && s.delivered >= s.outbox_written && s.cooccurrence_lag == 0 &&
+           s.cooccurrence_buyers == want.cooccurrence_buyers &&
+           s.cooccurrence_pairs == want.cooccurrence_pairs;
+  };
+  ServiceStats sa, sb;
+  EXPECT_TRUE(b->WaitFor(
+      [&](const ServiceStats& s) {
+        sb = s;
+        sa = a->stats();
+        return sa.applied + sb.applied >= n && converged(sa) && converged(sb);
+      },
+      kWaitMs))
+      << "co-occurrence (buyers, pairs): A (" << sa.cooccurrence_buyers << ", "
+      << sa.cooccurrence_pairs << "), B (" << sb.cooccurrence_buyers << ", "
+      << sb.cooccurrence_pairs << "), one replay (" << want.cooccurrence_buyers << ", "
+      << want.cooccurrence_pairs << "); A applied " << sa.applied << ", B " << sb.applied;
+  a.RequestStop();
+  b.RequestStop();
+  EXPECT_OK(a.Stop());
+  EXPECT_OK(b.Stop());
+  EXPECT_LT(sb.events, n) << "B processed part of the stream only";
+  EXPECT_GT(sa.cooccurrence_remote_rows, 0u) << "A adds B's partitions' rows";
+  EXPECT_GT(sb.cooccurrence_remote_rows, 0u);
+  EXPECT_GT(sa.cooccurrence_rows_published, 0u);
+  EXPECT_GT(sb.cooccurrence_rows_published, 0u);
+  EXPECT_EQ(sa.cooccurrence_rows_refused + sb.cooccurrence_rows_refused, 0u);
 }
 
 // An instance killed right after committing a batch, before any of its output went out, leaves

@@ -20,8 +20,10 @@ constexpr const char* kHeader = "customer_id,item_id,timestamp,quantity,unit_pri
 // Owns a store, decoder, segmenter, recommender and pipeline over an in-memory store.
 class Harness {
  public:
+  // `blended`: the blended recommender (it keeps an index of customers) instead of popularity.
   explicit Harness(StateStore* store = nullptr,
-                   const std::function<void(PipelineOptions*)>& tweak = nullptr)
+                   const std::function<void(PipelineOptions*)>& tweak = nullptr,
+                   bool blended = false)
       : own_store_(NewMemStateStore()) {
     store_ = store != nullptr ? store : own_store_.get();
     options_.recommend.list_length = 3;
@@ -29,7 +31,11 @@ class Harness {
     if (tweak) tweak(&options_);
     decoder_ = std::move(NewCsvDecoder(DecoderOptions(), kHeader)).value();
     segmenter_ = NewRfmRuleSegmenter();
-    recommender_ = NewPopularityRecommender(options_.recommend, nullptr);
+    if (blended) {
+      recommender_ = std::move(NewBlendedRecommender(options_.recommend, nullptr)).value();
+    } else {
+      recommender_ = NewPopularityRecommender(options_.recommend, nullptr);
+    }
     pipeline_ = std::make_unique<Pipeline>(options_, store_, nullptr, segmenter_.get(),
                                            recommender_.get());
     EXPECT_OK(pipeline_->Open());
@@ -68,6 +74,7 @@ class Harness {
 
   StateStore* store() { return store_; }
   Pipeline& pipeline() { return *pipeline_; }
+  Recommender& recommender() { return *recommender_; }
 
  private:
   std::unique_ptr<StateStore> own_store_;
@@ -488,7 +495,7 @@ TEST(PipelineTest, ItemStatisticsArePartitionStateSummedOverPartitions) {
 
   // An instance owning partition 0 only, told partition 1's statistics by their owner.
   Harness mine;
-  mine.pipeline().SetOwnedPartitions({0});
+  ASSERT_OK(mine.pipeline().SetOwnedPartitions({0}));
   ASSERT_OK(mine.RunIn(0, p0, 0, &r));
   EXPECT_EQ(mine.pipeline().item_stats().at("A").count(), 1u);
   mine.pipeline().ApplyRemoteItemStats(1, *two.pipeline().PartitionItemStats(1, "A"));
@@ -504,11 +511,113 @@ TEST(PipelineTest, ItemStatisticsArePartitionStateSummedOverPartitions) {
   mine.pipeline().ApplyRemoteItemStats(0, stale);
   expect_same(mine.pipeline().item_stats().at("A"), want_a);
   // Partition 0 handed over: from now on its owner's records count, not the store's.
-  mine.pipeline().SetOwnedPartitions({});
+  ASSERT_OK(mine.pipeline().SetOwnedPartitions({}));
   EXPECT_EQ(mine.pipeline().item_stats().at("A").count(), 103u);
   EXPECT_EQ(mine.pipeline().item_stats().count("B"), 0u) << "no record of partition 0's B yet";
-  mine.pipeline().SetOwnedPartitions({0});
+  ASSERT_OK(mine.pipeline().SetOwnedPartitions({0}));
   expect_same(mine.pipeline().item_stats().at("A"), want_a);
+}
+
+// Co-occurrence is shared like the item statistics, but as rows (an item's buyers and
+// neighbours in one partition) an instance publishes for its owned partitions: with every
+// other partition's rows added, each instance's co-occurrence is that of one pipeline over
+// every customer. Rows are cumulative (applying one twice changes nothing), only what changed
+// is handed out, and a new owner hands out whatever the topic lacks.
+TEST(PipelineTest, CooccurrenceRowsOfOtherPartitionsAddUpToOnePipelines) {
+  const std::vector<std::string> p0 = {
+      "c1,A,2011-01-01 10:00:00,1,2.0,2.0,", "c1,B,2011-01-01 10:00:00,1,3.0,3.0,",
+      "c2,A,2011-01-02 10:00:00,2,2.0,4.0,", "c2,C,2011-01-02 10:00:00,1,5.0,5.0,"};
+  const std::vector<std::string> p1 = {
+      "c3,A,2011-01-03 10:00:00,1,2.0,2.0,", "c3,B,2011-01-03 10:00:00,1,3.0,3.0,",
+      "c4,B,2011-01-04 10:00:00,1,3.0,3.0,", "c4,D,2011-01-04 10:00:00,1,4.0,4.0,",
+      "c4,C,2011-01-05 10:00:00,1,5.0,5.0,"};
+  const std::vector<std::string> more = {"c1,D,2011-01-06 10:00:00,1,4.0,4.0,"};
+  auto shared = [](PipelineOptions* o) {
+    o->share_cooccurrence = true;
+    o->cooccurrence_neighbours = 0;  // uncut rows: exact sums
+  };
+  BatchResult r;
+  Harness one(nullptr, nullptr, /*blended=*/true);  // both partitions in one pipeline
+  ASSERT_OK(one.RunIn(0, p0, 0, &r));
+  ASSERT_OK(one.RunIn(1, p1, 0, &r));
+  const auto want = one.recommender().cooccurrence_totals();
+  ASSERT_GT(want.second, 0u);
+
+  Harness a(nullptr, shared, true), b(nullptr, shared, true);
+  ASSERT_OK(a.pipeline().SetOwnedPartitions({0}));
+  ASSERT_OK(b.pipeline().SetOwnedPartitions({1}));
+  ASSERT_OK(a.RunIn(0, p0, 0, &r));
+  ASSERT_OK(b.RunIn(1, p1, 0, &r));
+  EXPECT_NE(a.recommender().cooccurrence_totals(), want) << "partition 0's customers alone";
+  // Each hands its rows to the other, through the topic's encoding.
+  auto exchange = [](Harness& from, Harness& to) {
+    auto rows = from.pipeline().TakeCooccurrenceRows();
+    for (const auto& row : rows) {
+      std::string_view value = row.encoded.has_value() ? std::string_view(*row.encoded) : "";
+      EXPECT_OK(to.pipeline().ApplyRemoteCooccurrence(row.partition, row.item_id,
+                                                      row.encoded ? &value : nullptr));
+      // Its own row come back from the topic changes nothing: the partition is owned.
+      EXPECT_OK(from.pipeline().ApplyRemoteCooccurrence(row.partition, row.item_id,
+                                                        row.encoded ? &value : nullptr));
+    }
+    return rows;
+  };
+  auto rows_a = exchange(a, b);
+  EXPECT_EQ(rows_a.size(), 3u) << "A, B and C of partition 0";
+  for (const auto& row : rows_a) EXPECT_EQ(row.partition, 0u);
+  auto rows_b = exchange(b, a);
+  EXPECT_EQ(rows_b.size(), 4u) << "A, B, C and D of partition 1";
+  EXPECT_EQ(a.recommender().cooccurrence_totals(), want);
+  EXPECT_EQ(b.recommender().cooccurrence_totals(), want);
+  EXPECT_EQ(a.pipeline().cooccurrence_remote_rows(), 4u);
+  EXPECT_TRUE(a.pipeline().TakeCooccurrenceRows().empty()) << "nothing changed since";
+  // A row received twice counts once.
+  exchange(b, a);
+  for (const auto& row : rows_b) {
+    std::string_view value(*row.encoded);
+    ASSERT_OK(a.pipeline().ApplyRemoteCooccurrence(row.partition, row.item_id, &value));
+  }
+  EXPECT_EQ(a.recommender().cooccurrence_totals(), want);
+
+  // c1 buys D: only the rows of c1's items change (A, B, D; not C), and B follows.
+  ASSERT_OK(one.RunIn(0, more, 4, &r));
+  ASSERT_OK(a.RunIn(0, more, 4, &r));
+  rows_a = exchange(a, b);
+  std::set<std::string> changed;
+  for (const auto& row : rows_a) changed.insert(row.item_id);
+  EXPECT_EQ(changed, (std::set<std::string>{"A", "B", "D"}));
+  EXPECT_EQ(b.recommender().cooccurrence_totals(), one.recommender().cooccurrence_totals());
+  EXPECT_EQ(a.recommender().cooccurrence_totals(), one.recommender().cooccurrence_totals());
+
+  // A row that did not reach the topic is handed out again.
+  a.pipeline().CooccurrenceRowNotPublished(0, "C");
+  rows_a = a.pipeline().TakeCooccurrenceRows();
+  ASSERT_EQ(rows_a.size(), 1u);
+  EXPECT_EQ(rows_a[0].item_id, "C");
+
+  // A bad row is refused naming its partition and item, and changes nothing.
+  const std::string_view garbage("\xff\xff\xff");
+  Status s = b.pipeline().ApplyRemoteCooccurrence(0, "A", &garbage);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find("partition 0 item 'A'"), std::string::npos) << s.ToString();
+  EXPECT_EQ(b.recommender().cooccurrence_totals(), one.recommender().cooccurrence_totals());
+
+  // Partition 0's next owner (A's store reopened): what the topic has is not handed out again,
+  // what it lacks is.
+  Harness next(a.store(), shared, true);
+  ASSERT_OK(next.pipeline().SetOwnedPartitions({0}));
+  auto all_rows = next.pipeline().TakeCooccurrenceRows();
+  EXPECT_EQ(all_rows.size(), 4u) << "nothing known of the topic: every row of partition 0";
+  Harness later(a.store(), shared, true);
+  ASSERT_OK(later.pipeline().SetOwnedPartitions({0}));
+  for (const auto& row : all_rows) {
+    if (row.item_id == "D") continue;  // the topic lacks D
+    std::string_view value(*row.encoded);
+    ASSERT_OK(later.pipeline().ApplyRemoteCooccurrence(0, row.item_id, &value));
+  }
+  auto missing = later.pipeline().TakeCooccurrenceRows();
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_EQ(missing[0].item_id, "D");
 }
 
 TEST(PipelineTest, StateCacheServesRepeatCustomersAndChangesNothing) {

@@ -147,7 +147,8 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
                      "kafka:\n  group_id: " + std::string(kGroup) + "\n"
                      "  changelog_topic: changelog\n  model_topic: models\n"
                      "  item_stats_topic: item-stats\n  sample_topic: samples\n"
-                     "  sample_share: 0.5\n  max_batch_ms: 50\n"
+                     "  sample_share: 0.5\n  cooccurrence_topic: cooccurrence\n"
+                     "  cooccurrence_publish_ms: 200\n  max_batch_ms: 50\n"
                      "  consumer:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n"
                      "metrics:\n  listen: \"127.0.0.1:0\"\n"
                      "http:\n  listen: \"127.0.0.1:0\"\n");

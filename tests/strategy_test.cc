@@ -76,6 +76,91 @@ TEST(RecommendIndexTest, EvictedItemsLeaveTheirPairs) {
   EXPECT_EQ(index.cooccurrence(index.Find("b"), index.Find("c")), 1u);
 }
 
+// Another partition's rows add to the observed customers' co-occurrence, as if its customers
+// were observed here; a newer row of the same partition and item replaces the older one.
+TEST(RecommendIndexTest, RemoteRowsAddUpAsIfTheirCustomersWereObserved) {
+  CustomerState c1 = Customer("c1", {"x", "y", "z"});
+  CustomerState c2 = Customer("c2", {"x", "y"});
+  CustomerState c3 = Customer("c3", {"y", "w"});
+  RecommendIndex all;  // every customer observed
+  for (const auto* c : {&c1, &c2, &c3}) all.ObserveChange(nullptr, *c);
+  RecommendIndexOptions shard_options;
+  shard_options.track_changes = true;
+  RecommendIndex mine, theirs(shard_options);  // c1 here; c2 and c3 in partition 7
+  mine.ObserveChange(nullptr, c1);
+  theirs.ObserveChange(nullptr, c2);
+  theirs.ObserveChange(nullptr, c3);
+  std::vector<uint32_t> changed = theirs.TakeChangedItems();
+  EXPECT_EQ(changed.size(), 3u) << "x, y and w";
+  EXPECT_TRUE(theirs.TakeChangedItems().empty()) << "each change is handed out once";
+  for (int twice = 0; twice < 2; ++twice) {  // cumulative rows: the second time changes nothing
+    for (uint32_t item : changed) {
+      CooccurrenceRow decoded;
+      const CooccurrenceRow row = theirs.Row(item, 0);
+      ASSERT_OK(DecodeCooccurrenceRow(row.item_id, EncodeCooccurrenceRow(row), &decoded));
+      mine.SetRemoteRow(7, decoded);
+    }
+  }
+  EXPECT_EQ(mine.remote_rows(), 3u);
+  EXPECT_EQ(mine.CooccurrenceTotals(), all.CooccurrenceTotals());
+  for (const char* a : {"x", "y", "z", "w"}) {
+    ASSERT_NE(mine.Find(a), kNoItem) << a;
+    EXPECT_EQ(mine.buyers(mine.Find(a)), all.buyers(all.Find(a))) << a;
+    for (const char* b : {"x", "y", "z", "w"}) {
+      EXPECT_EQ(mine.cooccurrence(mine.Find(a), mine.Find(b)),
+                all.cooccurrence(all.Find(a), all.Find(b)))
+          << a << " " << b;
+    }
+  }
+  // c3 leaves partition 7's w (an eviction): w's row goes, y's shrinks.
+  CustomerState c3b = c3;
+  c3b.mutable_items()->erase(c3b.mutable_items()->begin());  // "w"
+  theirs.ObserveChange(&c3, c3b);
+  all.ObserveChange(&c3, c3b);
+  for (uint32_t item : theirs.TakeChangedItems()) mine.SetRemoteRow(7, theirs.Row(item, 0));
+  EXPECT_EQ(mine.remote_rows(), 2u) << "a row with no buyers is removed";
+  EXPECT_EQ(mine.Find("w"), kNoItem);
+  EXPECT_EQ(mine.CooccurrenceTotals(), all.CooccurrenceTotals());
+  EXPECT_EQ(mine.cooccurrence(mine.Find("x"), mine.Find("y")), 2u);
+}
+
+TEST(RecommendIndexTest, RowsKeepTheStrongestNeighboursAndDecodeOnlyWhenWellFormed) {
+  RecommendIndex index;
+  index.ObserveChange(nullptr, Customer("c1", {"a", "b", "c", "d"}));
+  index.ObserveChange(nullptr, Customer("c2", {"a", "c"}));
+  index.ObserveChange(nullptr, Customer("c3", {"a", "d"}));
+  const CooccurrenceRow row = index.Row(index.Find("a"), 2);
+  EXPECT_EQ(row.item_id, "a");
+  EXPECT_EQ(row.buyers, 3u);
+  // c and d (2 each) beat b (1); in item id order.
+  ASSERT_EQ(row.neighbours.size(), 2u);
+  EXPECT_EQ(row.neighbours[0], (std::pair<std::string, uint32_t>{"c", 2}));
+  EXPECT_EQ(row.neighbours[1], (std::pair<std::string, uint32_t>{"d", 2}));
+  EXPECT_EQ(index.Row(index.Find("a"), 0).neighbours.size(), 3u);
+
+  CooccurrenceRow decoded;
+  EXPECT_FALSE(DecodeCooccurrenceRow("a", "\xff\xff", &decoded).ok());
+  v1::CooccurrenceRow bad;
+  bad.set_buyers(1);
+  bad.add_neighbour("c");
+  bad.add_neighbour("b");
+  bad.add_count(1);
+  bad.add_count(1);
+  Status s = DecodeCooccurrenceRow("a", bad.SerializeAsString(), &decoded);
+  EXPECT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.message().find("'b' out of order"), std::string::npos) << s.ToString();
+  bad.clear_count();
+  bad.add_count(1);
+  s = DecodeCooccurrenceRow("a", bad.SerializeAsString(), &decoded);
+  EXPECT_NE(s.message().find("2 neighbours but 1 counts"), std::string::npos) << s.ToString();
+  v1::CooccurrenceRow self;
+  self.set_buyers(1);
+  self.add_neighbour("a");
+  self.add_count(1);
+  s = DecodeCooccurrenceRow("a", self.SerializeAsString(), &decoded);
+  EXPECT_NE(s.message().find("its own neighbour"), std::string::npos) << s.ToString();
+}
+
 TEST(RecommendIndexTest, ExemplarPanelTracksSegmentsAndRelabels) {
   RecommendIndex index(RecommendIndexOptions{1.0});
   index.ObserveChange(nullptr, Customer("a", {"x", "y"}, "Champions", 100));

@@ -137,6 +137,14 @@ struct KafkaConfig {
   // fitting instance fits on the customers it holds.
   std::string sample_topic;
   double sample_share = 0.05;
+  // Global co-occurrence: every instance publishes here its partitions' co-occurrence rows
+  // (partitioned like the input, compacted, key = item id; each row the item's buyers and its
+  // strongest cooccurrence_neighbours neighbours) at most every cooccurrence_publish_ms, and
+  // adds every other partition's rows to its own customers'. Needs item_stats_topic. Empty:
+  // each instance's co-occurrence covers the customers it holds.
+  std::string cooccurrence_topic;
+  int cooccurrence_publish_ms = 2000;
+  int cooccurrence_neighbours = 100;
   // Value encoding of the recommendations and segment-changes topics: "protobuf" or "json".
   std::string output_format = "protobuf";
   // partition.assignment.strategy of the consumer group.

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <map>
 #include <memory>
 #include <string>
@@ -209,12 +210,13 @@ class KMeansSegmenter : public Segmenter {
   bool refitter() const;
   // The other instances' customers (kafka.sample_topic): `samples(add)` calls `add` with the
   // sampled state of every customer of a partition this instance does not own, and every full
-  // fit adds them to the customers of the input partitions it owns (`owned(partition)`; those
-  // of partitions it processed before and lost are left out: their samples stand for them).
+  // fit adds them to the customers of the input partitions it owns (`owned()`, asked once per
+  // fit; those of partitions it processed before and lost are left out: their samples stand
+  // for them).
   // Samples are trained on, not relabelled or stored. Both are called on the fitting thread.
   // Set before the first batch.
   using SampleSource = std::function<void(const std::function<void(const CustomerState&)>&)>;
-  void SetSharedSamples(SampleSource samples, std::function<bool(uint32_t partition)> owned);
+  void SetSharedSamples(SampleSource samples, std::function<std::set<uint32_t>()> owned);
   // Called on the consumer thread with every version this segmenter fits (not those it adopts),
   // to be published for the other instances.
   void set_on_fitted(std::function<void(const v1::SegmentModel& fitted)> on_fitted);

@@ -68,6 +68,14 @@ struct PipelineOptions {
   // hashes below this share (UniformHash(id, kSegmentFitSampleSalt): the customers a fit's own
   // bounded sample prefers), for the instance that fits the segment model for all.
   double sample_share = 0;
+  // Keep each owned partition's co-occurrence apart too (a shard of the recommender's index),
+  // so that its rows can go to the other instances (TakeCooccurrenceRows, produced to
+  // kafka.cooccurrence_topic), and count the recommender's index over the owned partitions'
+  // customers only: the other partitions' rows come from their owners
+  // (ApplyRemoteCooccurrence). Needs SetOwnedPartitions (kafka.item_stats_topic).
+  bool share_cooccurrence = false;
+  // The strongest neighbours a shared row keeps (0 = all).
+  size_t cooccurrence_neighbours = 100;
   // Stamped on every position the pipeline writes (SourcePosition.writer_id): StoreId.
   uint64_t writer_id = 0;
 };
@@ -196,17 +204,45 @@ class Pipeline {
   // Their item statistics come from the store; every other partition's from the latest
   // ApplyRemoteItemStats. Until the first call, every partition in the store counts (one
   // instance, a file replay).
-  void SetOwnedPartitions(const std::set<uint32_t>& partitions);
+  // With share_cooccurrence, a change of the owned set rebuilds the recommender's index (a scan
+  // of the stored customers).
+  [[nodiscard]] Status SetOwnedPartitions(const std::set<uint32_t>& partitions);
   // Another instance's statistics of one item in `partition` (the latest it committed,
   // cumulative: receiving a record twice, or an older one after a newer, changes nothing that
   // the next record does not mend). Records of owned partitions are kept but not used while
   // the partition is owned: its own store is newer.
   void ApplyRemoteItemStats(uint32_t partition, const ItemStats& stats);
+
+  // Shared co-occurrence (share_cooccurrence). A partition's row of one item as the
+  // co-occurrence topic has it: `encoded` an encoded v1::CooccurrenceRow, null for a tombstone
+  // (no customer of the partition holds the item). Rows of partitions not owned here go into
+  // the recommender's index (replacing that partition's previous row of the item); those of
+  // owned partitions are kept to publish only what differs from them. A row that does not
+  // decode is refused, naming the partition and item.
+  Status ApplyRemoteCooccurrence(uint32_t partition, std::string_view item_id,
+                                 const std::string_view* encoded);
+  struct CooccurrenceUpdate {
+    uint32_t partition = 0;
+    std::string item_id;
+    std::optional<std::string> encoded;  // nullopt: a tombstone
+  };
+  // The owned partitions' rows that changed since the last call and differ from what the topic
+  // has (as far as ApplyRemoteCooccurrence and earlier calls said), for the caller to produce;
+  // taken as published. After a rebuild (a rebalance, a restore) every row is compared again,
+  // so what a previous owner left unpublished goes out now.
+  std::vector<CooccurrenceUpdate> TakeCooccurrenceRows();
+  // A row TakeCooccurrenceRows handed out did not reach the topic: the next call hands it out
+  // again (its current content).
+  void CooccurrenceRowNotPublished(uint32_t partition, const std::string& item_id);
+  // Remote rows in use.
+  uint64_t cooccurrence_remote_rows() const { return cooccurrence_remote_rows_; }
   const PipelineOptions& options() const { return options_; }
 
  private:
   // Hands every stored customer to the recommender's index (after Open and a failed write).
   Status RebuildRecommenderIndex();
+  // share_cooccurrence: the shard of an owned partition (made on first use).
+  RecommendIndex& CooccurrenceShard(uint32_t partition);
   Status LoadItems();
   // Whether partition p's item statistics come from the store (else from remote_items_).
   bool UsesLocalItems(uint32_t partition) const {
@@ -250,6 +286,14 @@ class Pipeline {
   PartitionItems local_items_;
   PartitionItems remote_items_;
   std::optional<std::set<uint32_t>> owned_;
+  // share_cooccurrence: the owned partitions' shards (their customers' co-occurrence alone),
+  // and per partition, item -> the encoded row the topic has (read, or handed out to publish).
+  std::map<uint32_t, RecommendIndex> cooccurrence_shards_;
+  std::map<uint32_t, std::unordered_map<std::string, std::string>> cooccurrence_rows_;
+  std::set<std::pair<uint32_t, std::string>> cooccurrence_retry_;
+  // Rows of owned partitions handed out since the last rebuild.
+  std::set<std::pair<uint32_t, std::string>> handed_out_;
+  uint64_t cooccurrence_remote_rows_ = 0;
   uint64_t item_purchases_ = 0, item_buyers_ = 0;  // summed over items_
   std::map<uint32_t, v1::SourcePosition> positions_;  // cache of stored positions
   // The state cache: key -> (state, position in lru_); lru_ front = most recently written.

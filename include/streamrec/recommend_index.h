@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "streamrec/features.h"
+#include "streamrec/status.h"
 
 namespace streamrec {
 
@@ -46,7 +47,25 @@ struct RecommendIndexOptions {
   // panel, and the similar-customers strategy's work per list, stop growing with the population.
   // Order-free: the panel is the bottom of the hash order whatever the order customers come in.
   uint64_t max_exemplars = 20000;
+  // Remember which items' rows (buyers, neighbours) changed, for TakeChangedItems: a
+  // partition's shard, whose rows go to the other instances (Pipeline, kafka.cooccurrence_topic).
+  bool track_changes = false;
 };
+
+// One item's row of a partition's co-occurrence, as instances exchange them: the partition's
+// customers holding the item, and its neighbours (other item, customers holding both) — the
+// strongest `max_neighbours` of them when the row was cut.
+struct CooccurrenceRow {
+  std::string item_id;
+  uint32_t buyers = 0;
+  std::vector<std::pair<std::string, uint32_t>> neighbours;  // by item id, ascending
+};
+// The row as the topic carries it (a v1::CooccurrenceRow; the item id is the record's key).
+std::string EncodeCooccurrenceRow(const CooccurrenceRow& row);
+// Refuses bytes that do not parse, a count per neighbour that is missing or 0, neighbours out
+// of order or repeated, or the item itself among them.
+Status DecodeCooccurrenceRow(std::string_view item_id, std::string_view bytes,
+                             CooccurrenceRow* row);
 
 class RecommendIndex {
  public:
@@ -67,18 +86,42 @@ class RecommendIndex {
   uint32_t Find(std::string_view item_id) const;
   const std::string& item_id(uint32_t item) const { return items_[item].id; }
   size_t item_count() const { return items_.size(); }
-  // Customers whose item table holds the item.
-  uint32_t buyers(uint32_t item) const { return items_[item].buyers; }
+  // Customers whose item table holds the item (the observed ones and the remote rows').
+  uint32_t buyers(uint32_t item) const { return items_[item].buyers + items_[item].remote_buyers; }
   // Customers with at least one item.
   uint64_t customers() const { return customers_; }
-  // Customers holding both items (0 when unknown). Symmetric.
+  // Customers holding both items (0 when unknown): the observed ones, plus those of `a`'s
+  // remote rows. Symmetric without remote rows (a cut remote row may hold b for a and not a
+  // for b).
   uint32_t cooccurrence(uint32_t a, uint32_t b) const;
-  // (other item, customers holding both) for every item held with `item`, by dense id. A flat
-  // sorted array: scoring walks it sequentially (a hash map's node chase cost 6x more).
+  // (other item, customers holding both) for every item held with `item`, by dense id: over
+  // the observed customers, and (remote_neighbours) summed over the remote rows. Flat sorted
+  // arrays: scoring walks them sequentially (a hash map's node chase cost 6x more).
   using Neighbour = std::pair<uint32_t, uint32_t>;
   const std::vector<Neighbour>& neighbours(uint32_t item) const { return items_[item].cooc; }
+  const std::vector<Neighbour>& remote_neighbours(uint32_t item) const {
+    return items_[item].remote_cooc;
+  }
   // Co-occurrence pairs held (each counted from both sides).
   uint64_t pair_entries() const { return pair_entries_; }
+  // Sums over every item of buyers(i) and of its co-occurrence counts (observed and remote):
+  // a digest of what scoring sees (tests compare instances with one another).
+  std::pair<uint64_t, uint64_t> CooccurrenceTotals() const;
+
+  // --- Rows of other partitions (kafka.cooccurrence_topic, docs/scale-out.md) ---
+  // Replaces `partition`'s row of `row.item_id` (a row with no buyers removes it). The rows of
+  // different partitions add up, and add to the observed customers': the caller gives rows only
+  // of partitions whose customers it does not observe.
+  void SetRemoteRow(uint32_t partition, const CooccurrenceRow& row);
+  // Remote rows held.
+  uint64_t remote_rows() const { return remote_row_count_; }
+
+  // --- A partition's shard (track_changes) ---
+  // Items whose observed row changed since the last call (dense ids), each once.
+  std::vector<uint32_t> TakeChangedItems();
+  // The observed row of `item`: its neighbours by count, the strongest `max_neighbours`
+  // (0 = all; ties: the smaller item id), then in item id order.
+  CooccurrenceRow Row(uint32_t item, size_t max_neighbours) const;
 
   // --- Exemplar panel ---
   struct Exemplar {
@@ -113,12 +156,20 @@ class RecommendIndex {
  private:
   struct Item {
     std::string id;
-    uint32_t buyers = 0;
+    uint32_t buyers = 0;  // observed customers
     std::vector<Neighbour> cooc;  // sorted by other item
     std::vector<uint32_t> exemplars;  // slots into exemplars_
+    uint32_t remote_buyers = 0;  // summed over the remote rows
+    std::vector<Neighbour> remote_cooc;  // sorted by other item
+    bool changed = false;  // in changed_ (track_changes)
+  };
+  struct RemoteRow {
+    uint32_t buyers = 0;
+    std::vector<Neighbour> cooc;  // sorted by other item
   };
   uint32_t Intern(const std::string& item_id);
   void AddPair(uint32_t a, uint32_t b, int delta);
+  void MarkChanged(uint32_t item);
   void UpdateExemplar(const CustomerState& state, const std::vector<uint32_t>* items);
   void RemoveExemplarContribution(uint32_t slot);
   void AddExemplarContribution(uint32_t slot);
@@ -136,6 +187,10 @@ class RecommendIndex {
   std::set<std::pair<double, uint32_t>> by_hash_;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<std::string, SegmentStats> segments_;
+  // Remote rows by partition, then item (dense id); their sums are in Item::remote_*.
+  std::unordered_map<uint32_t, std::unordered_map<uint32_t, RemoteRow>> remote_;
+  uint64_t remote_row_count_ = 0;
+  std::vector<uint32_t> changed_;
 };
 
 }  // namespace streamrec

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 
 #include "streamrec/catalog.h"
 #include "streamrec/features.h"
+#include "streamrec/recommend_index.h"
 #include "streamrec/status.h"
 #include "streamrec/strategy.h"
 
@@ -110,6 +112,16 @@ struct ModelRefitStats {
   bool running = false;    // a background fit is running
   bool pending = false;    // a trigger is remembered for after it
   double last_seconds = 0; // wall-clock duration of the last fit installed
+  uint64_t last_customers = 0;  // customers the last fit installed was fitted on
+};
+
+// Several instances (kafka.sample_topic): `samples(add)` calls `add` with the sampled state of
+// every customer of a partition this instance does not own; `owned()` names the partitions
+// whose stored customers a fit takes (those of partitions processed here before and lost are
+// left out: their samples stand for them). Both are called on the fitting thread, once per fit.
+struct SharedFitSamples {
+  std::function<void(const std::function<void(const CustomerState&)>&)> samples;
+  std::function<std::set<uint32_t>()> owned;
 };
 
 class Recommender {
@@ -126,8 +138,18 @@ class Recommender {
   }
   // A re-fit moved the customer to another segment without a purchase.
   virtual void ObserveRelabel(const CustomerState& state) { (void)state; }
-  // Forget every observed customer (before a rebuild).
+  // Forget every observed customer and every remote co-occurrence row (before a rebuild).
   virtual void ResetObserved() {}
+  // Another partition's co-occurrence row (kafka.cooccurrence_topic): added to what the
+  // observed customers give, replacing that partition's previous row of the item
+  // (RecommendIndex::SetRemoteRow). Only for partitions whose customers are not observed here.
+  virtual void SetRemoteCooccurrence(uint32_t partition, const CooccurrenceRow& row) {
+    (void)partition;
+    (void)row;
+  }
+  // Sums of buyers and co-occurrence counts over every item (RecommendIndex::
+  // CooccurrenceTotals); zeros for a recommender without an index.
+  virtual std::pair<uint64_t, uint64_t> cooccurrence_totals() const { return {0, 0}; }
   // A model fitted on every stored customer (the blended recommender's ALS). Loads the model
   // RefitModel stored (none stored: no model yet), its version, and whether a re-fit was due
   // and not yet installed (a background fit cut short by a stop or a crash: the next UpdateModel
@@ -171,6 +193,9 @@ class Recommender {
     (void)writes;
     return false;
   }
+  // Fits of the model (ALS) train on the owned partitions' stored customers plus the other
+  // partitions' samples (set before the first batch).
+  virtual void SetSharedSamples(SharedFitSamples shared) { (void)shared; }
   // Version of the model in use: 0 before the first fit, +1 at every fit installed; stored with
   // the model. A list remembers the version it was computed under, and the pipeline's freshness
   // sweep recomputes lists computed under an older one.

@@ -48,6 +48,10 @@ struct ReplaySummary {
   double events_per_second = 0;       // events_this_run / wall_seconds
   std::map<std::string, uint64_t> invalid_by_reason;  // this run
   std::string state_digest;
+  // The recommender's co-occurrence at the end (RecommendIndex::CooccurrenceTotals): the
+  // reference several instances sharing kafka.cooccurrence_topic converge to.
+  uint64_t cooccurrence_buyers = 0;
+  uint64_t cooccurrence_pairs = 0;
   bool stopped = false;               // stopped by request before the end of the input
   int64_t watermark_ms = 0;
 };

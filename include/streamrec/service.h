@@ -101,6 +101,9 @@ struct ServiceStats {
   uint64_t als_model_version = 0;
   uint64_t als_models_adopted = 0;
   uint64_t als_models_published = 0;
+  // Customers the last ALS fit installed here was fitted on (with kafka.sample_topic, on the
+  // fitting instance: its own partitions' plus the other partitions' samples).
+  uint64_t als_fit_customers = 0;
   // Global item statistics (kafka.item_stats_topic): other partitions' item records read and
   // summed into this instance's statistics, records refused, and records not yet read.
   uint64_t item_stats_remote_records = 0;
@@ -110,6 +113,17 @@ struct ServiceStats {
   // partition with kafka.item_stats_topic, else over those processed here).
   uint64_t item_stats_purchases = 0;
   uint64_t item_stats_buyers = 0;
+  // Global co-occurrence (kafka.cooccurrence_topic): rows read and published, rows refused,
+  // other partitions' rows in use, records not read yet; and the digest of what the
+  // co-occurrence strategy sees (RecommendIndex::CooccurrenceTotals, refreshed every second):
+  // with the rows uncut, every instance of a group converges to one instance's totals.
+  uint64_t cooccurrence_rows_read = 0;
+  uint64_t cooccurrence_rows_published = 0;
+  uint64_t cooccurrence_rows_refused = 0;
+  uint64_t cooccurrence_remote_rows = 0;
+  uint64_t cooccurrence_lag = 0;
+  uint64_t cooccurrence_buyers = 0;
+  uint64_t cooccurrence_pairs = 0;
   // Customers of the partitions assigned here (their stored positions' counts).
   uint64_t customers = 0;
   // Samples for the shared fits (kafka.sample_topic): customers of partitions other instances

@@ -52,7 +52,8 @@ Status CreateServiceTopics(MockKafkaCluster* cluster, const Config& config, int 
   if (!config.kafka.changelog_topic.empty()) {
     STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(config.kafka.changelog_topic, partitions));
   }
-  for (const std::string* topic : {&config.kafka.item_stats_topic, &config.kafka.sample_topic}) {
+  for (const std::string* topic : {&config.kafka.item_stats_topic, &config.kafka.sample_topic,
+                                   &config.kafka.cooccurrence_topic}) {
     if (!topic->empty()) STREAMREC_RETURN_IF_ERROR(cluster->CreateTopic(*topic, partitions));
   }
   if (!config.kafka.model_topic.empty()) {

@@ -30,9 +30,9 @@ class SampleFeedImpl : public SampleFeed {
     std::lock_guard<std::mutex> lock(mu_);
     owned_ = std::move(owned);
   }
-  bool Owns(uint32_t partition) const override {
+  std::set<uint32_t> owned() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    return owned_.count(partition) > 0;
+    return owned_;
   }
   size_t ForEach(const std::function<void(const CustomerState&)>& visit) override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -33,7 +33,7 @@ class SampleFeed {
   // The input partitions this instance owns: their customers come from its store, not from
   // here (any thread).
   virtual void SetOwned(std::set<uint32_t> owned) = 0;
-  virtual bool Owns(uint32_t partition) const = 0;
+  virtual std::set<uint32_t> owned() const = 0;
   // Calls `visit` with the latest sampled state of every customer of a partition not owned
   // here (any thread: a background fit's; the feed's lock is held meanwhile). Returns how many.
   virtual size_t ForEach(const std::function<void(const CustomerState&)>& visit) = 0;

@@ -18,6 +18,7 @@
 #include "http/http_api.h"
 #include "json_writer.h"
 #include "kafka/changelog_restore.h"
+#include "kafka/cooccurrence_exchange.h"
 #include "kafka/item_stats_feed.h"
 #include "kafka/sample_feed.h"
 #include "kafka/model_feed.h"
@@ -72,6 +73,8 @@ class ServiceImpl : public Service,
     standby_.reset();  // its thread writes the store
     model_feed_.reset();  // its thread offers models to the segmenter
     item_feed_.reset();
+    if (cooccurrence_ != nullptr) cooccurrence_->Flush(kDropInFlightTimeoutMs);
+    cooccurrence_.reset();
     if (model_producer_ != nullptr) model_producer_->flush(kDropInFlightTimeoutMs);
     model_producer_.reset();
     if (scan_thread_.joinable()) scan_thread_.join();
@@ -168,6 +171,10 @@ class ServiceImpl : public Service,
   // feed whose samples the store has).
   void ApplyRemoteItemStats();
   void UpdateOwnedFeeds();
+  // kafka.cooccurrence_topic (each loop turn): the rows read go into the pipeline, rows not
+  // delivered are handed out again, and at most every kafka.cooccurrence_publish_ms (or at
+  // once with `now`) the owned partitions' changed rows are produced.
+  void ExchangeCooccurrence(bool now);
 
   ServiceOptions options_;
   const KafkaConfig& kafka() const { return options_.config.kafka; }
@@ -223,6 +230,12 @@ class ServiceImpl : public Service,
   // Global item statistics (kafka.item_stats_topic) and the records summed in so far.
   std::unique_ptr<ItemStatsFeed> item_feed_;
   uint64_t item_stats_remote_records_ = 0;
+  // Global co-occurrence (kafka.cooccurrence_topic): rows read and published, refused rows,
+  // when rows were last published, and the digest of the index (refreshed every second).
+  std::unique_ptr<CooccurrenceExchange> cooccurrence_;
+  uint64_t cooccurrence_rows_read_ = 0, cooccurrence_rows_refused_ = 0;
+  int64_t cooccurrence_published_us_ = 0, cooccurrence_totals_us_ = 0;
+  std::pair<uint64_t, uint64_t> cooccurrence_totals_{0, 0};
   uint64_t models_published_ = 0;
   std::atomic<bool> crash_{false};
 
@@ -308,6 +321,9 @@ Status ServiceImpl::Init() {
   pipeline_options.changelog = !kafka().changelog_topic.empty();
   pipeline_options.share_item_stats = !kafka().item_stats_topic.empty();
   pipeline_options.sample_share = kafka().sample_topic.empty() ? 0 : kafka().sample_share;
+  pipeline_options.share_cooccurrence = !kafka().cooccurrence_topic.empty();
+  pipeline_options.cooccurrence_neighbours =
+      static_cast<size_t>(std::max(0, kafka().cooccurrence_neighbours));
   auto store_id = StoreId(store_.get());
   if (!store_id.ok()) return store_id.status();
   store_id_ = *store_id;
@@ -403,9 +419,12 @@ Status ServiceImpl::Init() {
     sample_feed_ = std::move(feed).value();
     sample_feed_->SetOwned({});  // until the first assignment
     SampleFeed* samples = sample_feed_.get();
-    kmeans_->SetSharedSamples(
-        [samples](const std::function<void(const CustomerState&)>& add) { samples->ForEach(add); },
-        [samples](uint32_t partition) { return samples->Owns(partition); });
+    auto for_each = [samples](const std::function<void(const CustomerState&)>& add) {
+      samples->ForEach(add);
+    };
+    auto owned = [samples] { return samples->owned(); };
+    kmeans_->SetSharedSamples(for_each, owned);
+    recommender_->SetSharedSamples(SharedFitSamples{for_each, owned});
   }
   if (!kafka().item_stats_topic.empty()) {
     // Until the first assignment no partition is this instance's: its stored statistics of
@@ -414,6 +433,11 @@ Status ServiceImpl::Init() {
     auto feed = ItemStatsFeed::Start(kafka(), log_);
     if (!feed.ok()) return feed.status();
     item_feed_ = std::move(feed).value();
+  }
+  if (!kafka().cooccurrence_topic.empty()) {
+    auto exchange = CooccurrenceExchange::Start(kafka(), log_);
+    if (!exchange.ok()) return exchange.status();
+    cooccurrence_ = std::move(exchange).value();
   }
   if (kafka().standby_replicas) {
     // Tails nothing until the first assignment says which partitions are this instance's.
@@ -573,6 +597,8 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
       fatal_ = s;
     }
     Commit(ids, /*sync=*/true);
+    // Their co-occurrence rows changed since the last publish go before the partitions do.
+    ExchangeCooccurrence(/*now=*/true);
     if (!kafka().changelog_topic.empty() && s.ok()) {
       // The partitions' next owner restores them from the changelog: it must hold every batch
       // committed here before they go (a record arriving after the new owner's would leave an
@@ -630,7 +656,28 @@ void ServiceImpl::UpdateOwnedFeeds() {
   const std::set<uint32_t> owned(assigned_.begin(), assigned_.end());
   if (sample_feed_ != nullptr) sample_feed_->SetOwned(owned);
   if (item_feed_ == nullptr) return;
-  pipeline_->SetOwnedPartitions(owned);
+  Status s = pipeline_->SetOwnedPartitions(owned);
+  if (!s.ok() && fatal_.ok()) fatal_ = s;
+}
+
+void ServiceImpl::ExchangeCooccurrence(bool now) {
+  if (cooccurrence_ == nullptr) return;
+  cooccurrence_rows_read_ += cooccurrence_->Drain(
+      [&](uint32_t partition, const std::string& item_id, const std::string* encoded) {
+        std::string_view value = encoded != nullptr ? std::string_view(*encoded) : "";
+        Status s = pipeline_->ApplyRemoteCooccurrence(partition, item_id,
+                                                      encoded != nullptr ? &value : nullptr);
+        if (!s.ok() && cooccurrence_rows_refused_++ % 1000 == 0) log_->Warn(s.message());
+      });
+  cooccurrence_->Poll([&](uint32_t partition, const std::string& item_id) {
+    pipeline_->CooccurrenceRowNotPublished(partition, item_id);
+  });
+  const int64_t at = options_.clock->NowMicros();
+  if (!now && at - cooccurrence_published_us_ < int64_t{1000} * kafka().cooccurrence_publish_ms) {
+    return;
+  }
+  cooccurrence_published_us_ = at;
+  cooccurrence_->Publish(pipeline_->TakeCooccurrenceRows());
 }
 
 void ServiceImpl::ApplyRemoteItemStats() {
@@ -907,6 +954,7 @@ void ServiceImpl::UpdateStats() {
   stats_.als_model_version = recommender_->model_version();
   stats_.als_models_adopted = recommender_->models_adopted();
   stats_.als_models_published = als_models_published_;
+  stats_.als_fit_customers = recommender_->refit_stats().last_customers;
   stats_.item_stats_purchases = pipeline_->item_purchases();
   stats_.item_stats_buyers = pipeline_->item_buyers();
   stats_.customers = 0;
@@ -926,6 +974,20 @@ void ServiceImpl::UpdateStats() {
     stats_.item_stats_remote_records = item_stats_remote_records_;
     stats_.item_stats_refused = item_feed_->refused();
     stats_.item_stats_lag = item_feed_->lag();
+  }
+  if (cooccurrence_ != nullptr) {
+    const int64_t at = options_.clock->NowMicros();
+    if (at - cooccurrence_totals_us_ >= 1000000) {  // a walk over every pair: once a second
+      cooccurrence_totals_ = recommender_->cooccurrence_totals();
+      cooccurrence_totals_us_ = at;
+    }
+    stats_.cooccurrence_buyers = cooccurrence_totals_.first;
+    stats_.cooccurrence_pairs = cooccurrence_totals_.second;
+    stats_.cooccurrence_rows_read = cooccurrence_rows_read_;
+    stats_.cooccurrence_rows_published = cooccurrence_->published();
+    stats_.cooccurrence_rows_refused = cooccurrence_->refused() + cooccurrence_rows_refused_;
+    stats_.cooccurrence_remote_rows = pipeline_->cooccurrence_remote_rows();
+    stats_.cooccurrence_lag = cooccurrence_->lag();
   }
   if (standby_ != nullptr) {
     const StandbyStats standby = standby_->stats();
@@ -1025,6 +1087,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
       UpdateModelIdle();
       PublishAndAdoptModels();
       ApplyRemoteItemStats();
+      ExchangeCooccurrence(/*now=*/false);
       UpdateStats();
       last_stats_us = after;
     }
@@ -1059,6 +1122,9 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     Status flushed = publisher_->Flush(kCloseFlushTimeoutMs);
     if (!flushed.ok()) log_->Warn("at stop: " + flushed.message());
     producer_->flush(5000);
+    // The co-occurrence rows changed since the last publish go now, not with the next owner.
+    ExchangeCooccurrence(/*now=*/true);
+    if (cooccurrence_ != nullptr) cooccurrence_->Flush(5000);
     std::vector<int32_t> all;
     for (const auto& [p, next] : committed_next_) all.push_back(p);
     Commit(all, /*sync=*/true);
@@ -1117,6 +1183,10 @@ void ServiceImpl::UpdateMetrics(bool force) {
   metrics_->SetItemStats(pipeline_->item_purchases(), item_stats_remote_records_,
                          item_feed_ != nullptr ? item_feed_->lag() : 0);
   if (sample_feed_ != nullptr) metrics_->SetFitSamples(sample_feed_->remote(), sample_feed_->lag());
+  if (cooccurrence_ != nullptr) {
+    metrics_->SetCooccurrence(cooccurrence_->published(), pipeline_->cooccurrence_remote_rows(),
+                              cooccurrence_->lag());
+  }
   const uint64_t written = publisher_->recovered() + outbox_written_;
   const uint64_t delivered = publisher_->delivered();
   metrics_->SetOutboxPending(written > delivered ? written - delivered : 0);

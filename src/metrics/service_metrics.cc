@@ -167,6 +167,25 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                          .Help("Records of kafka.sample_topic this instance has not read yet")
                          .Register(registry)
                          .Add({});
+  cooccurrence_published_ = &BuildCounter()
+                                .Name("streamrec_cooccurrence_rows_published_total")
+                                .Help("Co-occurrence rows of this instance's partitions "
+                                      "published to kafka.cooccurrence_topic (acknowledged)")
+                                .Register(registry)
+                                .Add({});
+  cooccurrence_remote_rows_ = &BuildGauge()
+                                  .Name("streamrec_cooccurrence_remote_rows")
+                                  .Help("Co-occurrence rows of partitions other instances own, "
+                                        "read from kafka.cooccurrence_topic and added to this "
+                                        "instance's customers'")
+                                  .Register(registry)
+                                  .Add({});
+  cooccurrence_lag_ = &BuildGauge()
+                          .Name("streamrec_cooccurrence_lag_records")
+                          .Help("Records of kafka.cooccurrence_topic this instance has not read "
+                                "yet")
+                          .Register(registry)
+                          .Add({});
   prefetch_messages_ = &BuildGauge()
                             .Name("streamrec_consumer_prefetch_messages")
                             .Help("Input records fetched ahead of processing, queued in "
@@ -493,6 +512,15 @@ void ServiceMetrics::SetItemStats(uint64_t purchases, uint64_t remote_records, u
 void ServiceMetrics::SetFitSamples(uint64_t remote, uint64_t lag) {
   fit_samples_remote_->Set(static_cast<double>(remote));
   fit_samples_lag_->Set(static_cast<double>(lag));
+}
+
+void ServiceMetrics::SetCooccurrence(uint64_t published, uint64_t remote_rows, uint64_t lag) {
+  if (published > cooccurrence_counted_) {
+    cooccurrence_published_->Increment(static_cast<double>(published - cooccurrence_counted_));
+    cooccurrence_counted_ = published;
+  }
+  cooccurrence_remote_rows_->Set(static_cast<double>(remote_rows));
+  cooccurrence_lag_->Set(static_cast<double>(lag));
 }
 
 void ServiceMetrics::SetStandby(uint64_t records, uint32_t partitions, uint64_t lag) {

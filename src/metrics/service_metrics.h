@@ -64,6 +64,9 @@ class ServiceMetrics {
   void SetItemStats(uint64_t purchases, uint64_t remote_records, uint64_t lag);
   // kafka.sample_topic: samples of other partitions held, records not read yet.
   void SetFitSamples(uint64_t remote, uint64_t lag);
+  // kafka.cooccurrence_topic: rows published (cumulative), other partitions' rows in use,
+  // records not read yet.
+  void SetCooccurrence(uint64_t published, uint64_t remote_rows, uint64_t lag);
   // Records fetched ahead of processing in librdkafka's queue, and their payload bytes.
   void SetConsumerPrefetch(uint64_t messages, uint64_t bytes) {
     prefetch_messages_->Set(static_cast<double>(messages));
@@ -142,6 +145,10 @@ class ServiceMetrics {
   prometheus::Counter* delivered_fit_sample_;
   prometheus::Gauge* fit_samples_remote_;
   prometheus::Gauge* fit_samples_lag_;
+  prometheus::Counter* cooccurrence_published_;
+  uint64_t cooccurrence_counted_ = 0;
+  prometheus::Gauge* cooccurrence_remote_rows_;
+  prometheus::Gauge* cooccurrence_lag_;
   prometheus::Counter* delivery_errors_;
   prometheus::Counter* lists_published_;
   prometheus::Counter* lists_unchanged_;
