@@ -19,6 +19,7 @@
 #include <sstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -263,6 +264,19 @@ class KafkaServiceTest : public ::testing::Test {
         [](const ServiceStats& s) { return s.assigned.size() == kPartitions; }, kWaitMs));
     ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, n));
     ASSERT_TRUE(WaitDone(service.get(), n));
+  }
+
+  // A applies the first half of the feed alone; then B starts (made here from `b_options`),
+  // takes some partitions over once it is ready, and the second half is produced for both.
+  void SecondJoinsHalfWay(Running& a, std::optional<Running>& b, ServiceOptions b_options,
+                          const Feed& feed) {
+    const size_t n = feed.events.size();
+    ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, n / 2));
+    b.emplace(std::move(b_options));
+    ASSERT_TRUE(b->ok());
+    ASSERT_TRUE((*b)->WaitFor(
+        [](const ServiceStats& s) { return s.ready && !s.assigned.empty(); }, kWaitMs));
+    ASSERT_NO_FATAL_FAILURE(Produce(feed.events, n / 2, n));
   }
 
   static bool WaitDone(Service* service, uint64_t applied) {
@@ -1016,17 +1030,13 @@ TEST_F(KafkaServiceTest, GlobalItemStatisticsCountEveryPartitionOnEveryInstance)
   };
   Running a(options("a"));
   ASSERT_TRUE(a.ok());
-  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, n / 2));
-  Running b(options("b"));
-  ASSERT_TRUE(b.ok());
-  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
-                         kWaitMs));
-  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, n / 2, n));
+  std::optional<Running> b;
+  ASSERT_NO_FATAL_FAILURE(SecondJoinsHalfWay(a, b, options("b"), feed));
   auto idle = [](const ServiceStats& s) {
     return s.in_flight == 0 && s.delivered >= s.outbox_written && s.item_stats_lag == 0;
   };
   ServiceStats sa, sb;
-  EXPECT_TRUE(b->WaitFor(
+  EXPECT_TRUE((*b)->WaitFor(
       [&](const ServiceStats& s) {
         sb = s;
         sa = a->stats();
@@ -1037,9 +1047,9 @@ TEST_F(KafkaServiceTest, GlobalItemStatisticsCountEveryPartitionOnEveryInstance)
       << "purchases counted: A " << sa.item_stats_purchases << ", B " << sb.item_stats_purchases
       << " of " << n << "; A applied " << sa.applied << ", B " << sb.applied;
   a.RequestStop();
-  b.RequestStop();
+  b->RequestStop();
   EXPECT_OK(a.Stop());
-  EXPECT_OK(b.Stop());
+  EXPECT_OK(b->Stop());
   EXPECT_FALSE(sa.assigned.empty());
   EXPECT_FALSE(sb.assigned.empty());
   EXPECT_LT(sb.events, n) << "B processed part of the stream only";
@@ -1076,19 +1086,15 @@ TEST_F(KafkaServiceTest, GlobalCooccurrenceIsEveryPartitionsOnEveryInstance) {
   };
   Running a(options("a"));
   ASSERT_TRUE(a.ok());
-  ASSERT_NO_FATAL_FAILURE(ApplyAlone(a, feed, n / 2));
-  Running b(options("b"));
-  ASSERT_TRUE(b.ok());
-  ASSERT_TRUE(b->WaitFor([](const ServiceStats& s) { return s.ready && !s.assigned.empty(); },
-                         kWaitMs));
-  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, n / 2, n));
+  std::optional<Running> b;
+  ASSERT_NO_FATAL_FAILURE(SecondJoinsHalfWay(a, b, options("b"), feed));
   auto converged = [&](const ServiceStats& s) {
     return s.in_flight == 0 && s.delivered >= s.outbox_written && s.cooccurrence_lag == 0 &&
            s.cooccurrence_buyers == want.cooccurrence_buyers &&
            s.cooccurrence_pairs == want.cooccurrence_pairs;
   };
   ServiceStats sa, sb;
-  EXPECT_TRUE(b->WaitFor(
+  EXPECT_TRUE((*b)->WaitFor(
       [&](const ServiceStats& s) {
         sb = s;
         sa = a->stats();
@@ -1100,9 +1106,9 @@ TEST_F(KafkaServiceTest, GlobalCooccurrenceIsEveryPartitionsOnEveryInstance) {
       << sb.cooccurrence_pairs << "), one replay (" << want.cooccurrence_buyers << ", "
       << want.cooccurrence_pairs << "); A applied " << sa.applied << ", B " << sb.applied;
   a.RequestStop();
-  b.RequestStop();
+  b->RequestStop();
   EXPECT_OK(a.Stop());
-  EXPECT_OK(b.Stop());
+  EXPECT_OK(b->Stop());
   EXPECT_LT(sb.events, n) << "B processed part of the stream only";
   EXPECT_GT(sa.cooccurrence_remote_rows, 0u) << "A adds B's partitions' rows";
   EXPECT_GT(sb.cooccurrence_remote_rows, 0u);
