@@ -137,16 +137,18 @@ Status Pipeline::ApplyRemoteCooccurrence(uint32_t partition, std::string_view it
 
 std::vector<Pipeline::CooccurrenceUpdate> Pipeline::TakeCooccurrenceRows() {
   std::vector<CooccurrenceUpdate> updates;
+  // A row that failed goes again whatever the topic seemed to have (a failed tombstone too).
   auto compare = [&](uint32_t p, const std::string& item_id,
                      std::optional<std::string> encoded) {
     auto& rows = cooccurrence_rows_[p];
     auto it = rows.find(item_id);
+    const bool failed = cooccurrence_failed_.erase({p, item_id}) > 0;
     if (encoded.has_value()) {
-      if (it != rows.end() && it->second == *encoded) return;
+      if (!failed && it != rows.end() && it->second == *encoded) return;
       rows[item_id] = *encoded;
     } else {
-      if (it == rows.end()) return;
-      rows.erase(it);
+      if (!failed && it == rows.end()) return;
+      if (it != rows.end()) rows.erase(it);
     }
     handed_out_.emplace(p, item_id);
     updates.push_back(CooccurrenceUpdate{p, item_id, std::move(encoded)});
@@ -174,13 +176,12 @@ std::vector<Pipeline::CooccurrenceUpdate> Pipeline::TakeCooccurrenceRows() {
     }
   }
   cooccurrence_retry_.clear();
+  cooccurrence_failed_.clear();  // (those of partitions gone: their next owner's to publish)
   return updates;
 }
 
 void Pipeline::CooccurrenceRowNotPublished(uint32_t partition, const std::string& item_id) {
-  // Whatever the topic has now, it is not what was handed out: unknown, so compared again.
-  auto rows = cooccurrence_rows_.find(partition);
-  if (rows != cooccurrence_rows_.end()) rows->second.erase(item_id);
+  cooccurrence_failed_.emplace(partition, item_id);
   cooccurrence_retry_.emplace(partition, item_id);
 }
 

@@ -290,7 +290,8 @@ class Pipeline {
   // and per partition, item -> the encoded row the topic has (read, or handed out to publish).
   std::map<uint32_t, RecommendIndex> cooccurrence_shards_;
   std::map<uint32_t, std::unordered_map<std::string, std::string>> cooccurrence_rows_;
-  std::set<std::pair<uint32_t, std::string>> cooccurrence_retry_;
+  std::set<std::pair<uint32_t, std::string>> cooccurrence_retry_;   // compare again
+  std::set<std::pair<uint32_t, std::string>> cooccurrence_failed_;  // publish again
   // Rows of owned partitions handed out since the last rebuild.
   std::set<std::pair<uint32_t, std::string>> handed_out_;
   uint64_t cooccurrence_remote_rows_ = 0;
