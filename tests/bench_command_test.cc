@@ -84,11 +84,23 @@ TEST(BenchCommandTest, LatencyModePacesTheStream) {
   TempDir dir;
   ProcessResult r = RunProcess({StreamrecBinary(), "bench", "--mode", "latency", "--rate", "3000",
                                 "--events", "4000", "--customers", "400", "--catalog-size", "60",
-                                "--partitions", "2", "--work-dir", dir.path()});
+                                "--partitions", "2", "--warmup-seconds", "0.5", "--work-dir",
+                                dir.path()});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.output;
   const std::string json = SummaryLine(r.output);
   ASSERT_NO_FATAL_FAILURE(CheckSummary(json, 4000));
   EXPECT_NE(json.find("\"mode\":\"latency\",\"rate\":3000"), std::string::npos) << json;
+  // The steady state leaves out the lists of the first half second's purchases (~1,500 of
+  // 4,000 at 3,000/s): fewer lists, none slower than the slowest of all.
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  const double steady = Number(doc, "/steady_ms/lists");
+  EXPECT_GT(steady, 0) << json;
+  EXPECT_LT(steady, Number(doc, "/purchase_to_published_ms/lists")) << json;
+  EXPECT_LE(Number(doc, "/steady_ms/p50"), Number(doc, "/steady_ms/p99")) << json;
+  EXPECT_LE(Number(doc, "/steady_ms/max"), Number(doc, "/purchase_to_published_ms/max")) << json;
+  EXPECT_EQ(Number(doc, "/steady_ms/warmup_seconds"), 0.5) << json;
 }
 
 // The kafka ceiling: the stream produced into the embedded cluster and consumed back whole.

@@ -158,6 +158,8 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   std::mutex latency_mu;
   std::vector<float> latency_ms;
   latency_ms.reserve(static_cast<size_t>(std::min<uint64_t>(args.events, 50000000)));
+  std::vector<int64_t> source_ms;  // each latency's purchase time, for the steady state
+  source_ms.reserve(latency_ms.capacity());
   std::atomic<uint64_t> lists{0};
   options.on_delivered = [&](const v1::OutboxRecord& record) {
     if (record.payload_case() != v1::OutboxRecord::kList) return;
@@ -166,6 +168,7 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     const float ms = static_cast<float>(WallClockMillis() - record.source_time_ms());
     std::lock_guard<std::mutex> lock(latency_mu);
     latency_ms.push_back(ms);
+    source_ms.push_back(record.source_time_ms());
   };
   const auto started = std::chrono::steady_clock::now();
   auto service = Service::Create(std::move(options));
@@ -320,10 +323,23 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
 
   const double wall = Seconds(first, done);
   std::vector<float> lat;
+  std::vector<int64_t> lat_source;
   {
     std::lock_guard<std::mutex> lock(latency_mu);
     lat.swap(latency_ms);
+    lat_source.swap(source_ms);
   }
+  // The steady state: purchases produced after the warm-up (counted from the first purchase).
+  std::vector<float> steady;
+  if (!lat_source.empty()) {
+    const int64_t first_ms = *std::min_element(lat_source.begin(), lat_source.end());
+    const int64_t from_ms = first_ms + static_cast<int64_t>(args.warmup_seconds * 1000);
+    for (size_t i = 0; i < lat.size(); ++i) {
+      if (lat_source[i] >= from_ms) steady.push_back(lat[i]);
+    }
+  }
+  const double steady_p50 = Quantile(&steady, 0.50), steady_p99 = Quantile(&steady, 0.99);
+  const double steady_max = steady.empty() ? 0 : *std::max_element(steady.begin(), steady.end());
   const double p50 = Quantile(&lat, 0.50), p99 = Quantile(&lat, 0.99);
   const double max = lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end());
   JsonWriter w;
@@ -340,6 +356,10 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   w.Key("purchase_to_published_ms").BeginObject()
       .Key("p50").Double(p50).Key("p99").Double(p99).Key("max").Double(max)
       .Key("lists").Uint(lat.size()).EndObject();
+  w.Key("steady_ms").BeginObject()
+      .Key("p50").Double(steady_p50).Key("p99").Double(steady_p99).Key("max").Double(steady_max)
+      .Key("lists").Uint(steady.size()).Key("warmup_seconds").Double(args.warmup_seconds)
+      .EndObject();
   // Where the batches' time went: the stage histograms' sums.
   w.Key("stage_seconds").BeginObject();
   for (const prometheus::MetricFamily& family : registry->Collect()) {
@@ -785,6 +805,10 @@ void AddBenchCommand(CLI::App& app, BenchArgs* args, int* exit_code) {
   cmd->add_option("--partitions", args->partitions, "partitions of the purchases topic")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--seed", args->seed, "generator seed");
+  cmd->add_option("--warmup-seconds", args->warmup_seconds,
+                  "purchases of the first N seconds are left out of steady_ms (cold caches, "
+                  "the first model fits)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--work-dir", args->work_dir,
                   "where the stream (kept between runs) and the state go (default: "
                   "$TMPDIR/streamrec-bench)");

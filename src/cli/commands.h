@@ -65,6 +65,9 @@ struct BenchArgs {
   int catalog_size = 300;
   int partitions = 6;
   uint64_t seed = 42;
+  // Purchases produced in the first this many seconds are left out of the steady-state
+  // latency (steady_ms): the first batches meet cold caches and fit the first models.
+  double warmup_seconds = 5;
   std::string work_dir;
   std::string json_out;
 };
