@@ -1,6 +1,7 @@
 #include "streamrec/blended_recommender.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -553,6 +554,7 @@ class BlendedRecommenderImpl final : public Recommender {
     // Position in blend of each dense item id of the list being blended (kNoSlot: none).
     std::vector<uint32_t> slot;
     std::unordered_map<std::string, int> per_category;
+    std::vector<uint64_t> baskets;  // basket coverage: the recent baskets of the pool's items
   };
 
   // Makes sure `extra` lanes besides lane 0 exist; false when the strategies cannot be made
@@ -624,18 +626,50 @@ class BlendedRecommenderImpl final : public Recommender {
       if (a->score != b->score) return a->score > b->score;
       return index_.item_id(a->item) < index_.item_id(b->item);
     };
-    // Only the list's length is needed in order, unless the category cap may skip some.
+    // Only the list's length is needed in order (with basket coverage, the pool it picks from),
+    // unless the category cap may skip some.
     const size_t length = static_cast<size_t>(options_.list_length);
-    if (options_.max_per_category > 0 || kept.size() <= length) {
+    const double coverage = options_.basket_coverage;
+    const bool cover = coverage > 0 && customer.purchase_count() > 1;
+    const size_t pool = std::min(kept.size(), cover ? kCoveragePool * length : length);
+    if (options_.max_per_category > 0 || kept.size() <= pool) {
       std::sort(kept.begin(), kept.end(), better);
     } else {
-      std::partial_sort(kept.begin(), kept.begin() + static_cast<ptrdiff_t>(length), kept.end(),
+      std::partial_sort(kept.begin(), kept.begin() + static_cast<ptrdiff_t>(pool), kept.end(),
                         better);
     }
+    // The recent baskets of each owned item in the pool (0: not owned, or unknown).
+    std::vector<uint64_t>& baskets = lane->baskets;
+    baskets.assign(cover ? pool : 0, 0);
+    for (size_t i = 0; i < baskets.size(); ++i) {
+      if (!view.Owns(kept[i]->item)) continue;
+      const v1::ItemCount* e = FindItem(customer, index_.item_id(kept[i]->item));
+      if (e != nullptr) baskets[i] = RecentBaskets(customer, *e);
+    }
+    uint64_t covered = 0;  // the recent baskets that a listed item was bought in
     std::unordered_map<std::string, int>& per_category = lane->per_category;
     per_category.clear();
-    for (Blended* b : kept) {
-      if (static_cast<int>(out->size()) >= options_.list_length) break;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      if (out->size() >= length) break;
+      double score = kept[i]->score;
+      if (i < baskets.size()) {
+        // Bring the pool's best remaining item, its score scaled by what it adds, to i (the
+        // rest keep their order, so ties go as without coverage). The scaled scores of the
+        // picks never rise: `covered` only grows.
+        size_t best = i;
+        double best_score = -1;
+        for (size_t j = i; j < baskets.size(); ++j) {
+          const double s = kept[j]->score * CoverageFactor(baskets[j], covered, coverage);
+          if (s > best_score) {
+            best_score = s;
+            best = j;
+          }
+        }
+        std::rotate(kept.begin() + i, kept.begin() + best, kept.begin() + best + 1);
+        std::rotate(baskets.begin() + i, baskets.begin() + best, baskets.begin() + best + 1);
+        score = best_score;
+      }
+      Blended* b = kept[i];
       const std::string& id = index_.item_id(b->item);
       if (options_.max_per_category > 0 && catalog_ != nullptr) {
         const CatalogItem* item = env_.CatalogItemOf(b->item);
@@ -644,13 +678,23 @@ class BlendedRecommenderImpl final : public Recommender {
           continue;
         }
       }
+      if (i < baskets.size()) covered |= baskets[i];
       Recommendation r;
       r.item_id = id;
-      r.score = b->score;
+      r.score = score;
       r.strategy = strategies[b->strategy]->name();
       r.reason = strategies[b->strategy]->Explain(env_, view, b->candidate);
       out->push_back(std::move(r));
     }
+  }
+
+  // What an owned item bought in the recent baskets `held` still adds to a list that already
+  // covers `covered`: (1 - c) + c * (share of `held` not covered); 1 when `held` is unknown.
+  static double CoverageFactor(uint64_t held, uint64_t covered, double c) {
+    if (held == 0) return 1.0;
+    const double fresh = static_cast<double>(std::popcount(held & ~covered)) /
+                         static_cast<double>(std::popcount(held));
+    return (1.0 - c) + c * fresh;
   }
 
   std::vector<double> ToVector(const StrategyWeights& w) const {
@@ -869,6 +913,8 @@ class BlendedRecommenderImpl final : public Recommender {
   std::vector<const CatalogItem*> catalog_items_;  // env_.catalog_items
   std::vector<const ItemStats*> item_stats_;       // env_.item_stats
   static constexpr uint32_t kNoSlot = 0xffffffffu;
+  // Basket coverage picks from the best this-many-times-the-list's-length items.
+  static constexpr size_t kCoveragePool = 4;
   // Lists: lane 0 (strategies_) on the consumer thread, more lanes for RecommendMany.
   StrategyFactory strategy_factory_;
   Lane lane0_;  // its strategies are strategies_ (set in the constructor)

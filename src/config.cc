@@ -336,6 +336,11 @@ const std::vector<KeySpec>& Schema() {
                         [](Config& c) -> bool& { return c.recommend.channel_eligibility; }));
     s.push_back(StringKey("recommend.exclude_items", "rule: item ids never offered, comma-separated",
                           [](Config& c) -> std::string& { return c.recommend.exclude_items; }));
+    s.push_back(DoubleKey(
+        "recommend.basket_coverage",
+        "rules: an owned item bought in the same recent baskets as items already listed adds "
+        "less (0 = plain score order, 1 = only what it adds)",
+        [](Config& c) -> double& { return c.recommend.basket_coverage; }, 0, 1));
     s.push_back(IntKey("recommend.max_per_category",
                        "rule: at most this many items of one service type / category per list; "
                        "0 = no limit",

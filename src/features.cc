@@ -62,6 +62,13 @@ const v1::ItemCount* FindItem(const CustomerState& state, std::string_view item_
   return nullptr;
 }
 
+uint64_t RecentBaskets(const CustomerState& state, const v1::ItemCount& item) {
+  if (item.last_basket() == 0 || item.last_basket() > state.purchase_count()) return 0;
+  const uint64_t d = state.purchase_count() - item.last_basket();
+  if (d >= 64) return 0;
+  return ((item.earlier_baskets() << 1) | 1) << d;
+}
+
 void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const CatalogItem* item,
                 CustomerState* state) {
   const int64_t t = event.event_time_ms;
@@ -133,6 +140,17 @@ void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const
   const bool first_line = it->count() == 0;
   if (first_line || (t != it->last_time_ms() && t > it->last_time_ms())) {
     it->set_baskets(it->baskets() + 1);
+  }
+  // Basket membership: this line's basket is the customer's latest (purchase_count).
+  const uint64_t basket = state->purchase_count();
+  if (first_line || it->last_basket() == 0) {
+    it->set_last_basket(basket);
+    it->set_earlier_baskets(0);  // an item entry of an older state: its history is unknown
+  } else if (basket > it->last_basket()) {
+    const uint64_t d = basket - it->last_basket();
+    const uint64_t held = (it->earlier_baskets() << 1) | 1;  // bit i: basket last_basket - i
+    it->set_earlier_baskets(d - 1 >= 64 ? 0 : held << (d - 1));
+    it->set_last_basket(basket);
   }
   if (first_line || t < it->first_time_ms()) it->set_first_time_ms(t);
   it->set_count(it->count() + 1);

@@ -50,6 +50,45 @@ TEST(FeaturesTest, CountsSpendGapsAndBaskets) {
   EXPECT_DOUBLE_EQ(d.tenure_days, 10.0);
 }
 
+TEST(FeaturesTest, RemembersWhichRecentBasketsHeldAnItem) {
+  FeatureOptions options;
+  CustomerState s = NewCustomerState("c1");
+  // Baskets 1..4: {A, B}, {A}, {C}, {A, B}.
+  const std::vector<std::vector<std::string>> baskets = {{"A", "B"}, {"A"}, {"C"}, {"A", "B"}};
+  for (size_t b = 0; b < baskets.size(); ++b) {
+    for (const std::string& item : baskets[b]) {
+      ApplyEvent(options, Event("c1", item, kT0 + static_cast<int64_t>(b) * kDay), nullptr, &s);
+    }
+  }
+  ASSERT_EQ(s.purchase_count(), 4u);
+  // Bit j: basket 4 - j.
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "A")), 0b1101u);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "B")), 0b1001u);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "C")), 0b0010u);
+  EXPECT_EQ(FindItem(s, "A")->last_basket(), 4u);
+  // 63 more baskets of D: A's last basket is now 63 back (bit 63), B's older ones fell out.
+  for (int b = 0; b < 63; ++b) {
+    ApplyEvent(options, Event("c1", "D", kT0 + (10 + b) * kDay), nullptr, &s);
+  }
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "A")), uint64_t{1} << 63);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "D")), ~uint64_t{0} >> 1);
+  // One more and A is older than the 64 baskets remembered.
+  ApplyEvent(options, Event("c1", "D", kT0 + 100 * kDay), nullptr, &s);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "A")), 0u);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "D")), ~uint64_t{0});
+  // A re-buy after a long gap keeps only what fits in the window.
+  ApplyEvent(options, Event("c1", "A", kT0 + 101 * kDay), nullptr, &s);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "A")), 1u);
+  EXPECT_EQ(FindItem(s, "A")->baskets(), 4u);
+  // An entry written before baskets were tracked (last_basket 0) is unknown, then tracked from
+  // its next basket on.
+  s.mutable_items(2)->clear_last_basket();  // C
+  ASSERT_EQ(s.items(2).item_id(), "C");
+  EXPECT_EQ(RecentBaskets(s, s.items(2)), 0u);
+  ApplyEvent(options, Event("c1", "C", kT0 + 102 * kDay), nullptr, &s);
+  EXPECT_EQ(RecentBaskets(s, *FindItem(s, "C")), 1u);
+}
+
 TEST(FeaturesTest, DecayedSpendHalvesPerHalfLife) {
   FeatureOptions options;
   options.spend_half_life_days = 10;

@@ -664,6 +664,148 @@ TEST(BlendedRecommenderTest, AListDoesNotDependOnTheListsBeforeIt) {
   }
 }
 
+// The blend's rules, one at a time, on lists of known candidates: global popularity ranks
+// p0..p8 by their buyers (20 - i), "me" owns p0 and pays 10 per line. p1 costs 100, p2 is
+// offered on the web only, p3's offer window closed yesterday, p5..p7 share a category, p8 is
+// not recommendable.
+class BlendRulesTest : public ::testing::Test {
+ protected:
+  BlendRulesTest() {
+    for (int i = 0; i < 9; ++i) {
+      CatalogItem item;
+      item.item_id = "p" + std::to_string(i);
+      item.price = i == 1 ? 100 : 10;
+      if (i == 2) item.channels = {"web"};
+      if (i == 3) item.active_to_ms = kT0 - kDay;
+      if (i >= 5 && i <= 7) item.service_type = "cat";
+      item.recommendable = i != 8;
+      catalog_.Add(item);
+      for (int c = 0; c < 20 - i; ++c) {
+        customers_.push_back(Customer("c" + std::to_string(i) + "_" + std::to_string(c),
+                                      {item.item_id}));
+      }
+      ItemStats& st = stats_[item.item_id];
+      st.set_item_id(item.item_id);
+      st.set_count(20 - i);
+      st.set_customers(20 - i);
+      st.set_decayed_count(20 - i);
+      st.set_last_time_ms(kT0);
+      st.set_last_price(10);
+    }
+    base_.weights = "popularity=1";
+    base_.segment_weights = "";
+    base_.strategies.popularity_segment_tilt = 0;
+    base_.channel_eligibility = false;
+    base_.exemplar_share = 1.0;
+  }
+  std::vector<Recommendation> Recommend(const RecommenderOptions& o, const CustomerState& me) {
+    auto made = NewBlendedRecommender(o, &catalog_);
+    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    if (!made.ok()) return {};
+    std::unique_ptr<Recommender> rec = std::move(made).value();
+    for (const CustomerState& s : customers_) rec->ObserveChange(nullptr, s);
+    rec->ObserveChange(nullptr, me);
+    rec->BeginBatch(stats_, kT0);
+    std::vector<Recommendation> out;
+    rec->Recommend(me, &out);
+    return out;
+  }
+  std::string List(const RecommenderOptions& o) {
+    std::string ids;
+    for (const Recommendation& r : Recommend(o, Customer("me", {"p0"}))) {
+      ids += (ids.empty() ? "" : " ") + r.item_id;
+    }
+    return ids;
+  }
+  Catalog catalog_;
+  ItemStatsTable stats_;
+  std::vector<CustomerState> customers_;
+  RecommenderOptions base_;
+};
+
+TEST_F(BlendRulesTest, EachRuleTakesOutWhatItNames) {
+  // Always out: p0 (owned), p3 (outside its window), p8 (not recommendable).
+  EXPECT_EQ(List(base_), "p1 p2 p4 p5 p6 p7");
+  RecommenderOptions o = base_;
+  o.exclude_owned = false;
+  EXPECT_EQ(List(o), "p0 p1 p2 p4 p5 p6 p7");
+  o = base_;
+  o.price_cap_ratio = 2;  // at most 2 x 10
+  EXPECT_EQ(List(o), "p2 p4 p5 p6 p7");
+  o = base_;
+  o.channel_eligibility = true;  // me buys on channel "unknown"; p2 is web-only
+  EXPECT_EQ(List(o), "p1 p4 p5 p6 p7");
+  o = base_;
+  o.exclude_items = "p4, p6";
+  EXPECT_EQ(List(o), "p1 p2 p5 p7");
+  o = base_;
+  o.max_per_category = 1;
+  EXPECT_EQ(List(o), "p1 p2 p4 p5");
+  o = base_;
+  o.list_length = 3;
+  EXPECT_EQ(List(o), "p1 p2 p4");
+}
+
+TEST_F(BlendRulesTest, OwnedItemsComeBackOnlyWhenDue) {
+  // "milk" every 7 days, last 7 days ago (due); "tv" once, 20 days ago (not due).
+  CustomerState me = NewCustomerState("me");
+  for (int i = 0; i < 4; ++i) {
+    ApplyEvent(FeatureOptions(), testing::Purchase("me", "milk", kT0 - (28 - 7 * i) * kDay),
+               nullptr, &me);
+  }
+  ApplyEvent(FeatureOptions(), testing::Purchase("me", "tv", kT0 - 20 * kDay), nullptr, &me);
+  RecommenderOptions o = base_;
+  o.weights = "reoffer=1,popularity=1";
+  auto ids = [&](const RecommenderOptions& options) {
+    std::set<std::string> out;
+    for (const Recommendation& r : Recommend(options, me)) out.insert(r.item_id);
+    return out;
+  };
+  EXPECT_EQ(ids(o).count("milk"), 1u);
+  EXPECT_EQ(ids(o).count("tv"), 0u);
+  o.reoffer_due_exempt = false;
+  EXPECT_EQ(ids(o).count("milk"), 0u);
+  o.exclude_owned = false;
+  EXPECT_EQ(ids(o).count("tv"), 1u);
+}
+
+TEST_F(BlendRulesTest, BasketCoverageListsWhatTheListedItemsDoNotCover) {
+  // x and y are always bought together (baskets 1, 3, 5), z on its own (2, 4): re-offer ranks
+  // x and y first, but y adds nothing to "will the customer buy one of these" once x is listed.
+  CustomerState me = NewCustomerState("me");
+  for (int b = 0; b < 5; ++b) {
+    const int64_t t = kT0 - (30 - 5 * b) * kDay;
+    for (const char* item : b % 2 == 0 ? std::vector<const char*>{"x", "y"}
+                                       : std::vector<const char*>{"z"}) {
+      ApplyEvent(FeatureOptions(), testing::Purchase("me", item, t), nullptr, &me);
+    }
+  }
+  RecommenderOptions o = base_;
+  o.weights = "reoffer=1";
+  o.exclude_owned = false;
+  o.list_length = 2;
+  auto ids = [&](double coverage) {
+    o.basket_coverage = coverage;
+    std::vector<Recommendation> list = Recommend(o, me);
+    std::string out;
+    for (size_t k = 0; k < list.size(); ++k) {
+      out += (out.empty() ? "" : " ") + list[k].item_id;
+      if (k > 0) EXPECT_LE(list[k].score, list[k - 1].score) << "coverage " << coverage;
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(0), "x y");
+  EXPECT_EQ(ids(0.5), "x z");
+  EXPECT_EQ(ids(1), "x z");
+  // Items the customer never bought are not affected: a cross-sell list is the same with and
+  // without coverage.
+  EXPECT_EQ(List(base_), [&] {
+    RecommenderOptions c = base_;
+    c.basket_coverage = 1;
+    return List(c);
+  }());
+}
+
 TEST(StrategyWeightsTest, ParsesAndNamesBadParts) {
   StrategyWeights w;
   ASSERT_OK(ParseStrategyWeights("recommend.weights", "cooccurrence=1, popularity=0.5", &w));

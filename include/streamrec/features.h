@@ -66,6 +66,11 @@ double DecayedSpendAt(const CustomerState& state, int64_t now_ms, double half_li
 // nullptr when the customer has no entry for `item_id` (never bought, or evicted by the bound).
 const v1::ItemCount* FindItem(const CustomerState& state, std::string_view item_id);
 
+// Which of the customer's 64 most recent baskets held the item: bit j is basket
+// purchase_count - j (bit 0: the latest basket). 0 when unknown (an entry written before baskets
+// were tracked) or when the item was last bought more than 64 baskets ago.
+uint64_t RecentBaskets(const CustomerState& state, const v1::ItemCount& item);
+
 // Derived figures used by models and reports.
 struct DerivedFeatures {
   double recency_days = 0;       // now - last purchase

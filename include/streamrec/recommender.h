@@ -68,6 +68,12 @@ struct RecommenderOptions {
   std::string exclude_items;
   // At most this many items of one service type / category per list (0 = no limit).
   int max_per_category = 0;
+  // Basket coverage (0..1): a list is read as "will the customer buy any of these?", so an owned
+  // item that was bought in the same recent baskets as items already listed adds less. Each pick
+  // multiplies an owned item's score by (1 - c) + c * (share of the recent baskets holding it
+  // that no listed item covers). 0 = plain score order; items the customer never bought are
+  // unaffected (so cross-sell lists do not change).
+  double basket_coverage = 0.5;
   // Share of customers (by id hash) in the exemplar panel behind per-segment popularity and
   // similar customers.
   double exemplar_share = 0.05;
