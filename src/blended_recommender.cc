@@ -227,15 +227,12 @@ StatusOr<AlsFitResult> FitAlsOnCustomers(StateStore* store, std::span<const Cust
     if (max_customers > 0 && customers.size() > 2 * max_customers) keep_below(threshold / 2);
   };
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
-  const bool filtered = shared != nullptr && shared->owned;
-  const std::set<uint32_t> owned = filtered ? shared->owned() : std::set<uint32_t>();
   if (store != nullptr) {
+    const SharedFitSamples none;  // one instance: every stored customer
+    const auto fits = (shared != nullptr ? shared : &none)->StoredKeyFilter();
     STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, log_ids, [&](std::string_view key,
                                                                 CustomerState& state) {
-      if (in_batch.count(state.customer_id()) == 0 &&
-          (!filtered || owned.count(PartitionOfKey(key)) != 0)) {
-        add(state);
-      }
+      if (in_batch.count(state.customer_id()) == 0 && fits(key)) add(state);
       return (customers.size() & 1023) != 0 || !cancelled();
     }));
     if (cancelled()) return Status::Aborted("ALS fit: cancelled while reading the customers");

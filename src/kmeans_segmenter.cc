@@ -457,16 +457,7 @@ struct KMeansSegmenter::Impl {
   std::atomic<bool> refitter{true};
   // kafka.sample_topic (set before the first batch): the other partitions' samples, and which
   // partitions' stored customers a fit takes.
-  KMeansSegmenter::SampleSource shared_samples;
-  std::function<std::set<uint32_t>()> owned_partitions;
-  // Which stored customers a fit takes, decided once at its start (the owned set is asked for
-  // once, not per customer).
-  std::function<bool(std::string_view key)> StoredKeyFilter() const {
-    if (!owned_partitions) return [](std::string_view) { return true; };
-    return [owned = owned_partitions()](std::string_view key) {
-      return owned.count(PartitionOfKey(key)) != 0;
-    };
-  }
+  SharedFitSamples shared;
   std::shared_ptr<const SegmentModelVersion> offered;
   bool offer_new = false;  // offered since the last AdoptOffered (guarded by mu)
   std::atomic<uint64_t> adopted{0};
@@ -757,7 +748,7 @@ struct KMeansSegmenter::Impl {
     std::unordered_set<std::string_view> in_batch;
     for (CustomerState* s : batch) in_batch.insert(s->customer_id());
     if (store != nullptr) {
-      const auto fits = StoredKeyFilter();
+      const auto fits = shared.StoredKeyFilter();
       STREAMREC_RETURN_IF_ERROR(ScanCustomers(store, options.log_ids, [&](std::string_view key,
                                                                          CustomerState& s) {
         if (in_batch.count(s.customer_id()) != 0) return true;
@@ -771,7 +762,7 @@ struct KMeansSegmenter::Impl {
         if (in_batch.count(id) == 0) input->Add(spec, s);
       }
     }
-    if (shared_samples) shared_samples([&](const CustomerState& s) { input->Add(spec, s); });
+    if (shared.samples) shared.samples([&](const CustomerState& s) { input->Add(spec, s); });
     for (CustomerState* s : batch) input->Add(spec, *s);
     return Status::OK();
   }
@@ -841,13 +832,13 @@ struct KMeansSegmenter::Impl {
       // Nothing is reassigned here (the rescore sweep relabels stored customers as it goes),
       // so the fit needs only its training sample: memory stays bounded by it.
       input.max_rows = fit_options.sample_size;
-      const auto fits = StoredKeyFilter();
+      const auto fits = shared.StoredKeyFilter();
       Status s = ScanCustomers(store, options.log_ids, [&](std::string_view key, CustomerState& state) {
         if (fits(key)) input.Add(fit_options.spec, state);
         return true;
       });
-      if (s.ok() && shared_samples) {
-        shared_samples([&](const CustomerState& state) { input.Add(fit_options.spec, state); });
+      if (s.ok() && shared.samples) {
+        shared.samples([&](const CustomerState& state) { input.Add(fit_options.spec, state); });
       }
       input.Finish();
       std::shared_ptr<const SegmentModelVersion> result;
@@ -1123,10 +1114,8 @@ void KMeansSegmenter::SetRefitter(bool refitter) { impl_->refitter.store(refitte
 
 bool KMeansSegmenter::refitter() const { return impl_->refitter.load(); }
 
-void KMeansSegmenter::SetSharedSamples(SampleSource samples,
-                                       std::function<std::set<uint32_t>()> owned) {
-  impl_->shared_samples = std::move(samples);
-  impl_->owned_partitions = std::move(owned);
+void KMeansSegmenter::SetSharedSamples(SharedFitSamples shared) {
+  impl_->shared = std::move(shared);
 }
 
 void KMeansSegmenter::set_on_fitted(std::function<void(const v1::SegmentModel&)> on_fitted) {

@@ -790,7 +790,9 @@ TEST_F(BlendRulesTest, BasketCoverageListsWhatTheListedItemsDoNotCover) {
     std::string out;
     for (size_t k = 0; k < list.size(); ++k) {
       out += (out.empty() ? "" : " ") + list[k].item_id;
-      if (k > 0) EXPECT_LE(list[k].score, list[k - 1].score) << "coverage " << coverage;
+      if (k > 0) {
+        EXPECT_LE(list[k].score, list[k - 1].score) << "coverage " << coverage;
+      }
     }
     return out;
   };

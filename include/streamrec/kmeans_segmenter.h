@@ -38,6 +38,7 @@
 #include "streamrec/pseudonym.h"
 #include "streamrec/segment_naming.h"
 #include "streamrec/segmenter.h"
+#include "streamrec/shared_fit_samples.h"
 #include "streamrec/state_store.h"
 #include "streamrec/status.h"
 #include "streamrec/v1/model.pb.h"
@@ -215,8 +216,7 @@ class KMeansSegmenter : public Segmenter {
   // for them).
   // Samples are trained on, not relabelled or stored. Both are called on the fitting thread.
   // Set before the first batch.
-  using SampleSource = std::function<void(const std::function<void(const CustomerState&)>&)>;
-  void SetSharedSamples(SampleSource samples, std::function<std::set<uint32_t>()> owned);
+  void SetSharedSamples(SharedFitSamples shared);
   // Called on the consumer thread with every version this segmenter fits (not those it adopts),
   // to be published for the other instances.
   void set_on_fitted(std::function<void(const v1::SegmentModel& fitted)> on_fitted);

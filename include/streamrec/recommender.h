@@ -19,6 +19,7 @@
 #include "streamrec/catalog.h"
 #include "streamrec/features.h"
 #include "streamrec/recommend_index.h"
+#include "streamrec/shared_fit_samples.h"
 #include "streamrec/status.h"
 #include "streamrec/strategy.h"
 
@@ -119,15 +120,6 @@ struct ModelRefitStats {
   bool pending = false;    // a trigger is remembered for after it
   double last_seconds = 0; // wall-clock duration of the last fit installed
   uint64_t last_customers = 0;  // customers the last fit installed was fitted on
-};
-
-// Several instances (kafka.sample_topic): `samples(add)` calls `add` with the sampled state of
-// every customer of a partition this instance does not own; `owned()` names the partitions
-// whose stored customers a fit takes (those of partitions processed here before and lost are
-// left out: their samples stand for them). Both are called on the fitting thread, once per fit.
-struct SharedFitSamples {
-  std::function<void(const std::function<void(const CustomerState&)>&)> samples;
-  std::function<std::set<uint32_t>()> owned;
 };
 
 class Recommender {

@@ -419,17 +419,16 @@ Status ServiceImpl::Init() {
     sample_feed_ = std::move(feed).value();
     sample_feed_->SetOwned({});  // until the first assignment
     SampleFeed* samples = sample_feed_.get();
-    auto for_each = [samples](const std::function<void(const CustomerState&)>& add) {
-      samples->ForEach(add);
-    };
-    auto owned = [samples] { return samples->owned(); };
-    kmeans_->SetSharedSamples(for_each, owned);
-    recommender_->SetSharedSamples(SharedFitSamples{for_each, owned});
+    const SharedFitSamples shared{
+        [samples](const std::function<void(const CustomerState&)>& add) { samples->ForEach(add); },
+        [samples] { return samples->owned(); }};
+    kmeans_->SetSharedSamples(shared);
+    recommender_->SetSharedSamples(shared);
   }
   if (!kafka().item_stats_topic.empty()) {
     // Until the first assignment no partition is this instance's: its stored statistics of
     // partitions it processed before may be older than what their owners publish.
-    pipeline_->SetOwnedPartitions({});
+    STREAMREC_RETURN_IF_ERROR(pipeline_->SetOwnedPartitions({}));
     auto feed = ItemStatsFeed::Start(kafka(), log_);
     if (!feed.ok()) return feed.status();
     item_feed_ = std::move(feed).value();
