@@ -52,6 +52,7 @@ Status Pipeline::Open() {
 
 Status Pipeline::RebuildRecommenderIndex() {
   if (!recommender_->ObservesCustomers()) return Status::OK();
+  ++index_rebuilds_;
   recommender_->ResetObserved();
   if (!options_.share_cooccurrence) {
     return ScanCustomers(store_, options_.log_ids, [&](std::string_view, CustomerState& state) {
@@ -137,6 +138,9 @@ Status Pipeline::ApplyRemoteCooccurrence(uint32_t partition, std::string_view it
 
 std::vector<Pipeline::CooccurrenceUpdate> Pipeline::TakeCooccurrenceRows() {
   std::vector<CooccurrenceUpdate> updates;
+  // A stale index has stale shards. A rebuild that fails now fails the next batch too; its
+  // rows go out with the first call after a rebuild that succeeds.
+  if (!EnsureRecommenderIndex().ok()) return updates;
   // A row that failed goes again whatever the topic seemed to have (a failed tombstone too).
   auto compare = [&](uint32_t p, const std::string& item_id,
                      std::optional<std::string> encoded) {
@@ -261,10 +265,19 @@ const ItemStats* Pipeline::PartitionItemStats(uint32_t partition, std::string_vi
 }
 
 Status Pipeline::SetOwnedPartitions(const std::set<uint32_t>& partitions) {
-  if (owned_.has_value() && *owned_ == partitions) return Status::OK();
-  owned_ = partitions;
-  MergeAllItems();
-  return options_.share_cooccurrence ? RebuildRecommenderIndex() : Status::OK();
+  if (!owned_.has_value() || *owned_ != partitions) {
+    owned_ = partitions;
+    MergeAllItems();
+    if (options_.share_cooccurrence) index_stale_ = true;
+  }
+  return EnsureRecommenderIndex();
+}
+
+Status Pipeline::EnsureRecommenderIndex() {
+  if (!index_stale_) return Status::OK();
+  STREAMREC_RETURN_IF_ERROR(RebuildRecommenderIndex());
+  index_stale_ = false;
+  return Status::OK();
 }
 
 void Pipeline::ApplyRemoteItemStats(uint32_t partition, const ItemStats& stats) {
@@ -285,6 +298,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
                               Decoder* decoder, BatchResult* result) {
   *result = BatchResult();
   outbox_.clear();
+  STREAMREC_RETURN_IF_ERROR(EnsureRecommenderIndex());
   StageTimer timer;
   auto position_or = Position(partition);
   if (!position_or.ok()) return position_or.status();
@@ -730,7 +744,8 @@ Status Pipeline::PartitionsReplaced(const std::vector<uint32_t>& partitions) {
   if (partitions.empty()) return Status::OK();
   for (uint32_t p : partitions) ForgetPosition(p);
   STREAMREC_RETURN_IF_ERROR(LoadItems());
-  return RebuildRecommenderIndex();
+  index_stale_ = true;
+  return Status::OK();
 }
 
 void Pipeline::ForgetPosition(uint32_t partition) {

@@ -523,6 +523,47 @@ TEST(PipelineTest, ItemStatisticsArePartitionStateSummedOverPartitions) {
 // other partition's rows added, each instance's co-occurrence is that of one pipeline over
 // every customer. Rows are cumulative (applying one twice changes nothing), only what changed
 // is handed out, and a new owner hands out whatever the topic lacks.
+TEST(PipelineTest, RestoredPartitionsAndANewOwnedSetRebuildTheIndexOnce) {
+  // A rebalance that restores partitions from the changelog and changes the owned set scans the
+  // store once for the recommender's index, not once for each.
+  const std::vector<std::string> p0 = {
+      "c1,A,2011-01-01 10:00:00,1,2.0,2.0,", "c1,B,2011-01-01 10:00:00,1,3.0,3.0,",
+      "c2,A,2011-01-02 10:00:00,2,2.0,4.0,", "c2,C,2011-01-02 10:00:00,1,5.0,5.0,"};
+  const std::vector<std::string> p1 = {"c3,A,2011-01-03 10:00:00,1,2.0,2.0,",
+                                       "c3,B,2011-01-03 10:00:00,1,3.0,3.0,"};
+  auto shared = [](PipelineOptions* o) { o->share_cooccurrence = true; };
+  BatchResult r;
+  Harness a(nullptr, shared, /*blended=*/true);
+  ASSERT_OK(a.pipeline().SetOwnedPartitions({0, 1}));
+  ASSERT_OK(a.RunIn(0, p0, 0, &r));
+  ASSERT_OK(a.RunIn(1, p1, 0, &r));
+  const auto totals = a.recommender().cooccurrence_totals();
+  ASSERT_GT(totals.second, 0u);
+  ASSERT_OK(a.pipeline().SetOwnedPartitions({0}));
+  const uint64_t before = a.pipeline().recommender_index_rebuilds();
+  EXPECT_NE(a.recommender().cooccurrence_totals(), totals) << "partition 1 went";
+  ASSERT_OK(a.pipeline().PartitionsReplaced({1}));
+  EXPECT_EQ(a.pipeline().recommender_index_rebuilds(), before) << "not yet";
+  ASSERT_OK(a.pipeline().SetOwnedPartitions({0, 1}));
+  EXPECT_EQ(a.pipeline().recommender_index_rebuilds(), before + 1);
+  ASSERT_OK(a.pipeline().EnsureRecommenderIndex());
+  EXPECT_EQ(a.pipeline().recommender_index_rebuilds(), before + 1);
+  EXPECT_EQ(a.recommender().cooccurrence_totals(), totals);
+
+  // Without shared co-occurrence the owned set does not touch the index; the next batch
+  // rebuilds it after a restore (or the service, at the end of the rebalance).
+  Harness b(nullptr, nullptr, /*blended=*/true);
+  ASSERT_OK(b.RunIn(0, p0, 0, &r));
+  const auto b_totals = b.recommender().cooccurrence_totals();
+  const uint64_t b_before = b.pipeline().recommender_index_rebuilds();
+  ASSERT_OK(b.pipeline().PartitionsReplaced({0}));
+  ASSERT_OK(b.RunIn(1, p1, 0, &r));
+  EXPECT_EQ(b.pipeline().recommender_index_rebuilds(), b_before + 1);
+  ASSERT_OK(b.RunIn(1, {"c3,C,2011-01-04 10:00:00,1,5.0,5.0,"}, 2, &r));
+  EXPECT_EQ(b.pipeline().recommender_index_rebuilds(), b_before + 1) << "once";
+  EXPECT_NE(b.recommender().cooccurrence_totals(), b_totals) << "c3's baskets were observed";
+}
+
 TEST(PipelineTest, CooccurrenceRowsOfOtherPartitionsAddUpToOnePipelines) {
   const std::vector<std::string> p0 = {
       "c1,A,2011-01-01 10:00:00,1,2.0,2.0,", "c1,B,2011-01-01 10:00:00,1,3.0,3.0,",

@@ -183,9 +183,15 @@ class Pipeline {
   // Its cached states go too.
   void ForgetPosition(uint32_t partition);
   // After these partitions' state was replaced in the store (restores from the changelog):
-  // forgets their cached positions and states, and rebuilds the recommender's index of
-  // customers once (a scan of every stored customer).
+  // forgets their cached positions and states, and marks the recommender's index of customers
+  // stale. It is rebuilt (a scan of the stored customers) by the next SetOwnedPartitions,
+  // EnsureRecommenderIndex, ProcessBatch or TakeCooccurrenceRows, so a rebalance that restores
+  // partitions and changes the owned set scans the store once, not twice.
   Status PartitionsReplaced(const std::vector<uint32_t>& partitions);
+  // Rebuilds the recommender's index if PartitionsReplaced left it stale.
+  [[nodiscard]] Status EnsureRecommenderIndex();
+  // Scans of the store that rebuilt the recommender's index (Open, rebalances, failed writes).
+  uint64_t recommender_index_rebuilds() const { return index_rebuilds_; }
 
   // The item statistics the recommender reads: for every item, the sum (MergeItemStats, in
   // partition order) of its statistics over the partitions that count — every partition in the
@@ -205,7 +211,7 @@ class Pipeline {
   // ApplyRemoteItemStats. Until the first call, every partition in the store counts (one
   // instance, a file replay).
   // With share_cooccurrence, a change of the owned set rebuilds the recommender's index (a scan
-  // of the stored customers).
+  // of the stored customers); so does a stale index (PartitionsReplaced) in any case.
   [[nodiscard]] Status SetOwnedPartitions(const std::set<uint32_t>& partitions);
   // Another instance's statistics of one item in `partition` (the latest it committed,
   // cumulative: receiving a record twice, or an older one after a newer, changes nothing that
@@ -241,6 +247,8 @@ class Pipeline {
  private:
   // Hands every stored customer to the recommender's index (after Open and a failed write).
   Status RebuildRecommenderIndex();
+  bool index_stale_ = false;  // PartitionsReplaced since the last rebuild
+  uint64_t index_rebuilds_ = 0;
   // share_cooccurrence: the shard of an owned partition (made on first use).
   RecommendIndex& CooccurrenceShard(uint32_t partition);
   Status LoadItems();

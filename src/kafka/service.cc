@@ -536,7 +536,8 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
         }
         publisher_->SetOwned(p, true);
       }
-      // The recommender's index of customers is rebuilt once for all restored partitions.
+      // The recommender's index of customers is rebuilt once for all restored partitions, at
+      // the end of this callback (together with a change of the owned set).
       Status s = pipeline_->PartitionsReplaced(replaced);
       if (!s.ok()) {
         fatal_ = s;
@@ -632,6 +633,9 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
   }
   UpdateRefitter();
   UpdateOwnedFeeds();
+  // Restored partitions and a new owned set: one rebuild of the recommender's index for both.
+  Status indexed = pipeline_->EnsureRecommenderIndex();
+  if (!indexed.ok() && fatal_.ok()) fatal_ = indexed;
   {
     std::lock_guard<std::mutex> lock(api_mu_);
     partitions_dirty_ = true;
