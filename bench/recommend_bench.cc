@@ -240,19 +240,32 @@ std::unique_ptr<Recommender> Build(const RecommenderOptions& options,
   return rec;
 }
 
-// The blended engine with default options, ALS fitted on every customer.
+// The blended engine with `options`, ALS fitted on every customer.
+std::unique_ptr<Recommender> MakeBlended(const RecommenderOptions& options) {
+  const World& w = TheWorld();
+  std::unique_ptr<Recommender> r = Build(options, {}, true);
+  WriteSet writes;
+  Status s = r->RefitModel(nullptr, w.states, &writes);
+  if (!s.ok()) Die("RefitModel: " + s.ToString());
+  if (writes.empty()) Die("RefitModel wrote no model");
+  s = ModelStore()->Write(writes);
+  if (!s.ok()) Die("model write: " + s.ToString());
+  r->BeginBatch(w.items, w.now_ms);
+  return r;
+}
+
+// The blended engine with default options.
 Recommender* Blended() {
+  static const std::unique_ptr<Recommender> rec = MakeBlended(RecommenderOptions{});
+  return rec.get();
+}
+
+// The same without basket coverage (recommend.basket_coverage 0): what coverage costs.
+Recommender* BlendedWithoutCoverage() {
   static const std::unique_ptr<Recommender> rec = [] {
-    const World& w = TheWorld();
-    std::unique_ptr<Recommender> r = Build(RecommenderOptions{}, {}, true);
-    WriteSet writes;
-    Status s = r->RefitModel(nullptr, w.states, &writes);
-    if (!s.ok()) Die("RefitModel: " + s.ToString());
-    if (writes.empty()) Die("RefitModel wrote no model");
-    s = ModelStore()->Write(writes);
-    if (!s.ok()) Die("model write: " + s.ToString());
-    r->BeginBatch(w.items, w.now_ms);
-    return r;
+    RecommenderOptions options;
+    options.basket_coverage = 0;
+    return MakeBlended(options);
   }();
   return rec.get();
 }
@@ -335,6 +348,10 @@ void RunRefresh(benchmark::State& state, Recommender* rec) {
 
 void BM_RefreshList_Blended(benchmark::State& state) { RunRefresh(state, Blended()); }
 BENCHMARK(BM_RefreshList_Blended)->Unit(benchmark::kMicrosecond);
+void BM_RefreshList_BlendedWithoutCoverage(benchmark::State& state) {
+  RunRefresh(state, BlendedWithoutCoverage());
+}
+BENCHMARK(BM_RefreshList_BlendedWithoutCoverage)->Unit(benchmark::kMicrosecond);
 
 void BM_RefreshList_Strategy(benchmark::State& state, const char* name) {
   RunRefresh(state, Single(name));
