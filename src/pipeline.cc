@@ -102,16 +102,21 @@ RecommendIndex& Pipeline::CooccurrenceShard(uint32_t partition) {
 }
 
 Status Pipeline::ApplyRemoteCooccurrence(uint32_t partition, std::string_view item_id,
-                                         const std::string_view* encoded) {
-  CooccurrenceRow row;
-  row.item_id = std::string(item_id);
-  if (encoded != nullptr) {
-    Status s = DecodeCooccurrenceRow(item_id, *encoded, &row);
-    if (!s.ok()) {
-      return Status::Corruption("co-occurrence row of partition " + std::to_string(partition) +
-                                " item '" + std::string(item_id) + "': " + s.message());
+                                         const std::string_view* encoded,
+                                         const CooccurrenceRow* decoded) {
+  CooccurrenceRow own;
+  if (decoded == nullptr || encoded == nullptr) {
+    own.item_id = std::string(item_id);
+    if (encoded != nullptr) {
+      Status s = DecodeCooccurrenceRow(item_id, *encoded, &own);
+      if (!s.ok()) {
+        return Status::Corruption("co-occurrence row of partition " + std::to_string(partition) +
+                                  " item '" + std::string(item_id) + "': " + s.message());
+      }
     }
+    decoded = &own;
   }
+  const CooccurrenceRow& row = *decoded;
   // An owned partition's row handed out here is newer than anything the topic sends back (the
   // feed may still be reading an older one of ours).
   if (UsesLocalItems(partition) && handed_out_.count({partition, row.item_id}) > 0) {

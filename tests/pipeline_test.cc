@@ -591,12 +591,16 @@ TEST(PipelineTest, CooccurrenceRowsOfOtherPartitionsAddUpToOnePipelines) {
   ASSERT_OK(b.RunIn(1, p1, 0, &r));
   EXPECT_NE(a.recommender().cooccurrence_totals(), want) << "partition 0's customers alone";
   // Each hands its rows to the other, through the topic's encoding.
-  auto exchange = [](Harness& from, Harness& to) {
+  // `predecoded`: as the exchange hands rows over, with the decoding its feed thread made.
+  auto exchange = [](Harness& from, Harness& to, bool predecoded = false) {
     auto rows = from.pipeline().TakeCooccurrenceRows();
     for (const auto& row : rows) {
       std::string_view value = row.encoded.has_value() ? std::string_view(*row.encoded) : "";
-      EXPECT_OK(to.pipeline().ApplyRemoteCooccurrence(row.partition, row.item_id,
-                                                      row.encoded ? &value : nullptr));
+      CooccurrenceRow decoded;
+      if (predecoded && row.encoded) EXPECT_OK(DecodeCooccurrenceRow(row.item_id, value, &decoded));
+      EXPECT_OK(to.pipeline().ApplyRemoteCooccurrence(
+          row.partition, row.item_id, row.encoded ? &value : nullptr,
+          predecoded && row.encoded ? &decoded : nullptr));
       // Its own row come back from the topic changes nothing: the partition is owned.
       EXPECT_OK(from.pipeline().ApplyRemoteCooccurrence(row.partition, row.item_id,
                                                         row.encoded ? &value : nullptr));
@@ -606,7 +610,7 @@ TEST(PipelineTest, CooccurrenceRowsOfOtherPartitionsAddUpToOnePipelines) {
   auto rows_a = exchange(a, b);
   EXPECT_EQ(rows_a.size(), 3u) << "A, B and C of partition 0";
   for (const auto& row : rows_a) EXPECT_EQ(row.partition, 0u);
-  auto rows_b = exchange(b, a);
+  auto rows_b = exchange(b, a, /*predecoded=*/true);
   EXPECT_EQ(rows_b.size(), 4u) << "A, B, C and D of partition 1";
   EXPECT_EQ(a.recommender().cooccurrence_totals(), want);
   EXPECT_EQ(b.recommender().cooccurrence_totals(), want);

@@ -224,9 +224,11 @@ class Pipeline {
   // (no customer of the partition holds the item). Rows of partitions not owned here go into
   // the recommender's index (replacing that partition's previous row of the item); those of
   // owned partitions are kept to publish only what differs from them. A row that does not
-  // decode is refused, naming the partition and item.
+  // decode is refused, naming the partition and item. `decoded`, when given, is `*encoded`
+  // already decoded (the exchange's feed thread checks every row it reads): not decoded again.
   Status ApplyRemoteCooccurrence(uint32_t partition, std::string_view item_id,
-                                 const std::string_view* encoded);
+                                 const std::string_view* encoded,
+                                 const CooccurrenceRow* decoded = nullptr);
   struct CooccurrenceUpdate {
     uint32_t partition = 0;
     std::string item_id;

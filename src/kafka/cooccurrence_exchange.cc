@@ -48,15 +48,16 @@ class CooccurrenceExchangeImpl : public CooccurrenceExchange, public RdKafka::De
     return Status::OK();
   }
 
-  size_t Drain(const std::function<void(uint32_t, const std::string&, const std::string*)>& apply)
-      override {
-    std::map<std::pair<uint32_t, std::string>, std::optional<std::string>> batch;
+  size_t Drain(const std::function<void(uint32_t, const std::string&, const std::string*,
+                                        const CooccurrenceRow*)>& apply) override {
+    std::map<std::pair<uint32_t, std::string>, std::optional<Row>> batch;
     {
       std::lock_guard<std::mutex> lock(mu_);
       batch.swap(pending_);
     }
-    for (const auto& [where, encoded] : batch) {
-      apply(where.first, where.second, encoded.has_value() ? &*encoded : nullptr);
+    for (const auto& [where, row] : batch) {
+      apply(where.first, where.second, row.has_value() ? &row->encoded : nullptr,
+            row.has_value() ? &row->decoded : nullptr);
     }
     return batch.size();
   }
@@ -118,16 +119,22 @@ class CooccurrenceExchangeImpl : public CooccurrenceExchange, public RdKafka::De
   // The feed's thread.
   Status OnRecord(uint32_t p, std::string_view key, const std::string_view* value) {
     if (key.empty()) return Status::InvalidArgument("a record without a key");
-    std::optional<std::string> encoded;
+    std::optional<Row> row;
     if (value != nullptr) {
-      CooccurrenceRow row;
-      STREAMREC_RETURN_IF_ERROR(DecodeCooccurrenceRow(key, *value, &row));
-      encoded = std::string(*value);
+      row.emplace();
+      STREAMREC_RETURN_IF_ERROR(DecodeCooccurrenceRow(key, *value, &row->decoded));
+      row->encoded = std::string(*value);
     }
     std::lock_guard<std::mutex> lock(mu_);
-    pending_[{p, std::string(key)}] = std::move(encoded);
+    pending_[{p, std::string(key)}] = std::move(row);
     return Status::OK();
   }
+
+  // A row as read, and decoded (a tombstone: none).
+  struct Row {
+    std::string encoded;
+    CooccurrenceRow decoded;
+  };
 
   const std::string topic_;
   std::shared_ptr<Logger> log_;
@@ -135,7 +142,7 @@ class CooccurrenceExchangeImpl : public CooccurrenceExchange, public RdKafka::De
   std::vector<std::pair<uint32_t, std::string>> failed_rows_;  // caller's thread
   std::atomic<uint64_t> published_{0}, failed_{0};
   std::mutex mu_;
-  std::map<std::pair<uint32_t, std::string>, std::optional<std::string>> pending_;  // guarded
+  std::map<std::pair<uint32_t, std::string>, std::optional<Row>> pending_;  // guarded
   std::unique_ptr<TopicFeed> feed_;  // last: its thread stops first
 };
 

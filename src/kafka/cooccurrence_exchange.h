@@ -37,9 +37,11 @@ class CooccurrenceExchange {
   virtual ~CooccurrenceExchange() = default;
 
   // Hands every row read since the last call (the latest per partition and item; `encoded`
-  // null for a tombstone) to `apply` on the caller's thread. Returns how many.
+  // null for a tombstone; `decoded` its decoding, done on the feed's thread, null with it) to
+  // `apply` on the caller's thread. Returns how many.
   virtual size_t Drain(const std::function<void(uint32_t partition, const std::string& item_id,
-                                                const std::string* encoded)>& apply) = 0;
+                                                const std::string* encoded,
+                                                const CooccurrenceRow* decoded)>& apply) = 0;
   // Produces the rows (asynchronously); one that cannot be produced or is not acknowledged is
   // reported by Poll.
   virtual void Publish(const std::vector<Pipeline::CooccurrenceUpdate>& rows) = 0;

@@ -666,10 +666,11 @@ void ServiceImpl::UpdateOwnedFeeds() {
 void ServiceImpl::ExchangeCooccurrence(bool now) {
   if (cooccurrence_ == nullptr) return;
   cooccurrence_rows_read_ += cooccurrence_->Drain(
-      [&](uint32_t partition, const std::string& item_id, const std::string* encoded) {
+      [&](uint32_t partition, const std::string& item_id, const std::string* encoded,
+          const CooccurrenceRow* decoded) {
         std::string_view value = encoded != nullptr ? std::string_view(*encoded) : "";
-        Status s = pipeline_->ApplyRemoteCooccurrence(partition, item_id,
-                                                      encoded != nullptr ? &value : nullptr);
+        Status s = pipeline_->ApplyRemoteCooccurrence(
+            partition, item_id, encoded != nullptr ? &value : nullptr, decoded);
         if (!s.ok() && cooccurrence_rows_refused_++ % 1000 == 0) log_->Warn(s.message());
       });
   cooccurrence_->Poll([&](uint32_t partition, const std::string& item_id) {
