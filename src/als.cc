@@ -4,18 +4,20 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <thread>
+
+#include "kernels/als_kernel.h"
 
 namespace streamrec {
 
 namespace {
 
-// Rows per work unit of a parallel pass, and rows gathered per rank update. Fixed (never derived
-// from the thread count) so that partial sums are combined the same way whatever the threads.
+// Rows per work unit of a parallel pass. Fixed (never derived from the thread count) so that
+// partial sums are combined the same way whatever the threads.
 constexpr uint32_t kChunkRows = 1024;
-constexpr int64_t kGatherRows = 256;
 constexpr uint64_t kChunkNonzeros = 1 << 16;
 
 int ThreadCount(int threads) {
@@ -48,39 +50,21 @@ uint32_t ChunksOf(uint64_t rows) {
 AlsSystem RegularizedGram(const AlsFactors& f, double lambda, int threads) {
   const int k = static_cast<int>(f.cols());
   const uint32_t chunks = ChunksOf(f.rows());
-  std::vector<Eigen::MatrixXd> partial(chunks);
-  ParallelChunks(chunks, threads, [&](uint32_t c, int) {
+  const als_kernel::Kernels& kernels = als_kernel::Active();
+  std::vector<AlsSystem> partial(chunks);
+  std::vector<std::vector<double>> scratch(std::max(threads, 1),
+                                           std::vector<double>(als_kernel::ScratchSize(k)));
+  ParallelChunks(chunks, threads, [&](uint32_t c, int worker) {
     const int64_t begin = static_cast<int64_t>(c) * kChunkRows;
     const int64_t end = std::min<int64_t>(begin + kChunkRows, f.rows());
-    Eigen::MatrixXd block = f.middleRows(begin, end - begin).cast<double>();
-    partial[c] = Eigen::MatrixXd::Zero(k, k);
-    partial[c].selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+    partial[c] = AlsSystem::Zero(k, k);
+    kernels.add_gram(f.row(begin).data(), k, static_cast<size_t>(end - begin), partial[c].data(),
+                     scratch[worker].data());
   });
   AlsSystem gram = AlsSystem::Zero(k, k);
-  for (const Eigen::MatrixXd& p : partial) gram += p;
+  for (const AlsSystem& p : partial) gram += p;
   gram.diagonal().array() += lambda;
   return gram;
-}
-
-// A = L D L^T in place on the lower triangle of the row-major `a` (L unit lower triangular,
-// stored below the diagonal; D on the diagonal). Left-looking, so every inner loop is a dot
-// product of contiguous row segments. A is symmetric positive definite (lambda > 0, or Y of full
-// rank), so no pivoting is needed; a non-positive pivot (a singular system, lambda = 0) is set to
-// +inf, which drops that direction from the solution instead of producing NaNs.
-void FactorLdlt(AlsSystem* a, Eigen::VectorXd* v) {
-  const int k = static_cast<int>(a->rows());
-  v->resize(k);
-  for (int j = 0; j < k; ++j) {
-    auto row_j = a->row(j);
-    for (int i = 0; i < j; ++i) (*v)[i] = row_j[i] * (*a)(i, i);
-    double d = row_j[j] - row_j.head(j).dot(v->head(j));
-    if (!(d > 0)) d = std::numeric_limits<double>::infinity();
-    row_j[j] = d;
-    for (int r = j + 1; r < k; ++r) {
-      auto row_r = a->row(r);
-      row_r[j] = (row_r[j] - row_r.head(j).dot(v->head(j))) / d;
-    }
-  }
 }
 
 // Solves L D L^T x = b in place (`x` holds b on entry).
@@ -91,48 +75,25 @@ void SolveLdlt(const AlsSystem& a, Eigen::VectorXd* x) {
   for (int r = k - 1; r > 0; --r) x->head(r).noalias() -= (*x)[r] * a.row(r).head(r).transpose();
 }
 
-// Rows gathered into one Eigen rank update; below it, rank-1 updates row by row (cheaper for
-// the few items of a customer).
-constexpr int64_t kSmallRows = 24;
-
-// Solves one row: A = gram + sum_i (c_i - 1) y_i y_i^T, b = sum_i c_i y_i, out = A^-1 b.
-// `ws->rows` holds (index into `other`, confidence), ascending. This single function is both the
-// fit's row step and FoldIn, which is what makes a fold-in reproduce the fitted factors.
-void SolveRow(const AlsFactors& other, const AlsSystem& gram, AlsWorkspace* ws, float* out) {
+// Solves one row: A = gram + sum_i (c_i - 1) y_i y_i^T, b = sum_i c_i y_i, out = A^-1 b, over
+// the n non-zeros (index[i] into `other`, confidence[i]), ascending by index. `ws->system` keeps
+// the factorisation (TopContributor). This single function is both the fit's row step and
+// FoldIn, which is what makes a fold-in reproduce the fitted factors.
+void SolveRow(const AlsFactors& other, const AlsSystem& gram, const uint32_t* index,
+              const double* confidence, size_t n, AlsWorkspace* ws, float* out) {
   const int k = static_cast<int>(other.cols());
   Eigen::Map<Eigen::VectorXf> x(out, k);
-  if (ws->rows.empty()) {
+  if (n == 0) {
     x.setZero();
     return;
   }
+  const als_kernel::Kernels& kernels = als_kernel::Active();
   ws->system = gram;
   ws->rhs.setZero(k);
-  const int64_t n = static_cast<int64_t>(ws->rows.size());
-  if (n <= kSmallRows) {
-    ws->scratch.resize(k);
-    for (const auto& [j, c] : ws->rows) {
-      ws->scratch = other.row(j).transpose().cast<double>();
-      ws->rhs.noalias() += c * ws->scratch;
-      const double w = c - 1.0;
-      for (int r = 0; r < k; ++r) {
-        ws->system.row(r).head(r + 1).noalias() +=
-            (w * ws->scratch[r]) * ws->scratch.head(r + 1).transpose();
-      }
-    }
-  } else {
-    ws->gather.resize(std::min(n, kGatherRows), k);
-    for (int64_t begin = 0; begin < n; begin += kGatherRows) {
-      const int64_t m = std::min(kGatherRows, n - begin);
-      for (int64_t r = 0; r < m; ++r) {
-        const auto [j, c] = ws->rows[begin + r];
-        const auto y = other.row(j).cast<double>();
-        ws->rhs.noalias() += c * y.transpose();
-        ws->gather.row(r) = std::sqrt(c - 1.0) * y;
-      }
-      ws->system.selfadjointView<Eigen::Lower>().rankUpdate(ws->gather.topRows(m).transpose());
-    }
-  }
-  FactorLdlt(&ws->system, &ws->scratch);
+  ws->scratch.resize(als_kernel::ScratchSize(k));
+  kernels.accumulate(other.data(), k, index, confidence, n, ws->system.data(), ws->rhs.data(),
+                     ws->scratch.data());
+  kernels.factor_ldlt(ws->system.data(), k, ws->scratch.data());
   ws->solution = ws->rhs;
   SolveLdlt(ws->system, &ws->solution);
   x = ws->solution.cast<float>();
@@ -161,11 +122,8 @@ void SolveAll(const std::vector<uint64_t>& offsets, const std::vector<uint32_t>&
   ParallelChunks(chunks, threads, [&](uint32_t c, int worker) {
     AlsWorkspace* ws = &workspaces[worker];
     for (uint64_t r = bounds[c]; r < bounds[c + 1]; ++r) {
-      ws->rows.clear();
-      for (uint64_t p = offsets[r]; p < offsets[r + 1]; ++p) {
-        ws->rows.emplace_back(index[p], confidence[p]);
-      }
-      SolveRow(other, gram, ws, solve->row(r).data());
+      SolveRow(other, gram, index.data() + offsets[r], confidence.data() + offsets[r],
+               offsets[r + 1] - offsets[r], ws, solve->row(r).data());
     }
   });
 }
@@ -259,6 +217,27 @@ class Reader {
 };
 
 }  // namespace
+
+namespace als_kernel {
+
+const Kernels* Avx2IfSupported() {
+#if defined(STREAMREC_ALS_AVX2)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2::kKernels;
+#endif
+  return nullptr;
+}
+
+const Kernels& Active() {
+  static const Kernels* const active = [] {
+    const char* forced = std::getenv("STREAMREC_ALS_KERNEL");
+    const bool generic_only = forced != nullptr && std::string_view(forced) == "generic";
+    const Kernels* avx2 = Avx2IfSupported();
+    return avx2 != nullptr && !generic_only ? avx2 : &generic::kKernels;
+  }();
+  return *active;
+}
+
+}  // namespace als_kernel
 
 StatusOr<AlsMatrix> AlsMatrixFromTriplets(uint32_t users, std::vector<std::string> item_ids,
                                           std::span<const AlsTriplet> triplets) {
@@ -364,8 +343,15 @@ void AlsModel::FoldIn(std::span<const AlsInteraction> history, AlsWorkspace* ws,
   }
   std::sort(ws->rows.begin(), ws->rows.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+  ws->index.resize(ws->rows.size());
+  ws->confidence.resize(ws->rows.size());
+  for (size_t i = 0; i < ws->rows.size(); ++i) {
+    ws->index[i] = ws->rows[i].first;
+    ws->confidence[i] = ws->rows[i].second;
+  }
   out->resize(factors());
-  SolveRow(item_factors_, gram_, ws, out->data());
+  SolveRow(item_factors_, gram_, ws->index.data(), ws->confidence.data(), ws->rows.size(), ws,
+           out->data());
 }
 
 uint32_t AlsModel::TopContributor(const AlsWorkspace& ws, uint32_t item,

@@ -132,8 +132,9 @@ using AlsSystem = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // AlsModel::TopContributor).
 struct AlsWorkspace {
   std::vector<std::pair<uint32_t, double>> rows;  // (item, confidence), ascending item
+  std::vector<uint32_t> index;                    // rows, split for the solver
+  std::vector<double> confidence;
   AlsSystem system;                               // L strictly below the diagonal, D on it
-  AlsSystem gather;
   Eigen::VectorXd rhs;
   Eigen::VectorXd solution;
   Eigen::VectorXd scratch;
