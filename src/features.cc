@@ -62,11 +62,19 @@ const v1::ItemCount* FindItem(const CustomerState& state, std::string_view item_
   return nullptr;
 }
 
+namespace {
+
+// The baskets that held `item` (its latest, bit 0, and the earlier ones), shifted left by
+// `shift`: bit i then stands for basket last_basket + shift - i. 0 when the shift drops them all.
+uint64_t HeldShifted(const v1::ItemCount& item, uint64_t shift) {
+  return shift >= 64 ? 0 : ((item.earlier_baskets() << 1) | 1) << shift;
+}
+
+}  // namespace
+
 uint64_t RecentBaskets(const CustomerState& state, const v1::ItemCount& item) {
   if (item.last_basket() == 0 || item.last_basket() > state.purchase_count()) return 0;
-  const uint64_t d = state.purchase_count() - item.last_basket();
-  if (d >= 64) return 0;
-  return ((item.earlier_baskets() << 1) | 1) << d;
+  return HeldShifted(item, state.purchase_count() - item.last_basket());
 }
 
 void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const CatalogItem* item,
@@ -147,9 +155,8 @@ void ApplyEvent(const FeatureOptions& options, const PurchaseEvent& event, const
     it->set_last_basket(basket);
     it->set_earlier_baskets(0);  // an item entry of an older state: its history is unknown
   } else if (basket > it->last_basket()) {
-    const uint64_t d = basket - it->last_basket();
-    const uint64_t held = (it->earlier_baskets() << 1) | 1;  // bit i: basket last_basket - i
-    it->set_earlier_baskets(d - 1 >= 64 ? 0 : held << (d - 1));
+    // Bit i of earlier_baskets: basket (the new last_basket) - 1 - i.
+    it->set_earlier_baskets(HeldShifted(*it, basket - it->last_basket() - 1));
     it->set_last_basket(basket);
   }
   if (first_line || t < it->first_time_ms()) it->set_first_time_ms(t);
