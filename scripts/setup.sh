@@ -11,7 +11,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   librdkafka-dev librocksdb-dev libeigen3-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libprotobuf-dev protobuf-compiler
-  libyaml-cpp-dev libcli11-dev libsimdjson-dev zlib1g-dev libcpp-httplib-dev
+  libyaml-cpp-dev libcli11-dev libsimdjson-dev zlib1g-dev libcpp-httplib-dev libjemalloc-dev
 )
 if [ "${1:-}" = "--tests" ]; then
   PACKAGES+=(chromium prometheus docker-compose clang-14 libclang-rt-14-dev lld-14)
