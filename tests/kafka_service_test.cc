@@ -86,6 +86,7 @@ std::string ReferenceDigest(const TempDir& dir, const Feed& feed) {
 }
 
 struct Consumed {
+  int32_t partition = -1;
   std::string key;
   std::string value;
   std::map<std::string, std::string> headers;
@@ -105,6 +106,7 @@ std::vector<Consumed> ReadTopicUntil(const std::string& brokers, const std::stri
     std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
     if (m->err() != RdKafka::ERR_NO_ERROR) continue;
     Consumed c;
+    c.partition = m->partition();
     if (m->key()) c.key = *m->key();
     c.value.assign(static_cast<const char*>(m->payload()), m->len());
     if (m->headers()) {
@@ -119,6 +121,7 @@ std::vector<Consumed> ReadTopicUntil(const std::string& brokers, const std::stri
     std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
     if (m->err() != RdKafka::ERR_NO_ERROR) continue;
     Consumed c;
+    c.partition = m->partition();
     if (m->key()) c.key = *m->key();
     c.value.assign(static_cast<const char*>(m->payload()), m->len());
     out.push_back(std::move(c));
@@ -1205,6 +1208,52 @@ TEST_F(KafkaServiceTest, ListsTheChangelogHasAndTheOutputLacksArePublishedByTheN
   EXPECT_GT(b.republished_lists, 0u) << "the killed batch's lists were after A's last mark";
   EXPECT_EQ(DigestOf(dir.File("b")), ReferenceDigest(dir, feed));
   ExpectCommittedVersionsPublishedOnce(dir.File("b"));
+}
+
+// kafka.item_stats_topic: the topic holds a partition's latest statistics of an item only if the
+// batch that touched the item last got its item-stats record out. A writes the changelog without
+// the topic — as a writer killed between a batch's changelog records and its item-stats records
+// leaves it, or a deployment that turns the topic on later. B restores every partition from the
+// changelog and publishes their statistics again: the latest record of each (partition, item)
+// on the topic, summed, counts every purchase of the stream once.
+TEST_F(KafkaServiceTest, ItemStatisticsTheChangelogHasAndTheTopicLacksArePublishedByTheNextOwner) {
+  ASSERT_OK(cluster_->CreateTopic("lacks-changelog", kPartitions));
+  ASSERT_OK(cluster_->CreateTopic("lacks-stats", kPartitions));
+  TempDir dir;
+  Feed feed = MakeFeed(dir, 3000, 300);
+  const uint64_t n = feed.events.size();
+  ASSERT_NO_FATAL_FAILURE(Produce(feed.events, 0, n));
+  ServiceStats a = RunUntilApplied(Options(dir.File("a"), "lacks-1", feed, "lacks-changelog"), n);
+  ASSERT_EQ(a.republished_item_stats, 0u);
+  ServiceOptions o = Options(dir.File("b"), "lacks-2", feed, "lacks-changelog");
+  o.config.kafka.item_stats_topic = "lacks-stats";
+  ServiceStats b = RunUntilApplied(std::move(o), n);
+  EXPECT_EQ(b.restored_partitions, static_cast<uint64_t>(kPartitions));
+  EXPECT_GT(b.republished_item_stats, 0u);
+  EXPECT_EQ(b.item_stats_purchases, n) << "B's own view: every partition is its own";
+
+  std::map<std::pair<int32_t, std::string>, uint64_t> latest;  // (partition, item) -> count
+  uint64_t refused = 0;
+  auto sum = [&] {
+    uint64_t total = 0;
+    for (const auto& [where, count] : latest) total += count;
+    return total;
+  };
+  size_t seen = 0;
+  ReadTopicUntil(cluster_->bootstrap(), "lacks-stats", [&](const std::vector<Consumed>& records) {
+    for (; seen < records.size(); ++seen) {
+      ItemStats stats;
+      if (!DecodeState(records[seen].value, &stats).ok() || stats.item_id() != records[seen].key) {
+        ++refused;
+        continue;
+      }
+      latest[{records[seen].partition, stats.item_id()}] = stats.count();
+    }
+    return sum() == n;
+  });
+  EXPECT_EQ(refused, 0u);
+  EXPECT_EQ(sum(), n) << "the purchases the item-stats topic counts, over " << latest.size()
+                      << " (partition, item) pairs";
 }
 
 TEST_F(KafkaServiceTest, CrashAfterCommitRestartsFromStoredPositions) {

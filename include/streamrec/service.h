@@ -83,6 +83,9 @@ struct ServiceStats {
   // Lists those restores found after the changelog's progress mark (their writer may have died
   // before they reached the output topic), published again.
   uint64_t republished_lists = 0;
+  // With kafka.item_stats_topic: the restored partitions' item statistics, published again
+  // (one record per item of each restored partition).
+  uint64_t republished_item_stats = 0;
   // Standby replicas (kafka.standby_replicas): records applied to the copies, partitions
   // tailed, records the copies are behind, and whether every tailed copy reached the end.
   uint64_t standby_records = 0;

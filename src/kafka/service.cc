@@ -148,9 +148,11 @@ class ServiceImpl : public Service,
   // (the service is not ready). An error is fatal only when the local state is partial. True
   // when the partition was restored.
   StatusOr<bool> MaybeRestore(uint32_t partition);
-  // Puts the lists the restore of `partition` found unpublished in its outbox (after
-  // OutboxPublisher::DropPartition), after the restored position's outbox sequence.
-  Status RepublishRestoredLists(uint32_t partition);
+  // Puts in `partition`'s outbox (after OutboxPublisher::DropPartition, from the restored
+  // position's outbox sequence on) what the restore found that may never have left its writer:
+  // the lists after the changelog's progress mark and, with kafka.item_stats_topic, the
+  // partition's item statistics (see the definition).
+  Status RepublishRestored(uint32_t partition);
   Status StartServers();
   std::vector<uint32_t> KnownPartitions();
   // kafka.model_topic: this instance fits the shared model while it owns partition 0.
@@ -215,8 +217,9 @@ class ServiceImpl : public Service,
   std::string restore_why_;
   uint64_t restored_partitions_ = 0, restored_records_ = 0, restored_from_standby_ = 0;
   uint64_t republished_lists_ = 0;
+  uint64_t republished_item_stats_ = 0;
   // The lists each restore found unpublished (ChangelogRestoreStats::unpublished_lists), until
-  // RepublishRestoredLists puts them in the partition's outbox.
+  // RepublishRestored puts them in the partition's outbox.
   std::map<uint32_t, std::vector<std::string>> unpublished_lists_;
   // Standby copies of the partitions other instances own (kafka.standby_replicas).
   std::unique_ptr<StandbyReplicas> standby_;
@@ -528,7 +531,7 @@ void ServiceImpl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
         if (s.ok() && *restored) {
           replaced.push_back(p);
           s = publisher_->DropPartition(p);
-          if (s.ok()) s = RepublishRestoredLists(p);
+          if (s.ok()) s = RepublishRestored(p);
         }
         if (!s.ok()) {
           fatal_ = s;
@@ -948,6 +951,7 @@ void ServiceImpl::UpdateStats() {
   stats_.restored_records = restored_records_;
   stats_.restored_from_standby = restored_from_standby_;
   stats_.republished_lists = republished_lists_;
+  stats_.republished_item_stats = republished_item_stats_;
   if (kmeans_ != nullptr) {
     stats_.segment_model_version = kmeans_->model_version();
     stats_.segment_refits = kmeans_->refits();
@@ -1624,12 +1628,30 @@ StatusOr<bool> ServiceImpl::MaybeRestore(uint32_t partition) {
   return true;
 }
 
-Status ServiceImpl::RepublishRestoredLists(uint32_t partition) {
+Status ServiceImpl::RepublishRestored(uint32_t partition) {
+  std::vector<std::string> lists;
   auto it = unpublished_lists_.find(partition);
-  if (it == unpublished_lists_.end()) return Status::OK();
-  std::vector<std::string> lists = std::move(it->second);
-  unpublished_lists_.erase(it);
-  if (lists.empty()) return Status::OK();
+  if (it != unpublished_lists_.end()) {
+    lists = std::move(it->second);
+    unpublished_lists_.erase(it);
+  }
+  // The item statistics go again whole. Each record carries the partition's cumulative
+  // statistics of one item and the topic keeps the latest, so a batch whose changelog records
+  // reached the changelog and whose item-stats records did not (its writer was killed between
+  // them, or ran without kafka.item_stats_topic) would leave the topic behind for every item no
+  // later batch touches: every other instance would count those purchases never. There is no
+  // progress mark for them to go by (they wait for nothing), and a partition's items are few
+  // next to its customers.
+  std::vector<std::pair<std::string, std::string>> items;  // (item id, encoded ItemStats)
+  if (!kafka().item_stats_topic.empty()) {
+    const std::string prefix = PartitionPrefix(partition);
+    STREAMREC_RETURN_IF_ERROR(
+        store_->Scan(Column::kItems, prefix, [&](std::string_view key, std::string_view value) {
+          items.emplace_back(std::string(key.substr(prefix.size())), std::string(value));
+          return true;
+        }));
+  }
+  if (lists.empty() && items.empty()) return Status::OK();
   const std::string& source = pipeline_->options().source_name;
   auto position = LoadPosition(store_.get(), source, partition);
   if (!position.ok()) return position.status();
@@ -1647,14 +1669,29 @@ Status ServiceImpl::RepublishRestoredLists(uint32_t partition) {
     record.set_key(record.list().customer_id());
     writes.Put(Column::kOutbox, OutboxKey(partition, sequence++), EncodeState(record));
   }
+  for (auto& [item_id, encoded] : items) {
+    v1::OutboxRecord record;
+    record.set_topic_kind("item-stats");
+    record.set_key(item_id);
+    record.set_shared_item_stats(std::move(encoded));
+    writes.Put(Column::kOutbox, OutboxKey(partition, sequence++), EncodeState(record));
+  }
   position->set_outbox_seq(sequence);
   writes.Put(Column::kPositions, PositionKey(source, partition), EncodeState(*position));
   STREAMREC_RETURN_IF_ERROR(store_->Write(writes));
   republished_lists_ += lists.size();
-  outbox_written_ += lists.size();
-  log_->Info("changelog: partition " + std::to_string(partition) + ": " +
-             std::to_string(lists.size()) + " restored lists after the progress mark (their "
-             "writer may have died before publishing them) go to the output topic again");
+  republished_item_stats_ += items.size();
+  outbox_written_ += lists.size() + items.size();
+  if (!lists.empty()) {
+    log_->Info("changelog: partition " + std::to_string(partition) + ": " +
+               std::to_string(lists.size()) + " restored lists after the progress mark (their "
+               "writer may have died before publishing them) go to the output topic again");
+  }
+  if (!items.empty()) {
+    log_->Info("changelog: partition " + std::to_string(partition) + ": the restored statistics "
+               "of " + std::to_string(items.size()) + " items go to '" +
+               kafka().item_stats_topic + "' again");
+  }
   return Status::OK();
 }
 
