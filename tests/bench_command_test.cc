@@ -66,6 +66,16 @@ void CheckSummary(const std::string& json, uint64_t events) {
   EXPECT_GT(Number(doc, "/peak_rss_bytes"), 1 << 20) << json;
   EXPECT_GT(Number(doc, "/rocksdb_bytes_per_customer"), 0) << json;
   EXPECT_GE(Number(doc, "/records_delivered"), Number(doc, "/lists_published")) << json;
+  // Re-fits against ingestion: the first segment model is fitted once min_customers_for_fit
+  // customers are seen; the time a re-fit ran is part of the run.
+  EXPECT_GE(Number(doc, "/refits/segment"), 1) << json;
+  EXPECT_GE(Number(doc, "/refits/als"), 0) << json;
+  const double running = Number(doc, "/refits/running_seconds");
+  EXPECT_GE(running, 0) << json;
+  EXPECT_LE(running, Number(doc, "/wall_seconds") + 0.05) << json;
+  EXPECT_GE(Number(doc, "/refits/events_per_second_between"), 0) << json;
+  EXPECT_GE(Number(doc, "/refits/events_per_second_during"), 0) << json;
+  EXPECT_LT(Number(doc, "/refits/slowdown"), 1) << json;
 }
 
 TEST(BenchCommandTest, ThroughputModeReportsTheWholeRun) {

@@ -99,6 +99,11 @@ struct ServiceStats {
   uint64_t segment_models_adopted = 0;
   uint64_t segment_models_published = 0;
   bool segment_refitter = false;
+  // Whether a background segment re-fit / ALS re-fit is running (at the last stats update): the
+  // bench splits ingestion into the time with and without one.
+  bool segment_refit_running = false;
+  bool als_refit_running = false;
+  uint64_t als_refits = 0;  // ALS fits installed by this run (synchronous or background)
   // The recommender's ALS model: its version, and with kafka.model_topic the versions adopted
   // from the topic and published to it (it is fitted where the segment model is).
   uint64_t als_model_version = 0;

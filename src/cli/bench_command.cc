@@ -42,6 +42,31 @@ namespace streamrec::cli {
 
 namespace {
 
+double Seconds(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to);
+
+// Events applied and time spent while a background re-fit ran and while none did, from
+// successive ServiceStats samples.
+struct RefitSplit {
+  double refit_seconds = 0, free_seconds = 0;
+  uint64_t refit_events = 0, free_events = 0;
+  bool started = false, refitting = false;
+  uint64_t events = 0;
+  std::chrono::steady_clock::time_point at{};
+
+  void Sample(std::chrono::steady_clock::time_point now, const ServiceStats& st) {
+    if (started) {
+      const double dt = Seconds(at, now);
+      const uint64_t de = st.events - std::min(events, st.events);
+      (refitting ? refit_seconds : free_seconds) += dt;
+      (refitting ? refit_events : free_events) += de;
+    }
+    started = true;
+    refitting = st.segment_refit_running || st.als_refit_running;
+    events = st.events;
+    at = now;
+  }
+};
+
 double Seconds(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
@@ -207,11 +232,16 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   std::chrono::steady_clock::time_point first{}, done{};
   auto last_print = started;
   bool finished = false;
+  // Ingestion while a background re-fit (segments or ALS) runs, against while none does (issue
+  // 7: a re-fit may slow ingestion by at most 30 %). Each sample interval's events and time go
+  // to the side the previous sample saw.
+  RefitSplit split;
   while (!StopFlag().load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const ServiceStats st = (*service)->stats();
     const auto now = std::chrono::steady_clock::now();
     if (first == std::chrono::steady_clock::time_point{} && st.records > 0) first = now;
+    if (first != std::chrono::steady_clock::time_point{}) split.Sample(now, st);
     if (!st.running && st.batches > 0) break;
     if (st.records >= args.events && st.in_flight == 0 && st.delivered >= st.outbox_written) {
       done = now;
@@ -383,6 +413,18 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     }
   }
   w.Key("state_cache_hit_rate").Double(lookups > 0 ? hits / lookups : 0);
+  {
+    const double during = split.refit_seconds > 0 ? split.refit_events / split.refit_seconds : 0;
+    const double between = split.free_seconds > 0 ? split.free_events / split.free_seconds : 0;
+    w.Key("refits").BeginObject()
+        .Key("segment").Uint(st.segment_refits)
+        .Key("als").Uint(st.als_refits)
+        .Key("running_seconds").Double(split.refit_seconds)
+        .Key("events_per_second_during").Double(during)
+        .Key("events_per_second_between").Double(between)
+        .Key("slowdown").Double(during > 0 && between > 0 ? 1 - during / between : 0)
+        .EndObject();
+  }
   w.Key("peak_rss_bytes").Uint(peak_rss);
   w.Key("rocksdb_bytes").Uint(bytes);
   w.Key("rocksdb_bytes_per_customer").Double(customers > 0 ? static_cast<double>(bytes) / customers : 0);

@@ -957,12 +957,16 @@ void ServiceImpl::UpdateStats() {
     stats_.segment_refits = kmeans_->refits();
     stats_.segment_models_adopted = kmeans_->adopted();
     stats_.segment_refitter = kmeans_->refitter();
+    stats_.segment_refit_running = kmeans_->stats().refit_running;
   }
   stats_.segment_models_published = models_published_;
   stats_.als_model_version = recommender_->model_version();
   stats_.als_models_adopted = recommender_->models_adopted();
   stats_.als_models_published = als_models_published_;
-  stats_.als_fit_customers = recommender_->refit_stats().last_customers;
+  const ModelRefitStats als = recommender_->refit_stats();
+  stats_.als_fit_customers = als.last_customers;
+  stats_.als_refit_running = als.running;
+  stats_.als_refits = als.installed;
   stats_.item_stats_purchases = pipeline_->item_purchases();
   stats_.item_stats_buyers = pipeline_->item_buyers();
   stats_.customers = 0;
