@@ -64,6 +64,8 @@ void CheckSummary(const std::string& json, uint64_t events) {
     EXPECT_GE(Number(doc, (std::string("/stage_seconds/") + stage).c_str()), 0) << stage << json;
   }
   EXPECT_GT(Number(doc, "/peak_rss_bytes"), 1 << 20) << json;
+  EXPECT_NE(json.find("\"peak_rss_since_generated\":true"), std::string::npos)
+      << "the kernel refused to reset the peak RSS" << json;
   EXPECT_GT(Number(doc, "/rocksdb_bytes_per_customer"), 0) << json;
   EXPECT_GE(Number(doc, "/records_delivered"), Number(doc, "/lists_published")) << json;
   // Re-fits against ingestion: the first segment model is fitted once min_customers_for_fit
