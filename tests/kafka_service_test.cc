@@ -254,6 +254,20 @@ class KafkaServiceTest : public ::testing::Test {
     if (meanwhile) meanwhile(service->get());
     EXPECT_TRUE(WaitDone(service->get(), applied));
     stop.store(true);
+    // A Run that does not return (one such hang was seen once under ASan with 3 tests in
+    // parallel, test killed after 600 s without output) says where it stands first, on stderr
+    // (unbuffered: ctest keeps it when it kills the test).
+    if (!(*service)->WaitFor([](const ServiceStats& st) { return !st.running; }, kWaitMs)) {
+      const ServiceStats st = (*service)->stats();
+      std::fprintf(stderr,
+                   "RunUntilApplied: Run has not returned %d ms after the stop: ready %d, "
+                   "applied %llu of %llu, restored partitions %llu, in flight %llu, "
+                   "assigned %zu\n",
+                   kWaitMs, st.ready, static_cast<unsigned long long>(st.applied),
+                   static_cast<unsigned long long>(applied),
+                   static_cast<unsigned long long>(st.restored_partitions),
+                   static_cast<unsigned long long>(st.in_flight), st.assigned.size());
+    }
     runner.join();
     EXPECT_OK(run_status);
     return (*service)->stats();
@@ -1199,8 +1213,23 @@ TEST_F(KafkaServiceTest, ListsTheChangelogHasAndTheOutputLacksArePublishedByTheN
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     self = a->get();
     std::atomic<bool> stop{false};
+    // A crash that never comes fails the test (with what A did) instead of hanging it.
+    std::thread watchdog([&] {
+      if (!self->WaitFor([](const ServiceStats& st) { return st.batches > 0 && !st.running; },
+                         kWaitMs)) {
+        const ServiceStats st = self->stats();
+        std::fprintf(stderr, "A did not crash within %d ms: %d position records delivered, "
+                     "%llu batches, %llu delivered, %llu in flight\n", kWaitMs, positions.load(),
+                     static_cast<unsigned long long>(st.batches),
+                     static_cast<unsigned long long>(st.delivered),
+                     static_cast<unsigned long long>(st.in_flight));
+        stop.store(true);
+      }
+    });
     Status s = (*a)->Run(stop);
-    EXPECT_TRUE(s.IsAborted()) << s.ToString();
+    watchdog.join();
+    EXPECT_TRUE(s.IsAborted()) << s.ToString() << " (" << positions.load()
+                               << " position records delivered)";
   }
   ServiceStats b =
       RunUntilApplied(Options(dir.File("b"), "ahead-2", feed, "ahead-changelog"), feed.events.size());
