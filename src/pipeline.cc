@@ -673,11 +673,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       PutOutbox(partition, outbox_seq++, std::move(record), &writes);
     }
     if (options_.share_item_stats) {
-      v1::OutboxRecord record;
-      record.set_topic_kind("item-stats");
-      record.set_key(stats->item_id());
-      record.set_shared_item_stats(encoded);
-      PutOutbox(partition, outbox_seq++, std::move(record), &writes);
+      PutOutbox(partition, outbox_seq++, SharedItemStatsRecord(stats->item_id(), encoded), &writes);
     }
   }
   for (const auto& [p, other] : other_positions) {

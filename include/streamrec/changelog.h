@@ -60,6 +60,17 @@ inline bool IsChangelogRecord(const v1::OutboxRecord& record) {
   }
 }
 
+// The outbox record that shares a partition's cumulative statistics of one item with the other
+// instances (kafka.item_stats_topic; key = item id, value = the encoded ItemStats): queued by
+// each batch that touched the item, and for every item again by a restore of the partition.
+inline v1::OutboxRecord SharedItemStatsRecord(std::string item_id, std::string encoded) {
+  v1::OutboxRecord record;
+  record.set_topic_kind("item-stats");
+  record.set_key(std::move(item_id));
+  record.set_shared_item_stats(std::move(encoded));
+  return record;
+}
+
 // Loads one changelog partition into `store` as input partition `partition` of source
 // `source_name`. The first Add (or Finish) removes the partition's stored customers, lists and item statistics:
 // the changelog holds every customer the partition ever wrote. The partition's outbox is kept

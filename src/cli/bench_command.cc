@@ -44,8 +44,6 @@ namespace streamrec::cli {
 
 namespace {
 
-double Seconds(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to);
-
 // The process's peak RSS is measured from here on: Linux resets the high-water mark (VmHWM)
 // when "5" is written to /proc/self/clear_refs. The bench calls it once the stream is generated:
 // the generator holds the whole stream in memory (7 GB for 10M events), which is not the
@@ -69,32 +67,31 @@ uint64_t PeakRssBytes() {
   return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
 }
 
+double Seconds(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
 // Events applied and time spent while a background re-fit ran and while none did, from
 // successive ServiceStats samples.
 struct RefitSplit {
   double refit_seconds = 0, free_seconds = 0;
   uint64_t refit_events = 0, free_events = 0;
-  bool started = false, refitting = false;
+  bool refitting = false;  // at the previous sample
   uint64_t events = 0;
-  std::chrono::steady_clock::time_point at{};
+  std::chrono::steady_clock::time_point at{};  // the previous sample; none yet when default
 
   void Sample(std::chrono::steady_clock::time_point now, const ServiceStats& st) {
-    if (started) {
+    if (at != std::chrono::steady_clock::time_point{}) {
       const double dt = Seconds(at, now);
       const uint64_t de = st.events - std::min(events, st.events);
       (refitting ? refit_seconds : free_seconds) += dt;
       (refitting ? refit_events : free_events) += de;
     }
-    started = true;
     refitting = st.segment_refit_running || st.als_refit_running;
     events = st.events;
     at = now;
   }
 };
-
-double Seconds(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
 
 // The q-quantile (0..1) of `v` (reordered); 0 when empty.
 double Quantile(std::vector<float>* v, double q) {

@@ -1674,11 +1674,8 @@ Status ServiceImpl::RepublishRestored(uint32_t partition) {
     writes.Put(Column::kOutbox, OutboxKey(partition, sequence++), EncodeState(record));
   }
   for (auto& [item_id, encoded] : items) {
-    v1::OutboxRecord record;
-    record.set_topic_kind("item-stats");
-    record.set_key(item_id);
-    record.set_shared_item_stats(std::move(encoded));
-    writes.Put(Column::kOutbox, OutboxKey(partition, sequence++), EncodeState(record));
+    writes.Put(Column::kOutbox, OutboxKey(partition, sequence++),
+               EncodeState(SharedItemStatsRecord(std::move(item_id), std::move(encoded))));
   }
   position->set_outbox_seq(sequence);
   writes.Put(Column::kPositions, PositionKey(source, partition), EncodeState(*position));
