@@ -196,6 +196,12 @@ void SegmentFitInput::Add(const FeatureSpec& spec, const CustomerState& state) {
   if (max_rows > 0 && n > 2 * max_rows) KeepBelow(threshold_ / 2, d);
 }
 
+bool SegmentFitInput::Skips(std::string_view customer_id) {
+  if (max_rows <= 0 || UniformHash(customer_id, kSegmentFitSampleSalt) < threshold_) return false;
+  ++population;
+  return true;
+}
+
 void SegmentFitInput::Finish() {
   if (max_rows <= 0 || n <= max_rows) return;
   KeepBelow(BottomKThreshold(hash_, static_cast<size_t>(max_rows)), dim_);
@@ -833,10 +839,16 @@ struct KMeansSegmenter::Impl {
       // so the fit needs only its training sample: memory stays bounded by it.
       input.max_rows = fit_options.sample_size;
       const auto fits = shared.StoredKeyFilter();
-      Status s = ScanCustomers(store, options.log_ids, [&](std::string_view key, CustomerState& state) {
-        if (fits(key)) input.Add(fit_options.spec, state);
-        return true;
-      });
+      // Decided on the key, before decoding: at 10M customers and a 200k sample, ~98 % of the
+      // stored states are never decoded.
+      auto wanted = [&](std::string_view key) {
+        return fits(key) && !input.Skips(CustomerIdOfKey(key));
+      };
+      Status s = ScanCustomers(store, options.log_ids, wanted,
+                               [&](std::string_view, CustomerState& state) {
+                                 input.Add(fit_options.spec, state);
+                                 return true;
+                               });
       if (s.ok() && shared.samples) {
         shared.samples([&](const CustomerState& state) { input.Add(fit_options.spec, state); });
       }

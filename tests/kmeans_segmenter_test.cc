@@ -166,6 +166,28 @@ TEST(SegmentFitInputTest, SampleIsBoundedOrderFreeAndStandsForThePopulation) {
   const SegmentFitInput all = input_of(false, 0);
   EXPECT_EQ(all.n, 900);
 
+  // A store scan asks Skips(id) before decoding a state: the same sample and population, and
+  // most customers are never handed to Add once the threshold has come down.
+  SegmentFitInput keyed;
+  keyed.now_ms = customers[0].last_time_ms();
+  keyed.max_rows = 100;
+  int skipped = 0;
+  for (const CustomerState& c : customers) {
+    if (keyed.Skips(c.customer_id())) {
+      ++skipped;
+    } else {
+      keyed.Add(options.spec, c);
+    }
+  }
+  keyed.Finish();
+  EXPECT_EQ(keyed.n, 100);
+  EXPECT_EQ(keyed.population, 900);
+  EXPECT_EQ(rows(keyed), rows(forward));
+  EXPECT_GT(skipped, 450) << "the threshold halves each time twice the cap is held";
+  SegmentFitInput unsampled;  // no cap: nothing is skipped
+  EXPECT_FALSE(unsampled.Skips(customers[0].customer_id()));
+  EXPECT_EQ(unsampled.population, 0);
+
   // A fit on the sample reports the population, and its objective per customer is close to the
   // fit on everyone's.
   ASSERT_OK_AND_ASSIGN(sampled, FitSegmentModel(options, forward, nullptr, {}, 1));

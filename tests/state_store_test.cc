@@ -230,6 +230,40 @@ TEST_P(StateStoreContractTest, DigestCoversCustomerFeaturesOnly) {
   EXPECT_FALSE(StateDigest(store_.get()).ok());
 }
 
+TEST_P(StateStoreContractTest, ScanCustomersDecodesOnlyTheKeysItIsToldToWant) {
+  WriteSet w;
+  for (const char* id : {"a", "b", "c"}) {
+    CustomerState state = NewCustomerState(id);
+    state.set_event_count(1);
+    w.Put(Column::kCustomers, PartitionKey(1, id), EncodeState(state));
+  }
+  w.Put(Column::kCustomers, PartitionKey(1, "bad"), "garbage");
+  ASSERT_OK(store_->Write(w));
+  const CustomerIdsInLogs log_ids;
+  std::vector<std::string> visited;
+  auto visit = [&](std::string_view key, CustomerState& state) {
+    EXPECT_EQ(CustomerIdOfKey(key), state.customer_id());
+    visited.push_back(state.customer_id());
+    return true;
+  };
+  // Every key: the undecodable value stops the scan, naming its customer.
+  Status all = ScanCustomers(store_.get(), log_ids, visit);
+  EXPECT_TRUE(all.IsCorruption()) << all.ToString();
+  EXPECT_NE(all.message().find("bad"), std::string::npos) << all.ToString();
+  // Refused keys are not decoded: the scan passes the bad value and visits only the wanted.
+  visited.clear();
+  std::vector<std::string> offered;
+  ASSERT_OK(ScanCustomers(
+      store_.get(), log_ids,
+      [&](std::string_view key) {
+        offered.emplace_back(CustomerIdOfKey(key));
+        return CustomerIdOfKey(key) != "bad" && CustomerIdOfKey(key) != "b";
+      },
+      visit));
+  EXPECT_EQ(offered, (std::vector<std::string>{"a", "b", "bad", "c"}));
+  EXPECT_EQ(visited, (std::vector<std::string>{"a", "c"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, StateStoreContractTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDB" : "Memory"; });
 

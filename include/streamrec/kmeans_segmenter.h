@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -121,6 +122,10 @@ struct SegmentFitInput {
 
   // Appends one customer. REQUIRES: now_ms set.
   void Add(const FeatureSpec& spec, const CustomerState& state);
+  // For a scan that has the id before the state: true when Add would drop this customer by its
+  // id hash (the sample's threshold has passed it); the customer is then counted in the
+  // population as Add counts it, and its state need not be decoded. False: pass it to Add.
+  bool Skips(std::string_view customer_id);
   // Cuts a sample down to max_rows. Call once after the last Add.
   void Finish();
 

@@ -158,13 +158,22 @@ Status CheckStoreFormat(StateStore* store, std::string_view where) {
 Status ScanCustomers(
     StateStore* store, const CustomerIdsInLogs& log_ids,
     const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit) {
+  return ScanCustomers(store, log_ids, nullptr, visit);
+}
+
+Status ScanCustomers(
+    StateStore* store, const CustomerIdsInLogs& log_ids,
+    const std::function<bool(std::string_view key)>& wanted,
+    const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit) {
   v1::CustomerState state;
   Status decode_status;
   STREAMREC_RETURN_IF_ERROR(
       store->Scan(Column::kCustomers, "", [&](std::string_view key, std::string_view value) {
+        if (wanted && !wanted(key)) return true;
         decode_status = DecodeState(value, &state);
         if (!decode_status.ok()) {
-          decode_status = Status::Corruption("customer " + log_ids.Name(key.substr(4)) + ": " +
+          decode_status = Status::Corruption("customer " + log_ids.Name(CustomerIdOfKey(key)) +
+                                             ": " +
                                              decode_status.message());
           return false;
         }
