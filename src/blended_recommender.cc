@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "background_thread.h"
 #include "strategy_util.h"
 #include "streamrec/als.h"
 #include "streamrec/state_store.h"
@@ -827,6 +828,7 @@ class BlendedRecommenderImpl final : public Recommender {
   // `warm`: the model in use when the fit started (the consumer thread may replace als_).
   void RunBackgroundFit(std::unique_ptr<StateStore> snapshot, std::vector<CustomerState> batch,
                         std::shared_ptr<const AlsModel> warm) {
+    StartBackgroundThread("sr-als-fit", options_.als_refit_nice);
     if (refit_.on_fit_start) refit_.on_fit_start(fit_cancel_);
     AlsOptions options = als_options_;
     options.cancel = &fit_cancel_;

@@ -448,6 +448,10 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> double& { return c.recommend.als_alpha; }, 0, 1e6));
     s.push_back(IntKey("recommend.als_threads", "ALS: threads of a full fit",
                        [](Config& c) -> int& { return c.recommend.als_threads; }, 1, 256));
+    s.push_back(IntKey("recommend.als_refit_nice",
+                       "ALS: nice value of a background re-fit's threads (ingestion keeps the CPU; "
+                       "0 = the service's priority)",
+                       [](Config& c) -> int& { return c.recommend.als_refit_nice; }, 0, 19));
     // segments
     s.push_back(DoubleKey("segments.champion_spend",
                           "rule segmenter: spend that makes a 10+-basket customer a Champion",
@@ -538,6 +542,10 @@ const std::vector<KeySpec>& Schema() {
                           [](Config& c) -> double& { return c.segments.reassignment_ratio; }, 0, 1));
     s.push_back(IntKey("segments.threads", "threads of a full re-fit (results do not depend on it)",
                        [](Config& c) -> int& { return c.segments.threads; }, 1, 256));
+    s.push_back(IntKey("segments.refit_nice",
+                       "nice value of a background re-fit's threads (ingestion keeps the CPU; 0 = "
+                       "the service's priority)",
+                       [](Config& c) -> int& { return c.segments.refit_nice; }, 0, 19));
     s.push_back(IntKey(
         "segments.rescore_per_batch",
         "stored customers re-assigned to the online centres per micro-batch (a "

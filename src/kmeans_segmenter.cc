@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "background_thread.h"
 #include "streamrec/hungarian.h"
 #include "streamrec/time_util.h"
 
@@ -832,6 +833,8 @@ struct KMeansSegmenter::Impl {
     auto previous = Current();
     std::vector<float> previous_centres = online->centres();
     worker = std::thread([this, previous, previous_centres, now_ms] {
+      StartBackgroundThread("sr-segment-fit", options.config.refit_nice);
+      if (options.on_refit_start) options.on_refit_start();
       const auto start = std::chrono::steady_clock::now();
       SegmentFitInput input;
       input.now_ms = now_ms;

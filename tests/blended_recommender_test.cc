@@ -5,13 +5,17 @@
 #include "streamrec/blended_recommender.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
 #include <set>
 
+#include "background_thread.h"
 #include "streamrec/features.h"
 #include "streamrec/state_store.h"
 #include "testutil/test_util.h"
@@ -324,6 +328,35 @@ TEST(BlendedRecommenderRefitTest, BackgroundFitEqualsTheSynchronousFitOfTheTrigg
   EXPECT_EQ(ModelWrite(install, "als_version"), "1");
   EXPECT_EQ(ModelWrite(install, "als_refit_due"), "<deleted>");
   EXPECT_EQ(bg->model_version(), 1u);
+}
+
+// A background fit runs at recommend.als_refit_nice on a thread named for it (its worker pool
+// inherits the priority); the thread that triggered it keeps its own.
+TEST(BlendedRecommenderRefitTest, BackgroundFitRunsAtTheConfiguredLowerPriority) {
+  auto store = NewMemStateStore();
+  ASSERT_NO_FATAL_FAILURE(Store(store.get(), TwoTastes()));
+  const int own = ThisThreadNice();
+  RecommenderOptions options = AlsOnly();
+  options.als_refit_nice = std::min(own + 5, 19);
+  std::atomic<int> nice{-1};
+  std::string name;
+  ASSERT_OK_AND_ASSIGN(
+      bg, NewBlendedRecommender(options, nullptr,
+                                Background(NewNullLogger(), [&](const std::atomic<bool>&) {
+                                  char buf[16] = {};
+                                  pthread_getname_np(pthread_self(), buf, sizeof(buf));
+                                  name = buf;
+                                  nice = ThisThreadNice();
+                                })));
+  WriteSet trigger;
+  ASSERT_OK(bg->UpdateModel(store.get(), {}, /*refit_due=*/true, &trigger));
+  ASSERT_TRUE(bg->WaitForBackgroundRefit(kWaitMs));
+  EXPECT_EQ(nice.load(), options.als_refit_nice);
+  EXPECT_EQ(name, "sr-als-fit");
+  EXPECT_EQ(ThisThreadNice(), own);
+  WriteSet install;
+  ASSERT_OK(bg->UpdateModel(store.get(), {}, /*refit_due=*/false, &install));
+  EXPECT_EQ(bg->model_version(), 1u) << "the fit at the lower priority is installed";
 }
 
 TEST(BlendedRecommenderRefitTest, BackgroundFitReadsTheStoreAsOfTheTrigger) {

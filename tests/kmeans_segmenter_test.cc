@@ -1,14 +1,18 @@
 #include "streamrec/kmeans_segmenter.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <simdjson.h>
 
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 
+#include "background_thread.h"
 #include "streamrec/clock.h"
 #include "streamrec/pipeline.h"
 #include "streamrec/replay.h"
@@ -61,6 +65,7 @@ class SegmenterHarness {
     options.config = config_;
     options.logger = logger_;
     options.background_refit = background_refit_;
+    options.on_refit_start = on_refit_start_;
     auto s = KMeansSegmenter::Create(options, store_.get());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     segmenter_ = std::move(s).value();
@@ -107,6 +112,9 @@ class SegmenterHarness {
     Reopen();
   }
 
+  // Runs on each background re-fit's thread as it starts; takes effect at the next Reopen.
+  void OnRefitStart(std::function<void()> hook) { on_refit_start_ = std::move(hook); }
+
   StateStore* store() { return store_.get(); }
   KMeansSegmenter& segmenter() { return *segmenter_; }
   const std::vector<std::string>& log() const { return logger_->lines; }
@@ -116,6 +124,7 @@ class SegmenterHarness {
   std::unique_ptr<StateStore> store_;
   SegmentsConfig config_;
   bool background_refit_ = false;
+  std::function<void()> on_refit_start_;
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<Recommender> recommender_;
   std::unique_ptr<KMeansSegmenter> segmenter_;
@@ -652,6 +661,34 @@ TEST(KMeansSegmenterTest, RescoreSweepCarriesABackgroundRefitToEveryStoredCustom
       EXPECT_EQ(stale, 0u);
     }
   }
+}
+
+// A background re-fit runs at segments.refit_nice, on a thread of its own name, so ingestion
+// keeps the CPU when both want it; the consumer thread's priority is untouched.
+TEST(KMeansSegmenterTest, BackgroundRefitRunsAtTheConfiguredLowerPriority) {
+  const int own = ThisThreadNice();
+  SegmentsConfig config = SmallConfig();
+  config.refit_every_events = 25;
+  config.refit_nice = std::min(own + 7, 19);
+  SegmenterHarness h(config, /*background_refit=*/true);
+  std::mutex mu;
+  std::vector<int> nices;
+  std::vector<std::string> names;
+  h.OnRefitStart([&] {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    std::lock_guard<std::mutex> lock(mu);
+    nices.push_back(ThisThreadNice());
+    names.emplace_back(name);
+  });
+  h.Reopen();
+  h.Run(SyntheticEvents(300));  // cold start (synchronous), then background re-fits
+  h.segmenter().WaitForBackgroundRefit();
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_FALSE(nices.empty()) << "no background re-fit ran";
+  for (int nice : nices) EXPECT_EQ(nice, config.refit_nice);
+  for (const std::string& name : names) EXPECT_EQ(name, "sr-segment-fit");
+  EXPECT_EQ(ThisThreadNice(), own) << "the consumer thread keeps its priority";
 }
 
 // Several instances, one model: a follower never fits (not even its first model), adopts the

@@ -90,6 +90,9 @@ struct SegmentsConfig {
   double reassignment_ratio = 0.01;
   // Threads of a full re-fit (results do not depend on it).
   int threads = 2;
+  // Nice value (0..19) of a background re-fit's threads: the consumer thread keeps the CPU when
+  // both want it, and the fit takes what ingestion leaves (0 = the service's own priority).
+  int refit_nice = 10;
   // Rescore sweep: each micro-batch also re-assigns up to this many stored customers (a cursor
   // over the store in key order, wrapping) to the current online centres, so customers who do not
   // buy follow centre moves and re-fits; a changed cluster is written with the batch and emits a

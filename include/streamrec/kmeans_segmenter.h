@@ -178,6 +178,9 @@ struct KMeansSegmenterOptions {
   std::shared_ptr<Logger> logger;
   /// How error messages that may reach a log name customers (log.pseudonymize_customer_ids).
   CustomerIdsInLogs log_ids;
+  /// Called on a background re-fit's thread as it starts, after its priority is lowered
+  /// (config.refit_nice): tests observe the thread a fit runs on. Null: nothing.
+  std::function<void()> on_refit_start;
 };
 
 class KMeansSegmenter : public Segmenter {

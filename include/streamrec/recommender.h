@@ -108,6 +108,8 @@ struct RecommenderOptions {
   std::string als_confidence = "linear";
   double als_alpha = 2.0;
   int als_threads = 2;
+  // Nice value (0..19) of a background ALS re-fit's threads (see segments.refit_nice).
+  int als_refit_nice = 10;
 };
 
 // Counters of a recommender's model re-fits since it was created.
