@@ -621,6 +621,7 @@ struct KMeansSegmenter::Impl {
   // Background re-fit.
   std::thread worker;
   std::atomic<bool> refit_running{false};
+  int64_t last_now_ms = 0;  // the event time of the last batch (0: none since Create)
   std::shared_ptr<const SegmentModelVersion> refit_result;  // guarded by mu
   std::string refit_error;                                   // guarded by mu
   double refit_seconds = 0;                                  // guarded by mu
@@ -933,6 +934,7 @@ void KMeansSegmenter::AssignBatch(std::span<CustomerState* const> changed, int64
   Impl& im = *impl_;
   im.relabels.clear();  // not taken by the caller: they belonged to an earlier batch
   im.relabelled_stored = false;
+  im.last_now_ms = now_ms;
   im.PickUpBackgroundRefit();
   im.AdoptOffered();
   // Without a store (evaluation), the segmenter remembers every customer it has seen: they are
@@ -1093,6 +1095,21 @@ v1::SegmentModel KMeansSegmenter::CurrentProto() const {
   proto.set_rescore_cursor(impl_->rescore_cursor);
   proto.set_online_rescored_points(impl_->rescored_points);
   return proto;
+}
+
+bool KMeansSegmenter::UpdateModelIdle() {
+  Impl& im = *impl_;
+  if (!im.options.background_refit || im.store == nullptr) return false;
+  // Read before the pick-up: a fit seen finished here has handed over its result, so starting
+  // the next one cannot overwrite a result not yet installed.
+  const bool was_running = im.refit_running.load();
+  const uint64_t before = model_version();
+  im.PickUpBackgroundRefit();
+  const bool installed = model_version() != before;
+  if (!was_running && im.last_now_ms > 0 && im.RefitDue(im.last_now_ms)) {
+    im.StartBackgroundRefit(im.last_now_ms);
+  }
+  return installed;
 }
 
 void KMeansSegmenter::WaitForBackgroundRefit() {

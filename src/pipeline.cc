@@ -45,6 +45,7 @@ Pipeline::Pipeline(PipelineOptions options, StateStore* store, const Catalog* ca
       recommender_(recommender) {}
 
 Status Pipeline::Open() {
+  segment_version_seen_ = segmenter_->model_version();
   STREAMREC_RETURN_IF_ERROR(LoadItems());
   STREAMREC_RETURN_IF_ERROR(recommender_->LoadModel(store_));
   return RebuildRecommenderIndex();
@@ -497,7 +498,6 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   std::vector<CustomerState*> changed;
   changed.reserve(states.size());
   for (auto& state : states) changed.push_back(&state);
-  const uint64_t segment_version = segmenter_->model_version();
   segmenter_->AssignBatch(changed, watermark);
   // The segmenter's own writes: its model, and stored customers a re-fit relabelled.
   WriteSet all;
@@ -530,9 +530,13 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
   // the model commits with the batch that installs it, so a restart resumes with the same model.
   const uint64_t every = static_cast<uint64_t>(options_.recommend.als_refit_every_events);
   const uint64_t events_before = position.events();
+  // The segment model may also have changed between batches (a background re-fit installed, or
+  // a version adopted, while the stream was quiet): compared with the last batch's, not with the
+  // version before AssignBatch.
   const bool refit_due =
-      segmenter_->model_version() != segment_version ||
+      segmenter_->model_version() != segment_version_seen_ ||
       (every > 0 && (events_before + events.size()) / every != events_before / every);
+  segment_version_seen_ = segmenter_->model_version();
   Status updated = recommender_->UpdateModel(store_, states, refit_due, &writes);
   if (!updated.ok()) return forget(updated);
   timer.Lap(&result->stages.model);

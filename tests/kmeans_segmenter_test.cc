@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <simdjson.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -689,6 +691,68 @@ TEST(KMeansSegmenterTest, BackgroundRefitRunsAtTheConfiguredLowerPriority) {
   for (int nice : nices) EXPECT_EQ(nice, config.refit_nice);
   for (const std::string& name : names) EXPECT_EQ(name, "sr-segment-fit");
   EXPECT_EQ(ThisThreadNice(), own) << "the consumer thread keeps its priority";
+}
+
+// On a quiet stream the service installs a finished background re-fit and starts the one asked
+// for while it ran (UpdateModelIdle, called between batches), instead of waiting for the next
+// purchase; each installed version is stored by AppendWrites.
+TEST(KMeansSegmenterTest, QuietStreamInstallsAFinishedRefitAndStartsTheOneAskedForMeanwhile) {
+  constexpr int64_t kWaitMs = 60000;
+  std::mutex mu;  // declared before the harness: its fits' hook uses them
+  std::condition_variable cv;
+  bool open = false;
+  int started = 0;
+  SegmenterHarness h(SmallConfig(), /*background_refit=*/true);
+  h.OnRefitStart([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    ++started;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+  });
+  h.Reopen();
+  h.Run(SyntheticEvents(300));  // cold start (synchronous): v1; no trigger after it
+  ASSERT_EQ(h.segmenter().model_version(), 1u);
+  EXPECT_FALSE(h.segmenter().UpdateModelIdle()) << "nothing finished, nothing due";
+
+  ASSERT_TRUE(h.segmenter().RequestRefit());
+  h.Run(LateBuyers(1, 0, 1), 1);  // the last purchase for a while: starts the fit
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::milliseconds(kWaitMs), [&] { return started == 1; }));
+  }
+  ASSERT_TRUE(h.segmenter().RequestRefit());  // asked for while that fit runs
+  EXPECT_FALSE(h.segmenter().UpdateModelIdle()) << "still running: nothing to install or start";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  h.segmenter().WaitForBackgroundRefit();
+  EXPECT_TRUE(h.segmenter().UpdateModelIdle()) << "the finished fit is installed";
+  EXPECT_EQ(h.segmenter().model_version(), 2u);
+  WriteSet writes;
+  h.segmenter().AppendWrites(&writes);
+  ASSERT_OK(h.store()->Write(writes));
+  ASSERT_OK_AND_ASSIGN(stored, LoadStoredModel(h.store()));
+  EXPECT_EQ(stored.version(), 2u);
+  EXPECT_FALSE(h.segmenter().stats().refit_requested) << "the second request started its fit";
+
+  h.segmenter().WaitForBackgroundRefit();
+  EXPECT_TRUE(h.segmenter().UpdateModelIdle());
+  EXPECT_EQ(h.segmenter().model_version(), 3u);
+  EXPECT_FALSE(h.segmenter().UpdateModelIdle()) << "nothing more is due";
+  EXPECT_FALSE(h.segmenter().stats().refit_running);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(started, 2);
+  }
+
+  // After a restart, before any batch: a request waits for one (no event time to fit at yet).
+  h.Reopen();
+  ASSERT_TRUE(h.segmenter().RequestRefit());
+  EXPECT_FALSE(h.segmenter().UpdateModelIdle());
+  EXPECT_FALSE(h.segmenter().stats().refit_running);
+  EXPECT_TRUE(h.segmenter().stats().refit_requested);
 }
 
 // Several instances, one model: a follower never fits (not even its first model), adopts the

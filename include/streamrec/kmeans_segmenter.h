@@ -238,6 +238,13 @@ class KMeansSegmenter : public Segmenter {
   bool AdoptOffered();
   // Versions adopted so far (not counted in refits()).
   uint64_t adopted() const;
+  // Between batches (consumer thread, a quiet stream): installs a background re-fit that has
+  // finished, and starts the one a remembered trigger (RequestRefit, a trigger that came while a
+  // fit ran) asks for, with the event time of the last batch. Without it both wait for the next
+  // purchase, which on a quiet stream may be hours away. True when a version was installed:
+  // AppendWrites then has it to store. Only with background re-fits and a store; a fit is
+  // started only after a batch has been seen since this segmenter was created.
+  bool UpdateModelIdle();
 
   // Waits for a background re-fit in flight (tests).
   void WaitForBackgroundRefit();

@@ -289,6 +289,9 @@ class Pipeline {
   const Catalog* catalog_;
   Segmenter* segmenter_;
   Recommender* recommender_;
+  // The segment model version the last batch ended with (at Open: the stored one). A batch that
+  // finds another one triggers the model fits that follow segment re-fits (ALS).
+  uint64_t segment_version_seen_ = 0;
   ItemStatsTable items_;  // merged (item_stats())
   // Per partition, item -> statistics: from the store (kItems, PartitionKey(p, item)), and
   // from other instances (ApplyRemoteItemStats).

@@ -163,6 +163,10 @@ class ServiceImpl : public Service,
   // A background ALS fit that finished since the last batch is installed and stored now, not at
   // the next batch (Recommender::UpdateModelIdle).
   void UpdateModelIdle();
+  // The same for the segment model (KMeansSegmenter::UpdateModelIdle): a finished background
+  // re-fit is installed and stored, and a re-fit asked for while one ran (POST /v1/refit, a
+  // trigger) starts, without waiting for the next purchase.
+  void UpdateSegmentModelIdle();
   // Produces one model record (key, value, `headers`, owned by the call) to the model topic;
   // logs "<what> published to '<topic>'<detail>", or why not. Returns whether it was produced.
   bool PublishModel(const std::string& key, const std::string& value, RdKafka::Headers* headers,
@@ -723,6 +727,18 @@ void ServiceImpl::UpdateModelIdle() {
   }
 }
 
+void ServiceImpl::UpdateSegmentModelIdle() {
+  if (kmeans_ == nullptr || !storage_error_.ok()) return;
+  if (!kmeans_->UpdateModelIdle()) return;
+  WriteSet writes;
+  segmenter_->AppendWrites(&writes);
+  Status s = store_->Write(writes);
+  if (!s.ok()) {
+    log_->Warn("segment model v" + std::to_string(kmeans_->model_version()) +
+               " installed but not stored yet (" + s.message() + "); the next batch stores it");
+  }
+}
+
 void ServiceImpl::PublishAndAdoptModels() {
   if (model_feed_ == nullptr) return;
   model_producer_->poll(0);
@@ -1097,6 +1113,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     int64_t after = options_.clock->NowMicros();
     if (after - last_stats_us >= 10000) {
       UpdateModelIdle();
+      UpdateSegmentModelIdle();
       PublishAndAdoptModels();
       ApplyRemoteItemStats();
       ExchangeCooccurrence(/*now=*/false);
