@@ -1100,16 +1100,17 @@ v1::SegmentModel KMeansSegmenter::CurrentProto() const {
 bool KMeansSegmenter::UpdateModelIdle() {
   Impl& im = *impl_;
   if (!im.options.background_refit || im.store == nullptr) return false;
-  // Read before the pick-up: a fit seen finished here has handed over its result, so starting
-  // the next one cannot overwrite a result not yet installed.
-  const bool was_running = im.refit_running.load();
   const uint64_t before = model_version();
   im.PickUpBackgroundRefit();
-  const bool installed = model_version() != before;
-  if (!was_running && im.last_now_ms > 0 && im.RefitDue(im.last_now_ms)) {
-    im.StartBackgroundRefit(im.last_now_ms);
+  if (!im.refit_running.load()) {
+    // A fit seen finished has handed over its result (the worker stores it before it clears
+    // refit_running): pick it up too, so starting the next one cannot overwrite it. The next fit
+    // starts in this same step, so whoever reads the stats between steps never sees "no fit
+    // running" while one is due.
+    im.PickUpBackgroundRefit();
+    if (im.last_now_ms > 0 && im.RefitDue(im.last_now_ms)) im.StartBackgroundRefit(im.last_now_ms);
   }
-  return installed;
+  return model_version() != before;
 }
 
 void KMeansSegmenter::WaitForBackgroundRefit() {

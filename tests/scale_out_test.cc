@@ -122,6 +122,35 @@ double ScrapeMetric(const std::string& log, const std::string& name) {
   return -1;
 }
 
+// What GET /v1/model of the `streamrec run` process whose log is `log` ("query API:
+// http://127.0.0.1:PORT/v1/...") says of its segment model; `read` is false when it cannot be read.
+struct ModelState {
+  bool read = false;
+  uint64_t version = 0;
+  bool refit_running = false;
+  bool refit_requested = false;
+};
+
+ModelState QueryModel(const std::string& log) {
+  ModelState state;
+  const std::string marker = "query API: http://127.0.0.1:";
+  const size_t at = log.find(marker);
+  if (at == std::string::npos) return state;
+  httplib::Client client("127.0.0.1", std::atoi(log.c_str() + at + marker.size()));
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  auto res = client.Get("/v1/model");
+  if (!res || res->status != 200) return state;
+  const std::string& body = res->body;
+  const size_t version = body.find("\"version\":");
+  if (version == std::string::npos) return state;
+  state.version = std::strtoull(body.c_str() + version + 10, nullptr, 10);
+  state.refit_running = body.find("\"refit_running\":true") != std::string::npos;
+  state.refit_requested = body.find("\"refit_requested\":true") != std::string::npos;
+  state.read = true;
+  return state;
+}
+
 TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState) {
   TempDir dir;
   TelcoGeneratorOptions feed_options;
@@ -214,6 +243,29 @@ TEST(ScaleOutTest, ThreeProcessesKilledLeavingAndJoiningEndWithOneInstancesState
   ASSERT_TRUE(progress.WaitCommittedToEnd(kEndWaitMs))
       << "the group never committed the whole input\nA:\n" << a->Output() << "\nC:\n"
       << c->Output();
+  // A background segment re-fit that ends after the input is consumed is still installed,
+  // stored and published (KMeansSegmenter::UpdateModelIdle), and one that became due meanwhile
+  // starts in the same step: wait until neither instance fits or is asked to, and both use the
+  // same version, before reading which version is the newest.
+  ModelState model_a, model_c;
+  const auto settle_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kEndWaitMs);
+  while (std::chrono::steady_clock::now() < settle_deadline) {
+    model_a = QueryModel(a->Output());
+    model_c = QueryModel(c->Output());
+    if (model_a.read && model_c.read && !model_a.refit_running && !model_a.refit_requested &&
+        !model_c.refit_running && !model_c.refit_requested &&
+        model_a.version == model_c.version) {
+      break;
+    }
+    ::poll(nullptr, 0, 100);  // the model's state is refreshed every 10 ms: ask again shortly
+  }
+  ASSERT_TRUE(model_a.read && model_c.read) << "GET /v1/model failed\nA:\n" << a->Output()
+                                             << "\nC:\n" << c->Output();
+  ASSERT_FALSE(model_a.refit_running || model_a.refit_requested || model_c.refit_running ||
+               model_c.refit_requested || model_a.version != model_c.version)
+      << "the segment model never settled: A v" << model_a.version << " C v" << model_c.version
+      << "\nA:\n" << a->Output() << "\nC:\n" << c->Output();
   // The newest segment model version published (by whichever instance owned partition 0), and
   // both running instances using it: the owner fitted it, the other adopted it.
   uint64_t newest = 0;
