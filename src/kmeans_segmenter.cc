@@ -537,10 +537,10 @@ struct KMeansSegmenter::Impl {
       if (wrapped_past_start && !rescore_cursor.empty() && key > rescore_cursor) return false;
       ++visited;
       last.assign(key);
-      if (in_batch.count(key.substr(4)) == 0) {
+      if (in_batch.count(CustomerIdOfKey(key)) == 0) {
         decode_status = DecodeState(value, &state);
         if (!decode_status.ok()) {
-          decode_status = Status::Corruption("customer " + options.log_ids.Name(key.substr(4)) +
+          decode_status = Status::Corruption("customer " + options.log_ids.Name(CustomerIdOfKey(key)) +
                                              ": " + decode_status.message());
           return false;
         }

@@ -406,7 +406,7 @@ Status Pipeline::ProcessBatch(uint32_t partition, const std::vector<SourceRecord
       found[c] = true;
       Status s = DecodeState(values[m], &states[c]);
       if (!s.ok()) {
-        return Status::Corruption("customer " + options_.log_ids.Name(keys[c].substr(4)) + ": " +
+        return Status::Corruption("customer " + options_.log_ids.Name(CustomerIdOfKey(keys[c])) + ": " +
                                   s.message());
       }
     }
@@ -869,7 +869,7 @@ Status Pipeline::RefreshStaleLists(uint32_t partition, int64_t watermark,
         if (skip.count(key) > 0) return true;
         Status d = DecodeState(value, &state);
         if (!d.ok()) {
-          decode_error = Status::Corruption("customer " + options_.log_ids.Name(key.substr(4)) +
+          decode_error = Status::Corruption("customer " + options_.log_ids.Name(CustomerIdOfKey(key)) +
                                             ": " + d.message());
           return false;
         }

@@ -41,6 +41,10 @@ std::string PartitionKey(uint32_t partition, std::string_view id);
 std::string PartitionPrefix(uint32_t partition);
 // The partition of a key made by PartitionKey (0 for a key shorter than the prefix).
 uint32_t PartitionOfKey(std::string_view key);
+// The customer id of a key made by PartitionKey (empty for a key shorter than the prefix).
+inline std::string_view CustomerIdOfKey(std::string_view key) {
+  return key.size() < 4 ? std::string_view() : key.substr(4);
+}
 std::string OutboxKey(uint32_t partition, uint64_t sequence);
 std::string PositionKey(std::string_view source, uint32_t partition);
 
@@ -203,15 +207,11 @@ Status ScanCustomers(
     const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit);
 // The same, but a customer whose key `wanted` refuses is neither decoded nor visited: a fit that
 // samples customers by a hash of their id (the key is PartitionKey(p, id): the id is
-// key.substr(4)) skips the decoding of everyone outside its sample, most of the store at scale.
+// CustomerIdOfKey(key)) skips the decoding of everyone outside its sample, most of the store at scale.
 Status ScanCustomers(
     StateStore* store, const CustomerIdsInLogs& log_ids,
     const std::function<bool(std::string_view key)>& wanted,
     const std::function<bool(std::string_view key, v1::CustomerState& state)>& visit);
-// The customer id of a key of Column::kCustomers.
-inline std::string_view CustomerIdOfKey(std::string_view key) {
-  return key.size() < 4 ? std::string_view() : key.substr(4);
-}
 
 // A digest of every customer's state (hex, 32 characters): two stores with equal digests hold
 // the same features and counts for the same customers, byte for byte. Excluded: list

@@ -167,6 +167,9 @@ class ServiceImpl : public Service,
   // re-fit is installed and stored, and a re-fit asked for while one ran (POST /v1/refit, a
   // trigger) starts, without waiting for the next purchase.
   void UpdateSegmentModelIdle();
+  // Stores the segmenter's writes (a model version `how`: "installed", "adopted") outside a
+  // batch; on failure logs that the next batch stores them.
+  void StoreSegmentModelNow(const char* how);
   // Produces one model record (key, value, `headers`, owned by the call) to the model topic;
   // logs "<what> published to '<topic>'<detail>", or why not. Returns whether it was produced.
   bool PublishModel(const std::string& key, const std::string& value, RdKafka::Headers* headers,
@@ -729,13 +732,16 @@ void ServiceImpl::UpdateModelIdle() {
 
 void ServiceImpl::UpdateSegmentModelIdle() {
   if (kmeans_ == nullptr || !storage_error_.ok()) return;
-  if (!kmeans_->UpdateModelIdle()) return;
+  if (kmeans_->UpdateModelIdle()) StoreSegmentModelNow("installed");
+}
+
+void ServiceImpl::StoreSegmentModelNow(const char* how) {
   WriteSet writes;
   segmenter_->AppendWrites(&writes);
   Status s = store_->Write(writes);
   if (!s.ok()) {
-    log_->Warn("segment model v" + std::to_string(kmeans_->model_version()) +
-               " installed but not stored yet (" + s.message() + "); the next batch stores it");
+    log_->Warn("segment model v" + std::to_string(kmeans_->model_version()) + " " + how +
+               " but not stored yet (" + s.message() + "); the next batch stores it");
   }
 }
 
@@ -773,15 +779,7 @@ void ServiceImpl::PublishAndAdoptModels() {
     }
   }
   // A version read from the topic newer than ours: in use from now, stored at once.
-  if (storage_error_.ok() && kmeans_->AdoptOffered()) {
-    WriteSet writes;
-    segmenter_->AppendWrites(&writes);
-    Status s = store_->Write(writes);
-    if (!s.ok()) {
-      log_->Warn("segment model v" + std::to_string(kmeans_->model_version()) +
-                 " adopted but not stored yet (" + s.message() + "); the next batch stores it");
-    }
-  }
+  if (storage_error_.ok() && kmeans_->AdoptOffered()) StoreSegmentModelNow("adopted");
 }
 
 Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {

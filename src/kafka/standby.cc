@@ -320,7 +320,7 @@ Status ScanStandbyCopy(StateStore* store, uint32_t partition,
   Status inner;
   Status s = store->Scan(Column::kStandby, PartitionPrefix(partition),
                          [&](std::string_view key, std::string_view value) {
-                           inner = visit(key.substr(4), value);
+                           inner = visit(CustomerIdOfKey(key), value);
                            return inner.ok();
                          });
   return s.ok() ? inner : s;

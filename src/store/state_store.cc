@@ -213,7 +213,7 @@ StatusOr<std::string> StateDigest(StateStore* store) {
     canonical.clear();
     state.AppendToString(&canonical);
     Fnv128 hash;
-    std::string_view id = key.size() >= 4 ? key.substr(4) : key;
+    const std::string_view id = CustomerIdOfKey(key);
     hash.UpdateLength(id.size());
     hash.Update(id);
     hash.UpdateLength(canonical.size());
