@@ -282,7 +282,7 @@ TEST(ConfigTest, SegmentRulesFileIsCheckedAtLoad) {
 TEST(ConfigTest, SegmentTransformsAndRescoreSweep) {
   ASSERT_OK_AND_ASSIGN(defaults, LoadConfig("", {}));
   EXPECT_EQ(defaults.segments.transforms, "");
-  EXPECT_EQ(defaults.segments.rescore_per_batch, 250);
+  EXPECT_EQ(defaults.segments.rescore_per_batch, 50);
   EXPECT_TRUE(defaults.segments.rescore_moves_centres);
   ASSERT_OK_AND_ASSIGN(c, LoadText("segments:\n  transforms: monetary:yeo-johnson,frequency:log1p,"
                                    "avg_discount:none\n  rescore_per_batch: 50\n"

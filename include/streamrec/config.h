@@ -97,7 +97,7 @@ struct SegmentsConfig {
   // over the store in key order, wrapping) to the current online centres, so customers who do not
   // buy follow centre moves and re-fits; a changed cluster is written with the batch and emits a
   // SegmentChange. O(rescore_per_batch x k x d) per batch; 0 = off.
-  int64_t rescore_per_batch = 250;
+  int64_t rescore_per_batch = 50;
   // The swept customers also take part in the online mini-batch step (true: the centres follow
   // the whole population, not only the customers who buy; false: they are only re-labelled).
   bool rescore_moves_centres = true;
@@ -153,7 +153,7 @@ struct KafkaConfig {
   // partition.assignment.strategy of the consumer group.
   std::string assignment_strategy = "cooperative-sticky";
   // A micro-batch closes at pipeline.batch_size records or after this many milliseconds.
-  int max_batch_ms = 50;
+  int max_batch_ms = 10;
   // Outbox records produced but not yet acknowledged above which partitions are paused.
   int max_in_flight = 200000;
   // Memory for input records fetched ahead of processing, MiB: librdkafka's local queue is

@@ -83,7 +83,7 @@ struct RecommenderOptions {
   // Freshness: a list older than this many days of event time is refreshed in the background
   // even when its customer is quiet (0 = never), at most refresh_per_batch lists per micro-batch.
   double refresh_after_days = 7.0;
-  int refresh_per_batch = 50;
+  int refresh_per_batch = 10;
   // The strategies' own tunables.
   StrategyOptions strategies;
   // ALS (strategy "als", als.h): the model is re-fitted on every stored customer after each
