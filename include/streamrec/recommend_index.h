@@ -46,7 +46,7 @@ struct RecommendIndexOptions {
   // At most this many exemplars (0 = no cap): those of the share whose ids hash lowest, so the
   // panel, and the similar-customers strategy's work per list, stop growing with the population.
   // Order-free: the panel is the bottom of the hash order whatever the order customers come in.
-  uint64_t max_exemplars = 20000;
+  uint64_t max_exemplars = 5000;
   // Remember which items' rows (buyers, neighbours) changed, for TakeChangedItems: a
   // partition's shard, whose rows go to the other instances (Pipeline, kafka.cooccurrence_topic).
   bool track_changes = false;

@@ -79,7 +79,7 @@ struct RecommenderOptions {
   // similar customers.
   double exemplar_share = 0.05;
   // At most this many exemplars (0 = no cap), those of the share whose ids hash lowest.
-  int64_t max_exemplars = 20000;
+  int64_t max_exemplars = 5000;
   // Freshness: a list older than this many days of event time is refreshed in the background
   // even when its customer is quiet (0 = never), at most refresh_per_batch lists per micro-batch.
   double refresh_after_days = 7.0;
