@@ -67,6 +67,12 @@ void CheckSummary(const std::string& json, uint64_t events) {
   EXPECT_NE(json.find("\"peak_rss_since_generated\":true"), std::string::npos)
       << "the kernel refused to reset the peak RSS" << json;
   EXPECT_GT(Number(doc, "/rocksdb_bytes_per_customer"), 0) << json;
+  EXPECT_GE(Number(doc, "/final_compaction_seconds"), 0) << json;
+  // The service flushes its memtables when it stops, and the figures are read after that.
+  EXPECT_GT(Number(doc, "/rocksdb_work/flushed_mib"), 0) << json;
+  EXPECT_GE(Number(doc, "/rocksdb_work/compaction_written_mib"), 0) << json;
+  EXPECT_GE(Number(doc, "/rocksdb_work/compaction_cpu_seconds"), 0) << json;
+  EXPECT_GE(Number(doc, "/rocksdb_work/write_amplification"), 1) << json;
   EXPECT_GE(Number(doc, "/records_delivered"), Number(doc, "/lists_published")) << json;
   // Re-fits against ingestion: the first segment model is fitted once min_customers_for_fit
   // customers are seen; the time a re-fit ran is part of the run.

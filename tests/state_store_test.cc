@@ -418,5 +418,35 @@ TEST(RocksStateStoreTest, DictionaryCompressedLastLevelReadsBackAndIsSmaller) {
   EXPECT_LT(zstd_dict, lz4) << "zstd with a dictionary on the last level";
 }
 
+TEST(RocksStateStoreTest, PropertiesCountFlushAndCompactionWork) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.File("db");
+  auto store = OpenRocksStateStore(options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto props = (*store)->Properties();
+  EXPECT_EQ(props["flush_written_bytes"], 0u);
+  EXPECT_EQ(props["compaction_written_bytes"], 0u);
+  // Two flushed files of the same keys, then a full compaction merges them into one.
+  for (int round = 0; round < 2; ++round) {
+    WriteSet w;
+    for (int i = 0; i < 20000; ++i) {
+      w.Put(Column::kCustomers, PartitionKey(0, "c" + std::to_string(i)),
+            std::string(64, static_cast<char>('a' + (i + round) % 26)));
+    }
+    ASSERT_OK((*store)->Write(w));
+    ASSERT_OK((*store)->Flush());
+  }
+  props = (*store)->Properties();
+  const uint64_t flushed = props["flush_written_bytes"];
+  EXPECT_GT(flushed, 20000u) << "two files of 20,000 keys were flushed";
+  EXPECT_EQ(props["compaction_written_bytes"], 0u);
+  ASSERT_OK((*store)->CompactAll());
+  props = (*store)->Properties();
+  EXPECT_GE(props["flush_written_bytes"], flushed);
+  EXPECT_GT(props["compaction_written_bytes"], 0u);
+  EXPECT_GE(props["compaction_read_bytes"], flushed / 2) << "the compaction read both files";
+}
+
 }  // namespace
 }  // namespace streamrec

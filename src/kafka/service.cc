@@ -1163,6 +1163,7 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
   Status flushed = store_->Flush();
   if (status.ok()) status = flushed;
   UpdateStats();
+  UpdateMetrics(/*force=*/true);  // the last scrape (and `streamrec bench`) sees the end state
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_.running = false;

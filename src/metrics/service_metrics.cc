@@ -290,6 +290,10 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
       {"block_cache_usage_bytes", "Block cache in use"},
       {"memtable_bytes", "Memtables (all column families)"},
       {"estimated_keys", "Estimated keys (all column families)"},
+      {"flush_written_bytes", "Bytes written by memtable flushes since the store opened"},
+      {"compaction_written_bytes", "Bytes written by compactions since the store opened"},
+      {"compaction_read_bytes", "Bytes read by compactions since the store opened"},
+      {"compaction_cpu_micros", "CPU microseconds compactions spent merging since the store opened"},
   };
   for (const auto& [name, help] : store_gauges) {
     store_[name] = &BuildGauge()

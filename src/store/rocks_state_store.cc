@@ -9,7 +9,10 @@
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "streamrec/state_store.h"
@@ -388,6 +391,32 @@ class RocksStateStore : public StateStore {
       }
       out[name] = total;
     }
+    // Bytes written since the store opened, by flushes (RocksDB's L0 row) and by compactions
+    // (the other levels): the write amplification, and the CPU compaction spent merging.
+    uint64_t flushed = 0, compacted_written = 0, compacted_read = 0, compaction_cpu_us = 0;
+    for (size_t i = 1; i < in->handles.size(); ++i) {
+      std::map<std::string, std::string> stats;
+      if (!in->db->GetMapProperty(in->handles[i], rocksdb::DB::Properties::kCFStats, &stats)) {
+        continue;
+      }
+      auto stat = [&stats](const char* key) {
+        auto it = stats.find(key);
+        return it == stats.end() ? 0.0 : std::strtod(it->second.c_str(), nullptr);
+      };
+      constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+      const double flush_gb = stat("compaction.L0.WriteGB");
+      flushed += static_cast<uint64_t>(flush_gb * kGiB);
+      compacted_written +=
+          static_cast<uint64_t>(std::max(0.0, stat("compaction.Sum.WriteGB") - flush_gb) * kGiB);
+      compacted_read += static_cast<uint64_t>(stat("compaction.Sum.ReadGB") * kGiB);
+      compaction_cpu_us += static_cast<uint64_t>(
+          std::max(0.0, stat("compaction.Sum.CompMergeCPU") - stat("compaction.L0.CompMergeCPU")) *
+          1e6);
+    }
+    out["flush_written_bytes"] = flushed;
+    out["compaction_written_bytes"] = compacted_written;
+    out["compaction_read_bytes"] = compacted_read;
+    out["compaction_cpu_micros"] = compaction_cpu_us;
     // One block cache is shared by every family: read it once.
     uint64_t cache = 0;
     if (in->db->GetIntProperty(in->handles[0], "rocksdb.block-cache-usage", &cache)) {
