@@ -281,6 +281,29 @@ class RocksStateStore : public StateStore {
   Status WriteWithoutLog(const WriteSet& writes) override {
     return WriteWith(writes, /*wal=*/false);
   }
+  // The order in which `writes` go into the batch: each column's keys ascending, so that each
+  // memtable insert starts its skiplist search from the previous one's position instead of from
+  // the top (RocksDB keeps that position between inserts; for a batch of random customers this
+  // saves most of the search). Stable, and never across a DeleteRange: a key written twice keeps
+  // its last value, and a range deletes exactly what was written before it.
+  static const std::vector<size_t>& InsertionOrder(const WriteSet& writes) {
+    const std::vector<WriteSet::Op>& ops = writes.ops();
+    thread_local std::vector<size_t> order;
+    order.resize(ops.size());
+    for (size_t i = 0; i < ops.size(); ++i) order[i] = i;
+    auto by_key = [&ops](size_t a, size_t b) {
+      if (ops[a].column != ops[b].column) return ops[a].column < ops[b].column;
+      return ops[a].key < ops[b].key;
+    };
+    size_t begin = 0;
+    for (size_t i = 0; i <= ops.size(); ++i) {
+      if (i < ops.size() && !ops[i].is_range) continue;
+      if (i - begin > 1) std::stable_sort(order.begin() + begin, order.begin() + i, by_key);
+      begin = i + 1;
+    }
+    return order;
+  }
+
   Status WriteWith(const WriteSet& writes, bool wal) {
     if (is_view_) return Status::NotSupported("write to a read-only store snapshot");
     auto in = Acquire();
@@ -293,7 +316,8 @@ class RocksStateStore : public StateStore {
     rocksdb::WriteBatch* batch = reuse.owns_lock() ? &batch_ : &local;
     batch->Clear();
     Status status;
-    for (const auto& op : writes.ops()) {
+    for (const size_t i : InsertionOrder(writes)) {
+      const WriteSet::Op& op = writes.ops()[i];
       rocksdb::Status s = op.is_range    ? batch->DeleteRange(in->cf(op.column), op.key, op.end_key)
                           : op.is_delete ? batch->Delete(in->cf(op.column), op.key)
                                          : batch->Put(in->cf(op.column), op.key, op.value);
