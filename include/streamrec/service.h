@@ -73,6 +73,8 @@ struct ServiceStats {
   uint64_t applied = 0;            // records applied to the state over all runs, summed over
                                    // the partitions this instance has had (stored positions)
   uint64_t delivered = 0;          // output records acknowledged by Kafka
+  uint64_t outbox_read_back = 0;   // output records the publisher read back from the store (not
+                                   // handed over in memory: after a restart, or a full queue)
   uint64_t delivery_errors = 0;    // failed deliveries (retried)
   uint64_t in_flight = 0;          // produced, not yet acknowledged
   uint64_t consumer_errors = 0;    // transport/broker errors seen by the consumer

@@ -479,6 +479,7 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   w.Key("final_compaction_seconds").Double(final_compaction_seconds);
   w.Key("lists_published").Uint(st.lists_published);
   w.Key("records_delivered").Uint(st.delivered);
+  w.Key("outbox_read_back").Uint(st.outbox_read_back);
   w.Key("batches").Uint(st.batches);
   if (!config.kafka.changelog_topic.empty()) {
     w.Key("changelog_restore").BeginObject()

@@ -951,6 +951,7 @@ void ServiceImpl::UpdateStats() {
   stats_.applied = 0;
   for (const auto& [p, n] : applied_) stats_.applied += n;
   stats_.delivered = publisher_->delivered();
+  stats_.outbox_read_back = publisher_->read_from_store();
   stats_.delivery_errors = publisher_->delivery_errors();
   stats_.in_flight = publisher_->in_flight();
   stats_.consumer_errors = consumer_errors_;
