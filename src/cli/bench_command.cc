@@ -417,9 +417,12 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
       .Key("p50").Double(steady_p50).Key("p99").Double(steady_p99).Key("max").Double(steady_max)
       .Key("lists").Uint(steady.size()).Key("warmup_seconds").Double(args.warmup_seconds)
       .EndObject();
+  // The service's metrics as it left them, read below for the stages, the state cache and
+  // RocksDB's work.
+  const std::vector<prometheus::MetricFamily> families = registry->Collect();
   // Where the batches' time went: the stage histograms' sums.
   w.Key("stage_seconds").BeginObject();
-  for (const prometheus::MetricFamily& family : registry->Collect()) {
+  for (const prometheus::MetricFamily& family : families) {
     if (family.name != "streamrec_stage_duration_seconds") continue;
     for (const prometheus::ClientMetric& m : family.metric) {
       for (const auto& label : m.label) {
@@ -430,7 +433,7 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   w.EndObject();
   // The state cache's hit rate over the run.
   double hits = 0, lookups = 0;
-  for (const prometheus::MetricFamily& family : registry->Collect()) {
+  for (const prometheus::MetricFamily& family : families) {
     if (family.name != "streamrec_state_cache_lookups_total") continue;
     for (const prometheus::ClientMetric& m : family.metric) {
       lookups += m.counter.value;
@@ -444,7 +447,7 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     // RocksDB's own work over the run (the store's last figures before it closed): compaction
     // runs on its own threads, so its cost shows as CPU, not in the stages.
     std::map<std::string, double> gauge;
-    for (const prometheus::MetricFamily& family : registry->Collect()) {
+    for (const prometheus::MetricFamily& family : families) {
       if (family.name.rfind("streamrec_rocksdb_", 0) != 0 || family.metric.empty()) continue;
       gauge[family.name.substr(std::strlen("streamrec_rocksdb_"))] = family.metric[0].gauge.value;
     }
