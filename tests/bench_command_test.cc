@@ -32,7 +32,7 @@ std::string SummaryLine(const std::string& output) {
   return "";
 }
 
-double Number(simdjson::dom::element e, const char* path) {
+double Number(simdjson::dom::element e, const std::string& path) {
   double v = -1;
   auto field = e.at_pointer(path);
   if (field.error()) return -1;
@@ -122,6 +122,25 @@ TEST(BenchCommandTest, LatencyModePacesTheStream) {
   EXPECT_LE(Number(doc, "/steady_ms/p50"), Number(doc, "/steady_ms/p99")) << json;
   EXPECT_LE(Number(doc, "/steady_ms/max"), Number(doc, "/purchase_to_published_ms/max")) << json;
   EXPECT_EQ(Number(doc, "/steady_ms/warmup_seconds"), 0.5) << json;
+  // Where the latency goes: every purchase passes the consumer and then its batch's start, and
+  // every list its write and then its delivery, each point later than the one before it, so each
+  // quantile of a point is at least the same quantile of the point before it.
+  EXPECT_GT(Number(doc, "/latency_breakdown_ms/consumed/n"), 0) << json;
+  EXPECT_EQ(Number(doc, "/latency_breakdown_ms/consumed/n"),
+            Number(doc, "/latency_breakdown_ms/processing/n")) << json;
+  EXPECT_EQ(Number(doc, "/latency_breakdown_ms/committed/n"), steady) << json;
+  EXPECT_EQ(Number(doc, "/latency_breakdown_ms/published/n"), steady) << json;
+  for (const char* q : {"p50", "p99"}) {
+    const std::string at = std::string("/") + q;
+    EXPECT_GE(Number(doc, "/latency_breakdown_ms/consumed" + at), 0) << json;
+    EXPECT_LE(Number(doc, "/latency_breakdown_ms/consumed" + at),
+              Number(doc, "/latency_breakdown_ms/processing" + at)) << json;
+    EXPECT_LE(Number(doc, "/latency_breakdown_ms/committed" + at),
+              Number(doc, "/latency_breakdown_ms/published" + at)) << json;
+  }
+  EXPECT_EQ(Number(doc, "/latency_breakdown_ms/published/p50"), Number(doc, "/steady_ms/p50")) << json;
+  // Against the embedded broker the service's consumer waits at most 5 ms for a fetch.
+  EXPECT_NE(json.find("\"consumer_fetch_wait_ms\":\"5\""), std::string::npos) << json;
 }
 
 // The kafka ceiling: the stream produced into the embedded cluster and consumed back whole.

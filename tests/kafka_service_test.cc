@@ -449,6 +449,11 @@ TEST_F(KafkaServiceTest, MetricsQueryApiAndPrometheusOnALiveService) {
   EXPECT_GT(MetricSum(text, "streamrec_purchases_total"), 0);
   EXPECT_GE(MetricSum(text, "streamrec_purchases_total"), MetricSum(text, "streamrec_conversions_total"));
   EXPECT_GT(MetricSum(text, "streamrec_purchase_to_publish_seconds_count"), 0);
+  // The same way cut earlier: every input record at the consumer, every list at its write (all
+  // of them delivered by now, each once).
+  EXPECT_GE(MetricSum(text, "streamrec_purchase_to_consume_seconds_count"), 2501);
+  EXPECT_EQ(MetricSum(text, "streamrec_purchase_to_commit_seconds_count"),
+            MetricSum(text, "streamrec_purchase_to_publish_seconds_count"));
   EXPECT_EQ(text.find("customer_id"), std::string::npos) << "labels never carry customer ids";
 
   // 2. The query API on the live state.

@@ -38,6 +38,13 @@ struct ServiceOptions {
   std::shared_ptr<prometheus::Registry> registry;
   // Called (on the service thread) for every output record whose delivery Kafka acknowledged.
   std::function<void(const v1::OutboxRecord&)> on_delivered;
+  // Called (on the service thread) as purchases pass the points on their way to the output, with
+  // the purchase's Kafka timestamp and the wall clock then (both ms since the epoch):
+  // "consumed" for every input record the consumer hands over, "processing" for every input
+  // record when its batch closes and its work begins, "committed" for every list a purchase
+  // changed once its batch's write is done. With on_delivered, where the latency goes
+  // (`streamrec bench` reports it as latency_breakdown_ms).
+  std::function<void(const char* point, int64_t source_time_ms, int64_t now_ms)> on_trace;
   // Test hook, called at "batch" (before batch n is applied) and "commit" (after batch n is
   // committed to the store, before anything of it is produced).
   std::function<void(const std::string& point, uint64_t n)> fault_hook;

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -154,6 +155,8 @@ StatusOr<BenchStream> PrepareStream(const BenchArgs& args, const std::string& di
 
 // The embedded cluster (one broker on 127.0.0.1) with the service's topics, `partitions` each;
 // points config->kafka.brokers at it.
+constexpr int kBenchFetchWaitMs = 5;
+
 StatusOr<std::unique_ptr<MockKafkaCluster>> StartCluster(int partitions, Config* config) {
   auto cluster = MockKafkaCluster::Start(1);
   if (!cluster.ok()) return cluster.status();
@@ -194,6 +197,11 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   //    could be taken; the metrics are still recorded).
   auto cluster = StartCluster(args.partitions, &config);
   if (!cluster.ok()) return Fail("embedded Kafka", cluster.status());
+  // The embedded broker (librdkafka's mock) holds a fetch that found nothing for the whole
+  // fetch.wait.max.ms, even when records arrive meanwhile; a real broker answers as soon as
+  // they do. With the service's 50 ms, every purchase would wait ~25 ms more than against a
+  // real broker, so the service's consumer asks for 5 ms unless the configuration says otherwise.
+  config.kafka.consumer.emplace("fetch.wait.max.ms", std::to_string(kBenchFetchWaitMs));
   config.input.format = "protobuf";
   config.state.path = dir + "/state";
   config.catalog_path = catalog;
@@ -219,6 +227,26 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     latency_ms.push_back(ms);
     source_ms.push_back(record.source_time_ms());
   };
+  // Latency mode: where the latency goes. Each purchase's latency at the points before
+  // delivery (Kafka in, then the batch and its write), kept only when paced: at full speed the
+  // backlog dominates every point, and 12 bytes a record would weigh on the peak RSS.
+  struct TracePoint {
+    const char* name;
+    std::vector<float> ms;
+    std::vector<int64_t> source_ms;
+  };
+  std::array<TracePoint, 3> trace = {
+      TracePoint{"consumed", {}, {}}, TracePoint{"processing", {}, {}}, TracePoint{"committed", {}, {}}};
+  if (latency_mode) {
+    options.on_trace = [&](const char* point, int64_t source_ms, int64_t now_ms) {
+      for (TracePoint& t : trace) {
+        if (std::strcmp(point, t.name) != 0) continue;
+        std::lock_guard<std::mutex> lock(latency_mu);
+        t.ms.push_back(static_cast<float>(now_ms - source_ms));
+        t.source_ms.push_back(source_ms);
+      }
+    };
+  }
   const auto started = std::chrono::steady_clock::now();
   auto service = Service::Create(std::move(options));
   if (!service.ok()) return Fail("service", service.status());
@@ -387,14 +415,20 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
     lat_source.swap(source_ms);
   }
   // The steady state: purchases produced after the warm-up (counted from the first purchase).
-  std::vector<float> steady;
+  int64_t steady_from_ms = 0;
   if (!lat_source.empty()) {
     const int64_t first_ms = *std::min_element(lat_source.begin(), lat_source.end());
-    const int64_t from_ms = first_ms + static_cast<int64_t>(args.warmup_seconds * 1000);
-    for (size_t i = 0; i < lat.size(); ++i) {
-      if (lat_source[i] >= from_ms) steady.push_back(lat[i]);
-    }
+    steady_from_ms = first_ms + static_cast<int64_t>(args.warmup_seconds * 1000);
   }
+  auto steady_of = [&](const std::vector<float>& ms, const std::vector<int64_t>& source) {
+    std::vector<float> out;
+    if (steady_from_ms == 0) return out;
+    for (size_t i = 0; i < ms.size(); ++i) {
+      if (source[i] >= steady_from_ms) out.push_back(ms[i]);
+    }
+    return out;
+  };
+  std::vector<float> steady = steady_of(lat, lat_source);
   const double steady_p50 = Quantile(&steady, 0.50), steady_p99 = Quantile(&steady, 0.99);
   const double steady_max = steady.empty() ? 0 : *std::max_element(steady.begin(), steady.end());
   const double p50 = Quantile(&lat, 0.50), p99 = Quantile(&lat, 0.99);
@@ -413,10 +447,29 @@ int RunServiceBench(const BenchArgs& args, const std::string& dir, Config config
   w.Key("purchase_to_published_ms").BeginObject()
       .Key("p50").Double(p50).Key("p99").Double(p99).Key("max").Double(max)
       .Key("lists").Uint(lat.size()).EndObject();
+  w.Key("consumer_fetch_wait_ms").String(config.kafka.consumer["fetch.wait.max.ms"]);
   w.Key("steady_ms").BeginObject()
       .Key("p50").Double(steady_p50).Key("p99").Double(steady_p99).Key("max").Double(steady_max)
       .Key("lists").Uint(steady.size()).Key("warmup_seconds").Double(args.warmup_seconds)
       .EndObject();
+  if (latency_mode) {
+    // The steady state's latency at each point: consumed (Kafka in: the feed's producer, the
+    // broker, the fetch), processing (+ waiting for the batch to close), committed (+ the
+    // batch's work and its write), published (+ producing the list and its acknowledgement).
+    // Quantiles of each point, not of the differences between points.
+    std::lock_guard<std::mutex> lock(latency_mu);
+    w.Key("latency_breakdown_ms").BeginObject();
+    for (const TracePoint& t : trace) {
+      std::vector<float> at = steady_of(t.ms, t.source_ms);
+      w.Key(t.name).BeginObject()
+          .Key("p50").Double(Quantile(&at, 0.50)).Key("p99").Double(Quantile(&at, 0.99))
+          .Key("n").Uint(at.size()).EndObject();
+    }
+    w.Key("published").BeginObject()
+        .Key("p50").Double(steady_p50).Key("p99").Double(steady_p99)
+        .Key("n").Uint(steady.size()).EndObject();
+    w.EndObject();
+  }
   // The service's metrics as it left them, read below for the stages, the state cache and
   // RocksDB's work.
   const std::vector<prometheus::MetricFamily> families = registry->Collect();

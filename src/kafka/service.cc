@@ -795,6 +795,12 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
     if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) r.timestamp_ms = ts.timestamp;
     records.push_back(r);
   }
+  if (options_.on_trace) {
+    const int64_t now_ms = WallClockMillis();
+    for (const SourceRecord& r : records) {
+      if (r.timestamp_ms > 0) options_.on_trace("processing", r.timestamp_ms, now_ms);
+    }
+  }
   ++batches_;
   if (options_.fault_hook) options_.fault_hook("batch", batches_);
   BatchResult result;
@@ -816,6 +822,13 @@ Status ServiceImpl::ProcessPartition(int32_t partition, PartitionBatch* batch) {
   }
   watermark_ms_ = std::max(watermark_ms_, result.watermark_ms);
   committed_next_[partition] = batch->messages.back()->offset() + 1;
+  const int64_t committed_ms = WallClockMillis();
+  for (const OutboxEntry& entry : result.outbox) {
+    const v1::OutboxRecord& record = entry.record;
+    if (record.payload_case() != v1::OutboxRecord::kList || record.source_time_ms() <= 0) continue;
+    metrics_->RecordCommitted(record.source_time_ms(), committed_ms);
+    if (options_.on_trace) options_.on_trace("committed", record.source_time_ms(), committed_ms);
+  }
   // The batch's outbox records go to the publisher in memory: it need not read them back. Those
   // written to other partitions (segment changes after a re-fit) are among them; the store, the
   // truth, is still checked for those partitions (one seek each, only after such a batch).
@@ -1063,6 +1076,12 @@ Status ServiceImpl::Run(const std::atomic<bool>& stop) {
     switch (msg->err()) {
       case RdKafka::ERR_NO_ERROR: {
         int32_t partition = msg->partition();
+        const RdKafka::MessageTimestamp ts = msg->timestamp();
+        if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) {
+          const int64_t now_ms = WallClockMillis();
+          metrics_->RecordConsumed(ts.timestamp, now_ms);
+          if (options_.on_trace) options_.on_trace("consumed", ts.timestamp, now_ms);
+        }
         if (pending_count_ == 0) {
           batch_deadline_us_ = options_.clock->NowMicros() + kafka().max_batch_ms * 1000LL;
         }

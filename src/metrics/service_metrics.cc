@@ -105,6 +105,22 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                                     "delivery acknowledgement of the list it changed")
                               .Register(registry)
                               .Add({}, PublishBuckets());
+  // The same way cut at two earlier points, to tell where a list's latency goes: Kafka in
+  // (producer, broker, fetch), the batch (waiting for it to close, its work, the write), and
+  // Kafka out (publish to acknowledgement) is purchase_to_publish minus purchase_to_commit.
+  purchase_to_consume_ = &BuildHistogram()
+                              .Name("streamrec_purchase_to_consume_seconds")
+                              .Help("From a purchase reaching Kafka (message timestamp) to the "
+                                    "service's consumer handing it over")
+                              .Register(registry)
+                              .Add({}, PublishBuckets());
+  purchase_to_commit_ = &BuildHistogram()
+                             .Name("streamrec_purchase_to_commit_seconds")
+                             .Help("From a purchase reaching Kafka (message timestamp) to the "
+                                   "write of the list it changed (state, list and outbox) being "
+                                   "done")
+                             .Register(registry)
+                             .Add({}, PublishBuckets());
   lag_family_ = &BuildGauge()
                      .Name("streamrec_consumer_lag_messages")
                      .Help("Messages behind the partition's end (librdkafka statistics)")
@@ -453,6 +469,18 @@ void ServiceMetrics::RecordBatch(const BatchResult& r, uint64_t records, double 
     // Created with the purchases, so a conversion rate has both series from the start.
     LabelledCounter(*conversions_family_, &conversions_, {"group", "segment"}, values)
         .Increment(static_cast<double>(a.conversions));
+  }
+}
+
+void ServiceMetrics::RecordConsumed(int64_t source_time_ms, int64_t now_ms) {
+  if (source_time_ms > 0 && now_ms >= source_time_ms) {
+    purchase_to_consume_->Observe((now_ms - source_time_ms) / 1000.0);
+  }
+}
+
+void ServiceMetrics::RecordCommitted(int64_t source_time_ms, int64_t now_ms) {
+  if (source_time_ms > 0 && now_ms >= source_time_ms) {
+    purchase_to_commit_->Observe((now_ms - source_time_ms) / 1000.0);
   }
 }
 

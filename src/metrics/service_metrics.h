@@ -48,6 +48,10 @@ class ServiceMetrics {
   void RecordBatch(const BatchResult& result, uint64_t records, double seconds);
   // An output record Kafka acknowledged at wall-clock `now_ms`.
   void RecordDelivered(const v1::OutboxRecord& record, int64_t now_ms);
+  // An input record the consumer handed over, with its Kafka timestamp.
+  void RecordConsumed(int64_t source_time_ms, int64_t now_ms);
+  // A list a purchase changed, once its batch's write is done.
+  void RecordCommitted(int64_t source_time_ms, int64_t now_ms);
   // Consumer lag of `partition` (librdkafka statistics); Forget when it is revoked.
   void SetConsumerLag(int32_t partition, int64_t lag);
   void ForgetConsumerLag(int32_t partition);
@@ -112,6 +116,8 @@ class ServiceMetrics {
   prometheus::Histogram* stage_commit_;
   prometheus::Gauge* event_time_lag_;
   prometheus::Histogram* purchase_to_publish_;
+  prometheus::Histogram* purchase_to_consume_;
+  prometheus::Histogram* purchase_to_commit_;
   prometheus::Family<prometheus::Gauge>* lag_family_;
   prometheus::Family<prometheus::Gauge>* restore_remaining_family_;
   std::map<int32_t, prometheus::Gauge*> restore_remaining_;
