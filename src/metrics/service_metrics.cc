@@ -99,28 +99,24 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& registry, std::string input
                          .Help("Wall clock minus the newest event time applied")
                          .Register(registry)
                          .Add({});
-  purchase_to_publish_ = &BuildHistogram()
-                              .Name("streamrec_purchase_to_publish_seconds")
-                              .Help("From a purchase reaching Kafka (message timestamp) to the "
-                                    "delivery acknowledgement of the list it changed")
-                              .Register(registry)
-                              .Add({}, PublishBuckets());
-  // The same way cut at two earlier points, to tell where a list's latency goes: Kafka in
-  // (producer, broker, fetch), the batch (waiting for it to close, its work, the write), and
-  // Kafka out (publish to acknowledgement) is purchase_to_publish minus purchase_to_commit.
-  purchase_to_consume_ = &BuildHistogram()
-                              .Name("streamrec_purchase_to_consume_seconds")
-                              .Help("From a purchase reaching Kafka (message timestamp) to the "
-                                    "service's consumer handing it over")
-                              .Register(registry)
-                              .Add({}, PublishBuckets());
-  purchase_to_commit_ = &BuildHistogram()
-                             .Name("streamrec_purchase_to_commit_seconds")
-                             .Help("From a purchase reaching Kafka (message timestamp) to the "
-                                   "write of the list it changed (state, list and outbox) being "
-                                   "done")
-                             .Register(registry)
-                             .Add({}, PublishBuckets());
+  // A purchase's way to the output, from its Kafka timestamp, cut at three points to tell
+  // where a list's latency goes: Kafka in (producer, broker, fetch), the batch (waiting for it
+  // to close, its work, the write), Kafka out (purchase_to_publish minus purchase_to_commit).
+  auto purchase_latency = [&](const char* name, const char* help) {
+    return &BuildHistogram().Name(name).Help(help).Register(registry).Add({}, PublishBuckets());
+  };
+  purchase_to_publish_ = purchase_latency(
+      "streamrec_purchase_to_publish_seconds",
+      "From a purchase reaching Kafka (message timestamp) to the delivery acknowledgement of the "
+      "list it changed");
+  purchase_to_consume_ = purchase_latency(
+      "streamrec_purchase_to_consume_seconds",
+      "From a purchase reaching Kafka (message timestamp) to the service's consumer handing it "
+      "over");
+  purchase_to_commit_ = purchase_latency(
+      "streamrec_purchase_to_commit_seconds",
+      "From a purchase reaching Kafka (message timestamp) to the write of the list it changed "
+      "(state, list and outbox) being done");
   lag_family_ = &BuildGauge()
                      .Name("streamrec_consumer_lag_messages")
                      .Help("Messages behind the partition's end (librdkafka statistics)")
