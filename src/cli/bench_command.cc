@@ -11,11 +11,11 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -153,10 +153,11 @@ StatusOr<BenchStream> PrepareStream(const BenchArgs& args, const std::string& di
   return stream;
 }
 
-// The embedded cluster (one broker on 127.0.0.1) with the service's topics, `partitions` each;
-// points config->kafka.brokers at it.
+// The service consumer's fetch.wait.max.ms against the embedded broker (RunServiceBench).
 constexpr int kBenchFetchWaitMs = 5;
 
+// The embedded cluster (one broker on 127.0.0.1) with the service's topics, `partitions` each;
+// points config->kafka.brokers at it.
 StatusOr<std::unique_ptr<MockKafkaCluster>> StartCluster(int partitions, Config* config) {
   auto cluster = MockKafkaCluster::Start(1);
   if (!cluster.ok()) return cluster.status();
